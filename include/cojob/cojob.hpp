@@ -1,0 +1,8 @@
+// cojob/cojob.hpp - the whole public API.
+#pragma once
+
+#include <cojob/delayed.hpp>
+#include <cojob/errors.hpp>
+#include <cojob/init.hpp>
+#include <cojob/options.hpp>
+#include <cojob/parallel.hpp>

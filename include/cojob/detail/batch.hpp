@@ -1,0 +1,186 @@
+// cojob/detail/batch.hpp - the typed front of a call, erased at the boundary with src/:
+// a batch of tasks a backend runs, the source that pulls tasks from the user's range and the
+// sink that takes results in the order the call delivers them.
+#pragma once
+
+#include <cojob/delayed.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace cojob::detail {
+
+/// A run of consecutive tasks of one call. Built on the scheduler's thread, run by a backend on
+/// any thread, handed back to the scheduler.
+struct batch_base {
+    virtual ~batch_base() = default;
+
+    /// Runs the tasks in order until one throws or `stop` is seen between two tasks.
+    /// With `track`, publishes which task runs and since when (for timeouts).
+    virtual void run(const std::atomic<bool>& stop, bool track) noexcept = 0;
+    /// `name(arguments)` of task i of this batch, for reports.
+    [[nodiscard]] virtual std::string function_name(std::size_t i) const = 0;
+    [[nodiscard]] virtual std::string arguments(std::size_t i) const = 0;
+
+    std::size_t first = 0;           ///< input position of the first task
+    std::size_t size = 0;            ///< tasks in the batch
+    std::size_t completed = 0;       ///< tasks that returned (their results are stored)
+    std::exception_ptr error;        ///< what task `completed` threw, if any
+    std::int64_t dispatched_ns = 0;  ///< steady clock, set by the scheduler
+    std::atomic<std::size_t> running{0};        ///< with track: task now running
+    std::atomic<std::int64_t> running_since{0};  ///< with track: its start (steady ns), 0 before
+
+    static std::int64_t now_ns() noexcept;
+};
+
+template <class Task>
+struct typed_batch final : batch_base {
+    using result = typename Task::result_type;
+    std::vector<Task> tasks;
+    [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> results;
+
+    void run(const std::atomic<bool>& stop, bool track) noexcept override {
+        if constexpr (!std::is_void_v<result>) {
+            try {
+                results.reserve(tasks.size());
+            } catch (...) {
+                error = std::current_exception();
+                return;
+            }
+        }
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            if (stop.load(std::memory_order_relaxed)) return;
+            if (track) {
+                running.store(i, std::memory_order_relaxed);
+                running_since.store(now_ns(), std::memory_order_release);
+            }
+            try {
+                if constexpr (std::is_void_v<result>)
+                    tasks[i]();
+                else
+                    results.push_back(tasks[i]());
+            } catch (...) {
+                error = std::current_exception();
+                return;
+            }
+            completed = i + 1;
+        }
+    }
+    std::string function_name(std::size_t i) const override { return tasks.at(i).function_name(); }
+    std::string arguments(std::size_t i) const override { return tasks.at(i).describe_arguments(); }
+};
+
+/// Pulls tasks from the user's range into a staging area, and cuts batches from it.
+struct source_base {
+    virtual ~source_base() = default;
+    /// Pulls up to n more tasks; returns how many came. May throw what the range throws.
+    virtual std::size_t fill(std::size_t n) = 0;
+    /// Moves the first k staged tasks (k <= staged) into a new batch.
+    virtual std::unique_ptr<batch_base> take(std::size_t k) = 0;
+
+    std::size_t staged = 0;            ///< pulled, not yet in a batch
+    std::size_t pulled = 0;            ///< pulled so far
+    bool exhausted = false;            ///< the range has ended
+    std::optional<std::size_t> total;  ///< known up front for sized ranges
+};
+
+template <class Range>
+class range_source final : public source_base {
+public:
+    using task_type = std::ranges::range_value_t<Range>;
+
+    explicit range_source(Range r) : range_(std::move(r)) {
+        if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(range_));
+    }
+
+    std::size_t fill(std::size_t n) override {
+        std::size_t got = 0;
+        while (got < n && !exhausted) {
+            // Advance lazily, just before taking the next task, so a generator-like range
+            // produces nothing beyond what the window asks for.
+            if (!it_) it_.emplace(std::ranges::begin(range_));
+            else ++*it_;
+            if (*it_ == std::ranges::end(range_)) {
+                exhausted = true;
+                break;
+            }
+            staging_.emplace_back(**it_);
+            ++got;
+            ++pulled;
+            if (total && pulled == *total) exhausted = true;  // no need to step past the end
+        }
+        staged = staging_.size() - head_;
+        return got;
+    }
+
+    std::unique_ptr<batch_base> take(std::size_t k) override {
+        auto b = std::make_unique<typed_batch<task_type>>();
+        if (head_ == 0 && k == staging_.size()) {
+            b->tasks.swap(staging_);
+        } else {
+            b->tasks.reserve(k);
+            auto from = staging_.begin() + static_cast<std::ptrdiff_t>(head_);
+            b->tasks.insert(b->tasks.end(), std::make_move_iterator(from),
+                            std::make_move_iterator(from + static_cast<std::ptrdiff_t>(k)));
+            head_ += k;
+            if (head_ == staging_.size()) {
+                staging_.clear();
+                head_ = 0;
+            }
+        }
+        b->size = k;
+        staged = staging_.size() - head_;
+        return b;
+    }
+
+private:
+    Range range_;
+    std::optional<std::ranges::iterator_t<Range>> it_;
+    std::vector<task_type> staging_;
+    std::size_t head_ = 0;
+};
+
+/// Takes finished batches, in input order for lists and input-ordered streams.
+struct sink_base {
+    virtual ~sink_base() = default;
+    virtual void accept(batch_base& b) = 0;
+};
+
+/// Collects results into a vector (nothing for void tasks).
+template <class Task>
+struct list_sink final : sink_base {
+    using result = typename Task::result_type;
+    [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> out;
+
+    void accept(batch_base& b) override {
+        if constexpr (!std::is_void_v<result>) {
+            auto& r = static_cast<typed_batch<Task>&>(b).results;
+            if (out.empty() && b.first == 0) {
+                out = std::move(r);
+            } else {
+                out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
+            }
+        }
+    }
+};
+
+/// Everything one call of a typed range needs, kept alive together.
+template <class Range>
+struct list_call {
+    using task_type = std::ranges::range_value_t<Range>;
+    explicit list_call(Range r) : source(std::move(r)) {}
+    range_source<Range> source;
+    list_sink<task_type> sink;
+};
+
+}  // namespace cojob::detail

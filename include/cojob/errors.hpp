@@ -1,0 +1,61 @@
+// cojob/errors.hpp - the error family every cojob operation reports through.
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace cojob {
+
+/// Base of every exception cojob raises itself (user exceptions thrown by tasks travel unchanged).
+///
+/// Derives from `std::runtime_error`, so `catch (const std::exception&)` sees it too.
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// A task failed in a place its exception object could not travel from (another process or
+/// host) and its type was not one cojob can recreate; `what()` carries the remote type,
+/// message, function, arguments, worker pid and host.
+class remote_error : public error {
+public:
+    using error::error;
+};
+
+/// A worker process died while it held tasks of the call (signal, exit, OOM kill).
+class worker_died : public error {
+public:
+    using error::error;
+};
+
+/// A task ran longer than `options::timeout`.
+class timeout_error : public error {
+public:
+    using error::error;
+};
+
+/// A blocking call was cancelled before it completed (asynchronous calls complete with
+/// `boost::asio::error::operation_aborted` instead).
+class cancelled : public error {
+public:
+    using error::error;
+};
+
+/// What is known about the task whose exception ended a call: which function, with which
+/// arguments, where. Returned by `parallel::last_failure()`; the task's own exception is
+/// rethrown unchanged, so this is how its context stays reachable.
+struct task_failure {
+    std::string function;    ///< demangled name of the callable (or its type when it has no symbol)
+    std::string arguments;   ///< the arguments, printed when printable, else `<type, N bytes>`
+    std::size_t index = 0;   ///< position of the task in the input range
+    std::string exception;   ///< demangled type of the exception
+    std::string message;     ///< its `what()`, when it is a `std::exception`
+    int pid = 0;             ///< process that ran the task
+    std::string host;        ///< host that ran the task
+
+    /// A multi-line report in the spirit of joblib's "Sub-process traceback".
+    [[nodiscard]] std::string report() const;
+};
+
+}  // namespace cojob

@@ -1,0 +1,116 @@
+// cojob/options.hpp - what a `parallel` runner is configured with, and the thread-local
+// `parallel_config` scope that supplies defaults (joblib's `parallel_config`).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace cojob {
+
+/// Where tasks run.
+enum class backend {
+    sequential,  ///< on the caller's thread, one after the other (what n_jobs=1 means)
+    threads,     ///< on a pool of threads owned by the `parallel` object (default for n_jobs > 1)
+    processes,   ///< on crash-isolated worker processes (re-executions of the program)
+};
+
+/// The name joblib users know a backend by in verbose output ("ThreadingBackend", ...).
+[[nodiscard]] const char* backend_name(backend b) noexcept;
+
+/// How many tasks may be taken from the input ahead of completions: an integer, "all", or an
+/// arithmetic expression in `n_jobs` such as "2*n_jobs" or "1.5*n_jobs" (`+ - * / // % **`,
+/// unary minus, parentheses; at most 30 characters). Validated when the `parallel` is built.
+class pre_dispatch_spec {
+public:
+    pre_dispatch_spec(int count) : value_(count) {}                 // NOLINT: implicit on purpose
+    pre_dispatch_spec(const char* expression) : value_(std::string(expression)) {}  // NOLINT
+    pre_dispatch_spec(std::string expression) : value_(std::move(expression)) {}   // NOLINT
+
+    /// The window in tasks for a given effective n_jobs; `std::nullopt` means "all".
+    /// @throws cojob::error naming the expression when it is malformed or not >= 1.
+    [[nodiscard]] std::optional<std::size_t> evaluate(int n_jobs) const;
+    [[nodiscard]] std::string text() const;
+
+private:
+    std::variant<int, std::string> value_;
+};
+
+/// Tasks per dispatched batch: "auto" (joblib's adaptive algorithm) or a count > 0.
+class batch_size_spec {
+public:
+    batch_size_spec(int count) : value_(count) {}                   // NOLINT: implicit on purpose
+    batch_size_spec(const char* word) : value_(std::string(word)) {}  // NOLINT
+    batch_size_spec(std::string word) : value_(std::move(word)) {}    // NOLINT
+
+    /// 0 for "auto", else the fixed count. @throws cojob::error on anything else.
+    [[nodiscard]] std::size_t evaluate() const;
+
+private:
+    std::variant<int, std::string> value_;
+};
+
+/// One progress report, given to `options::progress` after every completed batch.
+struct progress_event {
+    std::size_t completed = 0;             ///< tasks finished so far
+    std::size_t dispatched = 0;            ///< tasks handed to workers so far
+    std::optional<std::size_t> total;      ///< known when the input is a sized range, or once it ran out
+    std::chrono::duration<double> elapsed{};
+    bool finished = false;                 ///< the last report of a call that succeeded
+};
+
+/// The configuration of a `parallel` runner. Every field is optional: unset fields come from
+/// the innermost `parallel_config` scope that sets them, else from the default noted here.
+/// Meant for designated initializers: `cojob::parallel par{{.n_jobs = 2, .verbose = 5}};`
+struct options {
+    /// Workers: k > 0, -1 for every CPU, -k for all but k-1 (joblib's rule, floored at 1);
+    /// 0 is an error. CPUs counted by `cpu_count()`. Default 1.
+    std::optional<int> n_jobs{};
+    /// Default: `sequential` when n_jobs resolves to 1, else `threads`.
+    std::optional<cojob::backend> backend{};
+    /// joblib's progress lines: 0 silent, 1..10 sparser to denser, >10 every batch; to stderr
+    /// below 50, stdout from 50. Default 0.
+    std::optional<int> verbose{};
+    /// Default "2*n_jobs".
+    std::optional<pre_dispatch_spec> pre_dispatch{};
+    /// Default "auto".
+    std::optional<batch_size_spec> batch_size{};
+    /// Longest a single task may run; unset means no limit. Ignored on the sequential backend.
+    std::optional<std::chrono::duration<double>> timeout{};
+    /// Called on the scheduler's thread after each completed batch (also with n_jobs=1).
+    std::function<void(const progress_event&)> progress{};
+};
+
+/// CPUs this process may use: the smallest of the online CPUs, the affinity mask and the
+/// cgroup CPU quota (v1 or v2), at least 1.
+[[nodiscard]] int cpu_count() noexcept;
+
+/// The number of workers `n_jobs` stands for (joblib's `effective_n_jobs`).
+/// @throws cojob::error when n_jobs is 0.
+[[nodiscard]] int effective_n_jobs(int n_jobs);
+
+/// A thread-local scope of defaults (joblib's `with parallel_config(...)`): while it lives,
+/// `parallel` objects built on this thread take the fields it sets unless they set them
+/// themselves. Scopes nest; an inner scope overrides only the fields it sets.
+///
+/// @par Thread safety
+/// Affects only the thread that created it; destroy scopes in reverse order of creation.
+class parallel_config {
+public:
+    explicit parallel_config(options defaults);
+    ~parallel_config();
+    parallel_config(const parallel_config&) = delete;
+    parallel_config& operator=(const parallel_config&) = delete;
+
+    /// The merge of every active scope on this thread (innermost wins).
+    [[nodiscard]] static options current();
+
+private:
+    options defaults_;
+    parallel_config* outer_;
+};
+
+}  // namespace cojob

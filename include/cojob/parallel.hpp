@@ -1,0 +1,152 @@
+// cojob/parallel.hpp - the runner: `par(range)` blocking, `par.async_run(range, token)` for Asio.
+#pragma once
+
+#include <cojob/delayed.hpp>
+#include <cojob/detail/batch.hpp>
+#include <cojob/errors.hpp>
+#include <cojob/options.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <vector>
+
+namespace cojob {
+
+namespace detail {
+class engine;
+
+/// `std::vector<R>` for tasks returning R, `void` for void tasks.
+template <class R>
+struct result_list {
+    using type = std::vector<R>;
+};
+template <>
+struct result_list<void> {
+    using type = void;
+};
+}  // namespace detail
+
+/// What `par(range)` returns for a range of tasks: `std::vector<R>` (input order), or `void`.
+template <class Range>
+using result_list_t =
+    typename detail::result_list<typename std::ranges::range_value_t<Range>::result_type>::type;
+
+/// A range whose elements are `cojob::task`s (what `delayed(f)(args...)` makes).
+template <class R>
+concept task_range = std::ranges::input_range<R> && task_value<std::ranges::range_value_t<R>>;
+
+/// Runs tasks in parallel: joblib's `Parallel`, as a reusable object.
+///
+/// The object owns its workers (threads, later processes) and keeps them across calls, like
+/// `with Parallel(...) as p:`; they are released by the destructor. One call at a time: a
+/// second call while one runs throws `cojob::error`.
+///
+/// The input range is consumed lazily, on the thread that drives the call (the caller of a
+/// blocking call; the completion handler's executor for `async_run`), never more than the
+/// `pre_dispatch` window ahead of completed batches.
+///
+/// Errors: the first task that throws ends the call; tasks not yet started are not started,
+/// running batches stop at their next task boundary, and the task's exception is rethrown
+/// unchanged. `last_failure()` then tells which function, arguments and input position failed.
+///
+/// @par Thread safety
+/// Distinct objects are independent. One object must not be used from two threads at once,
+/// except that a task may use *another* `parallel` (nested parallelism): on a thread worker an
+/// inner blocking call runs on the outer pool's threads and never starts threads of its own.
+///
+/// @par Example
+/// @code
+/// cojob::parallel par{{.n_jobs = 2}};
+/// std::vector<double> roots = par(std::views::iota(0, 10) | std::views::transform(
+///     [](int i) { return cojob::delayed(root)(i * i); }));
+/// @endcode
+class parallel {
+public:
+    /// @throws cojob::error naming the option when one is invalid (n_jobs = 0, a malformed
+    /// pre_dispatch expression, batch_size <= 0, a negative timeout, an unsupported backend).
+    explicit parallel(options opts = {});
+    ~parallel();
+    parallel(const parallel&) = delete;
+    parallel& operator=(const parallel&) = delete;
+
+    /// Runs every task of `range` and returns their results in input order (nothing for void
+    /// tasks). Blocks; the calling thread drives the call.
+    /// @throws whatever the first failing task threw (unchanged), or what the range threw
+    /// while being consumed, `cojob::timeout_error`, or `cojob::error` when the object is
+    /// already running a call.
+    template <task_range R>
+    result_list_t<R> operator()(R&& range) {
+        detail::list_call<std::views::all_t<R>> call(std::views::all(std::forward<R>(range)));
+        run_blocking(call.source, call.sink);
+        if constexpr (!std::is_void_v<result_list_t<R>>) return std::move(call.sink.out);
+    }
+
+    /// Asynchronous twin of `operator()`, in Asio's style.
+    ///
+    /// Completion signature: `void(std::exception_ptr, std::vector<R>)`, or
+    /// `void(std::exception_ptr)` for void tasks; the exception is the first task's,
+    /// unchanged, or `boost::system::system_error(operation_aborted)` after cancellation.
+    ///
+    /// The call runs on (a strand of) the completion handler's associated executor, so with
+    /// `use_awaitable` it is driven by the awaiting coroutine's executor and the service's
+    /// event loop stays free while workers compute.
+    ///
+    /// @par Cancellation
+    /// Per-operation, through the token's cancellation slot (any type): no further task is
+    /// dispatched, running batches stop at their next task boundary, and the operation
+    /// completes with `operation_aborted` once they have.
+    ///
+    /// The range is held as `std::views::all(range)`: an lvalue range must outlive the
+    /// operation; an rvalue is moved in.
+    template <task_range R, class CompletionToken = boost::asio::deferred_t>
+    auto async_run(R&& range, CompletionToken&& token = {}) {
+        using call_type = detail::list_call<std::views::all_t<R>>;
+        using result = result_list_t<R>;
+        using signature = std::conditional_t<std::is_void_v<result>, void(std::exception_ptr),
+                                             void(std::exception_ptr, result)>;
+        return boost::asio::async_initiate<CompletionToken, signature>(
+            [this](auto handler, std::views::all_t<R> view) {
+                auto call = std::make_shared<call_type>(std::move(view));
+                auto slot = boost::asio::get_associated_cancellation_slot(handler);
+                auto ex = boost::asio::get_associated_executor(handler);
+                auto& source = call->source;
+                auto& sink = call->sink;
+                start_async(call, source, sink, ex, slot,
+                            [call, h = std::move(handler)](std::exception_ptr e) mutable {
+                                if constexpr (std::is_void_v<result>)
+                                    std::move(h)(e);
+                                else
+                                    std::move(h)(e, e ? result{} : std::move(call->sink.out));
+                            });
+            },
+            token, std::views::all(std::forward<R>(range)));
+    }
+
+    /// Workers a call uses (the effective n_jobs).
+    [[nodiscard]] int n_jobs() const noexcept;
+    /// The backend calls run on (sequential when n_jobs resolves to 1).
+    [[nodiscard]] cojob::backend backend() const noexcept;
+    /// The task that ended the last call with its exception, if that is how it ended.
+    [[nodiscard]] const std::optional<task_failure>& last_failure() const noexcept;
+
+private:
+    void run_blocking(detail::source_base& source, detail::sink_base& sink);
+    void start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
+                     boost::asio::any_io_executor ex, boost::asio::cancellation_slot slot,
+                     boost::asio::any_completion_handler<void(std::exception_ptr)> done);
+
+    std::shared_ptr<detail::engine> engine_;
+};
+
+}  // namespace cojob

@@ -1,0 +1,156 @@
+// src/backend_threads.cpp - a pool of worker threads owned by one `parallel` object.
+//
+// Nested parallelism: a blocking call made from inside a worker does not start threads of
+// its own. Its batches go to the queue of the pool the worker belongs to, and while the
+// worker waits for them it runs queued batches of that same call itself (work helping), so
+// the call completes even when every other worker is busy, and the thread count never grows.
+#include "engine.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace cojob::detail {
+
+namespace {
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+struct job {
+    std::unique_ptr<batch_base> batch;
+    std::shared_ptr<call_state> call;
+};
+
+// The part of a pool its threads share; it outlives the pool object when the pool is
+// destroyed from one of its own threads (the threads then finish on their own).
+struct pool_core {
+    std::mutex mutex;
+    std::condition_variable wakeup;
+    std::deque<job> queue;
+    std::atomic<std::size_t> queued{0};
+    int sleepers = 0;
+    bool stopping = false;
+};
+
+thread_local pool_core* current_pool = nullptr;
+
+void execute(job& j) {
+    j.batch->run(j.call->stop, j.call->track);
+    call_state::finished(std::move(j.call), std::move(j.batch));
+}
+
+void worker_main(std::shared_ptr<pool_core> core) {
+    current_pool = core.get();
+    for (;;) {
+        // Spin briefly before sleeping: waking a sleeping thread costs far more than a
+        // short spin when the next batch follows closely.
+        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+        for (int i = 0; core->queued.load(std::memory_order_acquire) == 0; ++i) {
+            if ((i & 63) == 63) {
+                if (std::chrono::steady_clock::now() > spin_until) break;
+                std::this_thread::yield();
+            }
+            cpu_relax();
+        }
+        job j;
+        {
+            std::unique_lock lock(core->mutex);
+            ++core->sleepers;
+            core->wakeup.wait(lock, [&] { return core->stopping || !core->queue.empty(); });
+            --core->sleepers;
+            if (core->queue.empty()) return;  // stopping, nothing left
+            j = std::move(core->queue.front());
+            core->queue.pop_front();
+            core->queued.fetch_sub(1, std::memory_order_relaxed);
+        }
+        execute(j);
+    }
+}
+
+class thread_pool_backend final : public backend_base {
+public:
+    explicit thread_pool_backend(int workers) : workers_(workers) {}
+
+    ~thread_pool_backend() override {
+        if (!core_) return;
+        {
+            std::lock_guard lock(core_->mutex);
+            core_->stopping = true;
+        }
+        core_->wakeup.notify_all();
+        const bool on_own_thread = current_pool == core_.get();
+        for (auto& t : threads_) {
+            if (on_own_thread)
+                t.detach();  // the threads hold the core and exit once the queue is drained
+            else
+                t.join();
+        }
+    }
+
+    const char* name() const noexcept override { return backend_name(cojob::backend::threads); }
+    bool inline_completion() const noexcept override { return false; }
+    double min_ideal_batch_seconds() const noexcept override { return 200e-6; }
+
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
+        pool_core* core = current_pool ? current_pool : own_core();
+        bool wake = false;
+        {
+            std::lock_guard lock(core->mutex);
+            core->queue.push_back(job{std::move(batch), std::move(call)});
+            core->queued.fetch_add(1, std::memory_order_release);
+            wake = core->sleepers > 0;
+        }
+        if (wake) core->wakeup.notify_one();
+    }
+
+    bool help(const call_state& call) override {
+        pool_core* core = current_pool;
+        if (!core) return false;
+        job j;
+        {
+            std::lock_guard lock(core->mutex);
+            auto it = std::find_if(core->queue.begin(), core->queue.end(),
+                                   [&](const job& q) { return q.call.get() == &call; });
+            if (it == core->queue.end()) return false;
+            j = std::move(*it);
+            core->queue.erase(it);
+            core->queued.fetch_sub(1, std::memory_order_relaxed);
+        }
+        execute(j);
+        return true;
+    }
+
+private:
+    pool_core* own_core() {
+        if (!core_) {
+            core_ = std::make_shared<pool_core>();
+            threads_.reserve(static_cast<std::size_t>(workers_));
+            for (int i = 0; i < workers_; ++i) threads_.emplace_back(worker_main, core_);
+        }
+        return core_.get();
+    }
+
+    int workers_;
+    std::shared_ptr<pool_core> core_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend_base> make_threads_backend(int workers) {
+    return std::make_unique<thread_pool_backend>(workers);
+}
+
+}  // namespace cojob::detail

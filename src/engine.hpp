@@ -1,0 +1,139 @@
+// src/engine.hpp - private: the backend interface, the state of one call, and the engine a
+// `parallel` object owns (resolved options, backend, batch-size state, blocking io_context).
+#pragma once
+
+#include "progress.hpp"
+
+#include <cojob/detail/batch.hpp>
+#include <cojob/errors.hpp>
+#include <cojob/options.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace cojob::detail {
+
+/// Options after merging with the active `parallel_config` scopes and validating.
+struct resolved_options {
+    int n_jobs_requested = 1;  ///< as the user wrote it (shown in verbose lines)
+    int n_jobs = 1;            ///< effective worker count
+    cojob::backend kind = cojob::backend::sequential;
+    int verbose = 0;
+    std::optional<std::size_t> pre_dispatch;  ///< tasks; nullopt = "all"
+    std::size_t batch_size = 0;               ///< 0 = auto
+    std::optional<std::chrono::duration<double>> timeout;
+    std::function<void(const progress_event&)> progress;
+};
+
+/// @throws cojob::error naming the first invalid option.
+resolved_options resolve(const options& explicit_options);
+
+class call_state;
+
+/// Runs batches somewhere. `submit` hands a batch over; the backend then calls
+/// `call_state::finished(call, batch)` exactly once, from any thread (inline for sequential).
+class backend_base {
+public:
+    virtual ~backend_base() = default;
+    [[nodiscard]] virtual const char* name() const noexcept = 0;
+    /// Whether `submit` runs the batch before it returns.
+    [[nodiscard]] virtual bool inline_completion() const noexcept = 0;
+    /// Lower end of the ideal batch duration for batch_size="auto" (upper end: 10x).
+    [[nodiscard]] virtual double min_ideal_batch_seconds() const noexcept = 0;
+    virtual void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) = 0;
+    /// Runs, on the calling thread, one queued batch of `call` if one waits (work helping
+    /// for blocking calls made from inside a worker). Returns whether it ran one.
+    virtual bool help(const call_state& /*call*/) { return false; }
+};
+
+std::unique_ptr<backend_base> make_sequential_backend();
+std::unique_ptr<backend_base> make_threads_backend(int workers);
+
+/// What a `parallel` object owns.
+class engine {
+public:
+    explicit engine(resolved_options o);
+    ~engine();
+
+    resolved_options opts;
+    std::unique_ptr<backend_base> backend;
+    batch_sizer sizer;                   ///< tuned size carries over between calls (joblib's `with`)
+    boost::asio::io_context blocking_context{1};
+    std::atomic<bool> running{false};
+    std::optional<task_failure> last_failure;
+    std::weak_ptr<call_state> active_async;  ///< for cancellation by the destructor
+};
+
+/// One call: its input, its output, and everything the scheduler coroutine tracks.
+/// All members except the ones marked otherwise are touched only on `executor`.
+class call_state : public std::enable_shared_from_this<call_state> {
+public:
+    call_state(std::shared_ptr<engine> eng, source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
+               boost::asio::any_io_executor executor);
+
+    /// Called by a backend when a batch has run (any thread).
+    static void finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch);
+    /// Stops dispatching and ends the call with operation_aborted (on the executor).
+    void request_cancel();
+
+    std::shared_ptr<engine> eng;
+    source_base& source;
+    sink_base& sink;
+    std::shared_ptr<void> keep_alive;
+    boost::asio::any_io_executor executor;
+
+    std::atomic<bool> stop{false};  ///< read by running batches (any thread)
+    bool track = false;             ///< batches publish their running task (timeouts)
+
+private:
+    friend boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
+
+    void on_finished(std::unique_ptr<batch_base> batch);
+    void wake();
+    template <class Token>
+    auto async_wait_event(Token&& token);
+    void dispatch_more();
+    void complete_batch(std::unique_ptr<batch_base> batch);
+    void fail(std::exception_ptr e, std::optional<task_failure> failure);
+    void check_timeout();
+    [[nodiscard]] bool can_dispatch() const;
+
+    std::deque<std::unique_ptr<batch_base>> finished_;
+    boost::asio::any_completion_handler<void()> waiter_;
+    std::optional<boost::asio::steady_timer> timer_;
+    std::map<std::size_t, std::unique_ptr<batch_base>> reorder_;
+    std::map<std::size_t, batch_base*> in_flight_;  ///< by input position, for timeouts
+    std::size_t next_to_deliver_ = 0;
+    std::size_t slice_ = 1;
+    std::size_t window_batches_ = 0;  ///< 0 = unbounded
+    bool cancel_requested_ = false;
+    bool stopping_ = false;
+    bool abandoned_ = false;  ///< ended without waiting for in-flight batches (timeout)
+    std::exception_ptr error_;
+    progress_printer printer_;
+
+    std::mutex post_mutex_;  ///< guards closed_ against workers finishing after the end
+    bool closed_ = false;
+
+public:
+    std::exception_ptr result() const { return error_; }
+    void close();
+};
+
+boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
+
+}  // namespace cojob::detail

@@ -1,0 +1,291 @@
+// src/options.cpp - option validation, the pre_dispatch expression, CPU counting and the
+// thread-local parallel_config scopes.
+#include <cojob/errors.hpp>
+#include <cojob/options.hpp>
+
+#include "engine.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+namespace cojob {
+
+const char* backend_name(backend b) noexcept {
+    switch (b) {
+        case backend::sequential: return "SequentialBackend";
+        case backend::threads: return "ThreadingBackend";
+        case backend::processes: return "ProcessBackend";
+    }
+    return "UnknownBackend";
+}
+
+namespace {
+
+[[noreturn]] void bad_pre_dispatch(const std::string& text, const std::string& why) {
+    throw error("cojob::options: pre_dispatch=\"" + text + "\" is not valid (" + why +
+                "); expected an integer >= 1, \"all\", or an arithmetic expression in n_jobs such as "
+                "\"2*n_jobs\" (+ - * / // % ** and parentheses, at most 30 characters)");
+}
+
+// Recursive descent over joblib's pre_dispatch grammar, with Python's precedence:
+//   expr := term (('+'|'-') term)* ; term := unary (('*'|'/'|'//'|'%') unary)*
+//   unary := '-' unary | power ; power := atom ('**' unary)? ; atom := number | n_jobs | '(' expr ')'
+class expression {
+public:
+    expression(const std::string& text, double n_jobs) : text_(text), n_jobs_(n_jobs) {}
+
+    double evaluate() {
+        const double v = expr();
+        skip_space();
+        if (pos_ != text_.size()) bad_pre_dispatch(text_, "unexpected '" + text_.substr(pos_, 1) + "'");
+        return v;
+    }
+
+private:
+    void skip_space() {
+        while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+    }
+    bool eat(std::string_view token) {
+        skip_space();
+        if (text_.compare(pos_, token.size(), token) != 0) return false;
+        pos_ += token.size();
+        return true;
+    }
+    double checked(double v) {
+        if (!std::isfinite(v) || std::fabs(v) > 1e6) bad_pre_dispatch(text_, "a value exceeds 1e6");
+        return v;
+    }
+    double expr() {
+        double v = term();
+        for (;;) {
+            if (eat("+")) v = checked(v + term());
+            else if (eat("-")) v = checked(v - term());
+            else return v;
+        }
+    }
+    double term() {
+        double v = unary();
+        for (;;) {
+            skip_space();
+            if (text_.compare(pos_, 2, "**") == 0) return v;  // handled by power()
+            if (eat("//")) {
+                const double d = unary();
+                if (d == 0) bad_pre_dispatch(text_, "division by zero");
+                v = checked(std::floor(v / d));
+            } else if (eat("*")) {
+                v = checked(v * unary());
+            } else if (eat("/")) {
+                const double d = unary();
+                if (d == 0) bad_pre_dispatch(text_, "division by zero");
+                v = checked(v / d);
+            } else if (eat("%")) {
+                const double d = unary();
+                if (d == 0) bad_pre_dispatch(text_, "division by zero");
+                v = checked(v - d * std::floor(v / d));  // Python's sign rule
+            } else {
+                return v;
+            }
+        }
+    }
+    double unary() {
+        if (eat("-")) return -unary();
+        return power();
+    }
+    double power() {
+        const double base = atom();
+        if (eat("**")) return checked(std::pow(base, unary()));
+        return base;
+    }
+    double atom() {
+        skip_space();
+        if (eat("(")) {
+            const double v = expr();
+            if (!eat(")")) bad_pre_dispatch(text_, "missing ')'");
+            return v;
+        }
+        if (eat("n_jobs")) return n_jobs_;
+        const std::size_t start = pos_;
+        while (pos_ < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '.'))
+            ++pos_;
+        if (start == pos_) {
+            if (pos_ >= text_.size()) bad_pre_dispatch(text_, "unexpected end");
+            std::size_t end = pos_;
+            while (end < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[end])) || text_[end] == '_'))
+                ++end;
+            bad_pre_dispatch(text_, end > pos_ ? "unknown name '" + text_.substr(pos_, end - pos_) + "'"
+                                               : "unexpected '" + text_.substr(pos_, 1) + "'");
+        }
+        const std::string number = text_.substr(start, pos_ - start);
+        char* end = nullptr;
+        const double v = std::strtod(number.c_str(), &end);
+        if (end != number.c_str() + number.size()) bad_pre_dispatch(text_, "malformed number '" + number + "'");
+        return checked(v);
+    }
+
+    const std::string& text_;
+    double n_jobs_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::optional<std::size_t> pre_dispatch_spec::evaluate(int n_jobs) const {
+    if (const int* count = std::get_if<int>(&value_)) {
+        if (*count < 1)
+            throw error("cojob::options: pre_dispatch=" + std::to_string(*count) +
+                        " is not valid; expected an integer >= 1, \"all\", or an expression such as \"2*n_jobs\"");
+        return static_cast<std::size_t>(*count);
+    }
+    const std::string& text = std::get<std::string>(value_);
+    if (text == "all") return std::nullopt;
+    if (text.empty()) bad_pre_dispatch(text, "empty");
+    if (text.size() > 30) bad_pre_dispatch(text, "longer than 30 characters");
+    const double v = expression(text, n_jobs).evaluate();
+    const double truncated = std::trunc(v);  // Python's int()
+    if (truncated < 1) bad_pre_dispatch(text, "evaluates to " + std::to_string(static_cast<long long>(truncated)));
+    return static_cast<std::size_t>(truncated);
+}
+
+std::string pre_dispatch_spec::text() const {
+    if (const int* count = std::get_if<int>(&value_)) return std::to_string(*count);
+    return std::get<std::string>(value_);
+}
+
+std::size_t batch_size_spec::evaluate() const {
+    if (const int* count = std::get_if<int>(&value_)) {
+        if (*count < 1)
+            throw error("cojob::options: batch_size=" + std::to_string(*count) +
+                        " is not valid; expected \"auto\" or an integer > 0");
+        return static_cast<std::size_t>(*count);
+    }
+    const std::string& word = std::get<std::string>(value_);
+    if (word == "auto") return 0;
+    throw error("cojob::options: batch_size=\"" + word + "\" is not valid; expected \"auto\" or an integer > 0");
+}
+
+namespace {
+
+// The CFS quota of this process's cgroup, in CPUs (rounded up), if one is set (v2, then v1).
+std::optional<int> cgroup_cpu_limit() {
+    auto quota_of = [](double quota, double period) -> std::optional<int> {
+        if (quota > 0 && period > 0) return std::max(1, static_cast<int>(std::ceil(quota / period)));
+        return std::nullopt;
+    };
+    std::string relative;
+    {
+        std::ifstream self("/proc/self/cgroup");
+        std::string line;
+        while (std::getline(self, line))
+            if (line.rfind("0::", 0) == 0) relative = line.substr(3);
+    }
+    for (const std::string& path : {"/sys/fs/cgroup" + relative + "/cpu.max", std::string("/sys/fs/cgroup/cpu.max")}) {
+        std::ifstream f(path);
+        std::string quota;
+        double period = 0;
+        if (f >> quota >> period) {
+            if (quota == "max") return std::nullopt;
+            return quota_of(std::strtod(quota.c_str(), nullptr), period);
+        }
+    }
+    for (const char* dir : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
+        std::ifstream q(std::string(dir) + "/cpu.cfs_quota_us"), p(std::string(dir) + "/cpu.cfs_period_us");
+        double quota = 0, period = 0;
+        if (q >> quota && p >> period) return quota_of(quota, period);
+    }
+    return std::nullopt;
+}
+
+int count_cpus() {
+    long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? static_cast<int>(online) : 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) n = std::min(n, std::max(1, CPU_COUNT(&set)));
+    if (auto limit = cgroup_cpu_limit()) n = std::min(n, *limit);
+    return std::max(n, 1);
+}
+
+}  // namespace
+
+int cpu_count() noexcept {
+    static const int n = [] {
+        try {
+            return count_cpus();
+        } catch (...) {
+            return 1;
+        }
+    }();
+    return n;
+}
+
+int effective_n_jobs(int n_jobs) {
+    if (n_jobs == 0)
+        throw error("cojob::options: n_jobs=0 is not valid; expected a count > 0, -1 for every CPU, "
+                    "or -k for all CPUs but k-1");
+    if (n_jobs > 0) return n_jobs;
+    return std::max(cpu_count() + 1 + n_jobs, 1);
+}
+
+namespace {
+thread_local parallel_config* innermost_scope = nullptr;
+}
+
+parallel_config::parallel_config(options defaults) : defaults_(std::move(defaults)), outer_(innermost_scope) {
+    innermost_scope = this;
+}
+
+parallel_config::~parallel_config() { innermost_scope = outer_; }
+
+options parallel_config::current() {
+    options merged;
+    for (parallel_config* s = innermost_scope; s; s = s->outer_) {
+        const options& d = s->defaults_;
+        if (!merged.n_jobs) merged.n_jobs = d.n_jobs;
+        if (!merged.backend) merged.backend = d.backend;
+        if (!merged.verbose) merged.verbose = d.verbose;
+        if (!merged.pre_dispatch) merged.pre_dispatch = d.pre_dispatch;
+        if (!merged.batch_size) merged.batch_size = d.batch_size;
+        if (!merged.timeout) merged.timeout = d.timeout;
+        if (!merged.progress) merged.progress = d.progress;
+    }
+    return merged;
+}
+
+}  // namespace cojob
+
+namespace cojob::detail {
+
+resolved_options resolve(const options& o) {
+    const options scope = parallel_config::current();
+    auto pick = [](const auto& mine, const auto& theirs) { return mine ? mine : theirs; };
+
+    resolved_options r;
+    r.n_jobs_requested = pick(o.n_jobs, scope.n_jobs).value_or(1);
+    r.n_jobs = effective_n_jobs(r.n_jobs_requested);
+    const auto kind = pick(o.backend, scope.backend);
+    if (kind == backend::processes)
+        throw error("cojob::options: backend=processes is not available in this version of cojob; "
+                    "expected sequential or threads");
+    if (kind && *kind != backend::sequential && *kind != backend::threads)
+        throw error("cojob::options: backend=" + std::to_string(static_cast<int>(*kind)) +
+                    " is not a backend; expected sequential or threads");
+    r.kind = r.n_jobs == 1 ? backend::sequential : kind.value_or(backend::threads);
+    if (r.kind == backend::sequential) r.n_jobs = 1;
+    r.verbose = std::max(0, pick(o.verbose, scope.verbose).value_or(0));
+    r.pre_dispatch = pick(o.pre_dispatch, scope.pre_dispatch).value_or(pre_dispatch_spec("2*n_jobs")).evaluate(r.n_jobs);
+    r.batch_size = pick(o.batch_size, scope.batch_size).value_or(batch_size_spec("auto")).evaluate();
+    r.timeout = pick(o.timeout, scope.timeout);
+    if (r.timeout && !(r.timeout->count() > 0))
+        throw error("cojob::options: timeout=" + std::to_string(r.timeout->count()) +
+                    " s is not valid; expected a duration > 0, or leave it unset for no limit");
+    r.progress = o.progress ? o.progress : scope.progress;
+    return r;
+}
+
+}  // namespace cojob::detail

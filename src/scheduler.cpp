@@ -1,0 +1,212 @@
+// src/scheduler.cpp - the coroutine that drives one call: pulls tasks into batches as the
+// pre_dispatch window allows, hands them to the backend, delivers results in input order,
+// reports progress, and ends the call on the first error, a timeout or cancellation.
+#include "engine.hpp"
+#include "util.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+
+namespace cojob::detail {
+
+namespace asio = boost::asio;
+
+call_state::call_state(std::shared_ptr<engine> e, source_base& src, sink_base& snk, std::shared_ptr<void> keep,
+                       asio::any_io_executor ex)
+    : eng(std::move(e)), source(src), sink(snk), keep_alive(std::move(keep)), executor(std::move(ex)) {}
+
+void call_state::finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch) {
+    if (call->eng->backend->inline_completion()) {
+        call->finished_.push_back(std::move(batch));  // already on the executor
+        return;
+    }
+    std::lock_guard lock(call->post_mutex_);
+    if (call->closed_) return;  // the call ended without it (timeout): drop the batch here
+    auto& ex = call->executor;
+    asio::post(ex, [c = std::move(call), b = std::move(batch)]() mutable { c->on_finished(std::move(b)); });
+}
+
+void call_state::on_finished(std::unique_ptr<batch_base> batch) {
+    if (closed_) return;
+    finished_.push_back(std::move(batch));
+    wake();
+}
+
+void call_state::wake() {
+    if (waiter_) {
+        // Boost 1.81's any_completion_handler move-assignment wraps the handler in itself
+        // (it forwards an lvalue to the converting constructor): only construct and swap.
+        boost::asio::any_completion_handler<void()> h;
+        h.swap(waiter_);
+        std::move(h)();
+    }
+}
+
+void call_state::request_cancel() {
+    cancel_requested_ = true;
+    wake();
+}
+
+void call_state::close() {
+    {
+        std::lock_guard lock(post_mutex_);
+        closed_ = true;
+    }
+    timer_.reset();
+    finished_.clear();
+    reorder_.clear();
+    in_flight_.clear();
+}
+
+template <class Token>
+auto call_state::async_wait_event(Token&& token) {
+    return asio::async_initiate<Token, void()>(
+        [this](auto handler) {
+            boost::asio::any_completion_handler<void()> h(std::move(handler));
+            waiter_.swap(h);
+            if (timer_) {
+                // Poll the running tasks' start times often enough to honour the timeout
+                // within a few percent, without waking more than every millisecond.
+                const auto tick = std::clamp(eng->opts.timeout->count() / 20, 0.001, 0.1);
+                timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(tick)));
+                timer_->async_wait([w = weak_from_this()](boost::system::error_code ec) {
+                    if (auto self = w.lock(); self && !ec) self->wake();
+                });
+            }
+        },
+        token);
+}
+
+bool call_state::can_dispatch() const {
+    if (stopping_ || (source.exhausted && source.staged == 0)) return false;
+    return window_batches_ == 0 || in_flight_.size() < window_batches_;
+}
+
+void call_state::dispatch_more() {
+    const auto& o = eng->opts;
+    backend_base& be = *eng->backend;
+    const std::size_t workers = be.inline_completion() ? 1 : static_cast<std::size_t>(o.n_jobs);
+    while (can_dispatch()) {
+        if (source.staged == 0) {
+            const std::size_t size = eng->sizer.next([this](bool fast, double d, std::size_t n) {
+                printer_.batch_size_changed(fast, d, n);
+            });
+            std::size_t want = size * workers;
+            if (window_batches_) want = std::min(want, (window_batches_ - in_flight_.size()) * size);
+            std::size_t got = 0;
+            try {
+                got = source.fill(want);
+            } catch (...) {
+                fail(std::current_exception(), std::nullopt);
+                return;
+            }
+            if (got == 0) break;
+            // Near the end of the input, cut the rest finer so no worker is left alone with a
+            // long batch (joblib's rule).
+            slice_ = source.exhausted && got < want ? std::max<std::size_t>(1, got / (10 * workers)) : size;
+        }
+        const std::size_t k = std::min(slice_, source.staged);
+        const std::size_t first = source.pulled - source.staged;
+        auto b = source.take(k);
+        b->first = first;
+        b->dispatched_ns = batch_base::now_ns();
+        in_flight_.emplace(first, b.get());
+        printer_.dispatched(k);
+        be.submit(std::move(b), shared_from_this());
+    }
+    if (source.exhausted && source.staged == 0) printer_.dispatch_ended();
+}
+
+void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure) {
+    if (!error_) {
+        error_ = std::move(e);
+        eng->last_failure = std::move(failure);
+    }
+    stopping_ = true;
+    stop.store(true, std::memory_order_relaxed);
+    printer_.aborting();
+}
+
+void call_state::complete_batch(std::unique_ptr<batch_base> b) {
+    in_flight_.erase(b->first);
+    eng->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
+    if (stopping_) return;  // draining after an error or a cancellation
+    if (b->error) {
+        task_failure f;
+        f.index = b->first + b->completed;
+        try {
+            f.function = b->function_name(b->completed);
+            f.arguments = b->arguments(b->completed);
+        } catch (...) {
+            f.function = "<unknown>";
+        }
+        describe_exception(b->error, f.exception, f.message);
+        f.pid = current_pid();
+        f.host = host_name();
+        fail(b->error, std::move(f));
+        return;
+    }
+    printer_.completed(b->size);
+    if (b->first != next_to_deliver_) {
+        reorder_.emplace(b->first, std::move(b));
+        return;
+    }
+    sink.accept(*b);
+    next_to_deliver_ += b->size;
+    for (auto it = reorder_.begin(); it != reorder_.end() && it->first == next_to_deliver_; it = reorder_.erase(it)) {
+        sink.accept(*it->second);
+        next_to_deliver_ += it->second->size;
+    }
+}
+
+void call_state::check_timeout() {
+    const auto limit = static_cast<std::int64_t>(eng->opts.timeout->count() * 1e9);
+    const auto now = batch_base::now_ns();
+    for (const auto& [first, b] : in_flight_) {
+        const auto since = b->running_since.load(std::memory_order_acquire);
+        if (since != 0 && now - since > limit) {
+            const auto index = first + b->running.load(std::memory_order_relaxed);
+            fail(std::make_exception_ptr(timeout_error(
+                     "cojob: task #" + std::to_string(index) + " exceeded the timeout of " +
+                     format_seconds(eng->opts.timeout->count()) + " (it keeps its thread until it returns)")),
+                 std::nullopt);
+            abandoned_ = true;  // a thread cannot be interrupted: end the call without it
+            return;
+        }
+    }
+}
+
+asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
+    const auto& o = c->eng->opts;
+    backend_base& be = *c->eng->backend;
+    c->track = o.timeout.has_value() && !be.inline_completion();
+    c->window_batches_ = be.inline_completion() ? 1 : o.pre_dispatch.value_or(0);
+    c->printer_.start(o.verbose, o.n_jobs_requested, c->source.total, o.pre_dispatch.value_or(0), o.progress);
+    if (!be.inline_completion()) c->printer_.using_backend(be.name(), o.n_jobs);
+    if (c->track) c->timer_.emplace(c->executor);
+
+    c->dispatch_more();
+    for (;;) {
+        while (!c->finished_.empty()) {
+            auto b = std::move(c->finished_.front());
+            c->finished_.pop_front();
+            c->complete_batch(std::move(b));
+            c->dispatch_more();
+        }
+        if (c->abandoned_ || c->in_flight_.empty()) break;
+        co_await c->async_wait_event(asio::use_awaitable);
+        if (c->cancel_requested_ && !c->stopping_)
+            c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
+                    std::nullopt);
+        if (c->track && !c->stopping_) c->check_timeout();
+    }
+    if (!c->error_) c->printer_.finish();
+    c->close();
+}
+
+}  // namespace cojob::detail
