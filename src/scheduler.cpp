@@ -158,9 +158,11 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     }
     sink.accept(*b);
     next_to_deliver_ += b->size;
+    source.recycle(std::move(b));
     for (auto it = reorder_.begin(); it != reorder_.end() && it->first == next_to_deliver_; it = reorder_.erase(it)) {
         sink.accept(*it->second);
         next_to_deliver_ += it->second->size;
+        source.recycle(std::move(it->second));
     }
 }
 
@@ -189,6 +191,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     c->printer_.start(o.verbose, o.n_jobs_requested, c->source.total, o.pre_dispatch.value_or(0), o.progress);
     if (!be.inline_completion()) c->printer_.using_backend(be.name(), o.n_jobs);
     if (c->track) c->timer_.emplace(c->executor);
+    if (c->source.total) c->sink.expect(*c->source.total);
 
     c->dispatch_more();
     for (;;) {
