@@ -26,7 +26,7 @@ class task {
     static constexpr bool by_lvalue = std::is_invocable_v<F&, Args&...>;
     static_assert(by_lvalue || std::is_invocable_v<F&&, Args&&...>,
                   "cojob::delayed(f)(args...): f cannot be called with these arguments");
-    using raw_result = std::conditional_t<by_lvalue, std::invoke_result<F&, Args&...>,
+    using raw_result = typename std::conditional_t<by_lvalue, std::invoke_result<F&, Args&...>,
                                           std::invoke_result<F&&, Args&&...>>::type;
 
 public:
