@@ -96,6 +96,7 @@ public:
     std::shared_ptr<void> keep_alive;
     boost::asio::any_io_executor executor;
 
+    const bool inline_backend;      ///< the backend completes batches inside submit()
     std::atomic<bool> stop{false};  ///< read by running batches (any thread)
     bool track = false;             ///< batches publish their running task (timeouts)
 
@@ -108,6 +109,8 @@ private:
     auto async_wait_event(Token&& token);
     void dispatch_more();
     void complete_batch(std::unique_ptr<batch_base> batch);
+    template <class F>
+    void guarded(F&& step) noexcept;
     void fail(std::exception_ptr e, std::optional<task_failure> failure);
     void check_timeout();
     [[nodiscard]] bool can_dispatch() const;

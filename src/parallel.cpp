@@ -44,7 +44,11 @@ parallel::~parallel() {
     // with operation_aborted on its own executor.
     if (auto call = engine_->active_async.lock()) {
         asio::post(call->executor, [call] { call->request_cancel(); });
+        return;
     }
+    // No call is running, but a task abandoned by a timeout may still hold a worker (and,
+    // through its call, the engine): release the workers now, waiting for that task.
+    engine_->backend.reset();
 }
 
 int parallel::n_jobs() const noexcept { return engine_->opts.n_jobs; }

@@ -17,10 +17,26 @@ namespace asio = boost::asio;
 
 call_state::call_state(std::shared_ptr<engine> e, source_base& src, sink_base& snk, std::shared_ptr<void> keep,
                        asio::any_io_executor ex)
-    : eng(std::move(e)), source(src), sink(snk), keep_alive(std::move(keep)), executor(std::move(ex)) {}
+    : eng(std::move(e)),
+      source(src),
+      sink(snk),
+      keep_alive(std::move(keep)),
+      executor(std::move(ex)),
+      inline_backend(eng->backend->inline_completion()) {}
+
+// Runs one step of the scheduler; whatever it throws (a progress callback, an allocation, a
+// thread that cannot start) ends the call like a task's error: stop, drain, then report.
+template <class F>
+void call_state::guarded(F&& step) noexcept {
+    try {
+        step();
+    } catch (...) {
+        fail(std::current_exception(), std::nullopt);
+    }
+}
 
 void call_state::finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch) {
-    if (call->eng->backend->inline_completion()) {
+    if (call->inline_backend) {
         call->finished_.push_back(std::move(batch));  // already on the executor
         return;
     }
@@ -193,13 +209,13 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     if (c->track) c->timer_.emplace(c->executor);
     if (c->source.total) c->sink.expect(*c->source.total);
 
-    c->dispatch_more();
+    c->guarded([&] { c->dispatch_more(); });
     for (;;) {
         while (!c->finished_.empty()) {
             auto b = std::move(c->finished_.front());
             c->finished_.pop_front();
-            c->complete_batch(std::move(b));
-            c->dispatch_more();
+            c->guarded([&] { c->complete_batch(std::move(b)); });
+            c->guarded([&] { c->dispatch_more(); });
         }
         if (c->abandoned_ || c->in_flight_.empty()) break;
         co_await c->async_wait_event(asio::use_awaitable);
@@ -208,7 +224,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
                     std::nullopt);
         if (c->track && !c->stopping_) c->check_timeout();
     }
-    if (!c->error_) c->printer_.finish();
+    if (!c->error_) c->guarded([&] { c->printer_.finish(); });
     c->close();
 }
 

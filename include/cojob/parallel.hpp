@@ -26,14 +26,17 @@ namespace cojob {
 namespace detail {
 class engine;
 
-/// `std::vector<R>` for tasks returning R, `void` for void tasks.
+/// `std::vector<R>` for tasks returning R, `void` for void tasks; and the matching
+/// completion signature of `async_run`.
 template <class R>
 struct result_list {
     using type = std::vector<R>;
+    using signature = void(std::exception_ptr, std::vector<R>);
 };
 template <>
 struct result_list<void> {
     using type = void;
+    using signature = void(std::exception_ptr);
 };
 }  // namespace detail
 
@@ -113,8 +116,8 @@ public:
     auto async_run(R&& range, CompletionToken&& token = {}) {
         using call_type = detail::list_call<std::views::all_t<R>>;
         using result = result_list_t<R>;
-        using signature = std::conditional_t<std::is_void_v<result>, void(std::exception_ptr),
-                                             void(std::exception_ptr, result)>;
+        using signature = typename detail::result_list<
+            typename std::ranges::range_value_t<R>::result_type>::signature;
         return boost::asio::async_initiate<CompletionToken, signature>(
             [this](auto handler, std::views::all_t<R> view) {
                 auto call = std::make_shared<call_type>(std::move(view));

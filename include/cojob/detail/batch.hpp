@@ -113,6 +113,11 @@ struct source_base {
     std::optional<std::size_t> total;  ///< known up front for sized ranges
 };
 
+template <class T>
+inline constexpr bool is_owning_view = false;
+template <class T>
+inline constexpr bool is_owning_view<std::ranges::owning_view<T>> = true;
+
 template <class Range>
 class range_source final : public source_base {
 public:
@@ -136,7 +141,10 @@ public:
                 exhausted = true;
                 break;
             }
-            staging_.emplace_back(**it_);
+            if constexpr (owns_elements)
+                staging_.push_back(std::ranges::iter_move(*it_));  // an rvalue range: move its tasks out
+            else
+                staging_.push_back(**it_);
             ++got;
             ++pulled;
             if (total && pulled == *total) exhausted = true;  // no need to step past the end
@@ -157,10 +165,9 @@ public:
             b->tasks.swap(staging_);  // both buffers keep their capacity: no copy, no allocation
             head_ = k;
         } else {
+            // push_back, not insert: tasks (lambdas with captures) need not be assignable.
             b->tasks.reserve(k);
-            auto from = staging_.begin() + static_cast<std::ptrdiff_t>(head_);
-            b->tasks.insert(b->tasks.end(), std::make_move_iterator(from),
-                            std::make_move_iterator(from + static_cast<std::ptrdiff_t>(k)));
+            for (std::size_t i = 0; i < k; ++i) b->tasks.push_back(std::move(staging_[head_ + i]));
             head_ += k;
         }
         if (head_ >= staging_.size()) {
@@ -186,6 +193,7 @@ public:
 private:
     using batch_type = typed_batch<task_type>;
     static constexpr std::size_t max_free = 16;
+    static constexpr bool owns_elements = is_owning_view<Range>;
 
     Range range_;
     std::optional<std::ranges::iterator_t<Range>> it_;
@@ -214,7 +222,8 @@ struct list_sink final : sink_base {
     void accept(batch_base& b) override {
         if constexpr (!std::is_void_v<result>) {
             auto& r = static_cast<typed_batch<Task>&>(b).results;
-            out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
+            // push_back, not insert: results need not be assignable.
+            for (auto& v : r) out.push_back(std::move(v));
         }
     }
 };

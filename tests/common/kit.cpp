@@ -1,0 +1,79 @@
+// tests/common/kit.cpp - the parts of the test kit that touch the operating system.
+#include "kit.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+#include <sstream>
+#include <system_error>
+
+namespace kit {
+
+std::size_t thread_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+    return n;
+}
+
+namespace {
+void flush_all() noexcept {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+}
+}  // namespace
+
+stream_capture::stream_capture(int fd) : fd_(fd) {
+    std::FILE* tmp = std::tmpfile();
+    if (!tmp) throw std::system_error(errno, std::generic_category(), "tmpfile");
+    file_ = ::dup(::fileno(tmp));  // keep the descriptor, let the FILE go
+    std::fclose(tmp);
+    if (file_ < 0) throw std::system_error(errno, std::generic_category(), "dup");
+    flush_all();
+    saved_ = ::dup(fd_);
+    if (saved_ < 0 || ::dup2(file_, fd_) < 0) {
+        const int e = errno;
+        if (saved_ >= 0) ::close(saved_);
+        ::close(file_);
+        throw std::system_error(e, std::generic_category(), "dup2");
+    }
+}
+
+stream_capture::~stream_capture() {
+    restore();
+    if (file_ >= 0) ::close(file_);
+}
+
+void stream_capture::restore() noexcept {
+    if (saved_ < 0) return;
+    flush_all();
+    ::dup2(saved_, fd_);
+    ::close(saved_);
+    saved_ = -1;
+}
+
+std::string stream_capture::text() {
+    restore();
+    std::string out;
+    char buf[4096];
+    for (off_t at = 0;;) {
+        const ssize_t got = ::pread(file_, buf, sizeof buf, at);
+        if (got <= 0) break;
+        out.append(buf, static_cast<std::size_t>(got));
+        at += got;
+    }
+    return out;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+}  // namespace kit

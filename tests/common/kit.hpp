@@ -1,0 +1,267 @@
+// tests/common/kit.hpp - the shared test kit: a value type that counts its copies and moves,
+// the process's thread count, a capture of stdout/stderr, a one-pass input range that records
+// what it produced and where, a gate a blocked task can be released from, and small helpers
+// for bounded waits and exception messages.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace kit {
+
+// ---------------------------------------------------------------------------------------------
+// counted: a value that reports every copy, move and destruction to a `counts` record.
+
+struct counts {
+    std::atomic<int> constructed{0};
+    std::atomic<int> copies{0};
+    std::atomic<int> moves{0};
+    std::atomic<int> destroyed{0};
+
+    /// Objects alive now (constructed + copied + moved - destroyed).
+    [[nodiscard]] int alive() const noexcept { return constructed + copies + moves - destroyed; }
+};
+
+class counted {
+public:
+    counted(counts& c, int value) : counts_(&c), value_(value) { ++counts_->constructed; }
+    counted(const counted& other) : counts_(other.counts_), value_(other.value_) { ++counts_->copies; }
+    counted(counted&& other) noexcept : counts_(other.counts_), value_(other.value_) {
+        other.value_ = -1;
+        ++counts_->moves;
+    }
+    counted& operator=(const counted& other) {
+        counts_ = other.counts_;
+        value_ = other.value_;
+        ++counts_->copies;
+        return *this;
+    }
+    counted& operator=(counted&& other) noexcept {
+        counts_ = other.counts_;
+        value_ = other.value_;
+        other.value_ = -1;
+        ++counts_->moves;
+        return *this;
+    }
+    ~counted() { ++counts_->destroyed; }
+
+    [[nodiscard]] int value() const noexcept { return value_; }
+    friend std::ostream& operator<<(std::ostream& os, const counted& c) { return os << "counted{" << c.value_ << "}"; }
+
+private:
+    counts* counts_;
+    int value_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// assignable(f): a copy- and move-assignable wrapper around a callable that is not (a lambda
+// with captures). Work-around for a cojob limitation: `parallel` only compiles for tasks that
+// are move-assignable (see tests/meson.build, COJOB_TESTS_CAPTURING_TASKS_COMPILE).
+
+template <class F>
+class assignable {
+public:
+    explicit assignable(F f) : f_(std::move(f)) {}
+    assignable(const assignable&) = default;
+    assignable(assignable&&) noexcept(std::is_nothrow_move_constructible_v<F>) = default;
+    assignable& operator=(const assignable& other) {
+        if (this != &other) {
+            f_.reset();
+            if (other.f_) f_.emplace(*other.f_);
+        }
+        return *this;
+    }
+    assignable& operator=(assignable&& other) noexcept(std::is_nothrow_move_constructible_v<F>) {
+        if (this != &other) {
+            f_.reset();
+            if (other.f_) f_.emplace(std::move(*other.f_));
+        }
+        return *this;
+    }
+    ~assignable() = default;
+
+    template <class... A>
+    decltype(auto) operator()(A&&... a) const {
+        return std::invoke(*f_, std::forward<A>(a)...);
+    }
+    template <class... A>
+    decltype(auto) operator()(A&&... a) {
+        return std::invoke(*f_, std::forward<A>(a)...);
+    }
+
+private:
+    std::optional<F> f_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Threads and streams.
+
+/// Threads of this process now: the entries of /proc/self/task.
+[[nodiscard]] std::size_t thread_count();
+
+/// Redirects a file descriptor (STDOUT_FILENO, STDERR_FILENO) into an anonymous temporary file
+/// until `text()` is called or the capture is destroyed; flushes stdio and iostreams on both
+/// ends so nothing written before or after leaks in or out.
+class stream_capture {
+public:
+    explicit stream_capture(int fd);
+    ~stream_capture();
+    stream_capture(const stream_capture&) = delete;
+    stream_capture& operator=(const stream_capture&) = delete;
+
+    /// Ends the capture and returns everything written to the descriptor meanwhile.
+    [[nodiscard]] std::string text();
+
+private:
+    void restore() noexcept;
+
+    int fd_;
+    int saved_ = -1;
+    int file_ = -1;
+};
+
+/// The lines of `text`, without their '\n'.
+[[nodiscard]] std::vector<std::string> lines_of(const std::string& text);
+
+// ---------------------------------------------------------------------------------------------
+// A gate: tasks wait on it (boundedly) until the test opens it.
+
+class gate {
+public:
+    void open() {
+        {
+            std::lock_guard lock(mutex_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    /// Waits until the gate opens or `limit` passes; returns whether it opened.
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> limit) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, limit, [this] { return open_; });
+    }
+    [[nodiscard]] bool is_open() {
+        std::lock_guard lock(mutex_);
+        return open_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+/// Polls `condition` every millisecond until it holds or `limit` passes; returns whether it held.
+template <class Condition, class Rep, class Period>
+bool eventually(Condition&& condition, std::chrono::duration<Rep, Period> limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+/// Raises `target` to at least `value`.
+inline void raise_to(std::atomic<long>& target, long value) {
+    long seen = target.load();
+    while (seen < value && !target.compare_exchange_weak(seen, value)) {
+    }
+}
+
+/// The `what()` of the `E` that `f` throws, or "<nothing thrown>"; other exceptions propagate.
+template <class E, class F>
+std::string message_of(F&& f) {
+    try {
+        std::forward<F>(f)();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<nothing thrown>";
+}
+
+// ---------------------------------------------------------------------------------------------
+// A one-pass input range (input_iterator only, not forward, no size), like a Python generator.
+// Item i is made by `make(i)` when the consumer dereferences position i. The log records how
+// many items were made, on which threads, and can make the producer throw at one position.
+
+struct producer_log {
+    std::atomic<std::size_t> produced{0};
+    std::mutex mutex;
+    std::set<std::thread::id> threads;
+    /// Called with the index before each item is made (may throw to make the range throw).
+    std::function<void(std::size_t)> before_each;
+};
+
+template <class Make>
+class input_generator {
+public:
+    using value_type = std::invoke_result_t<Make&, std::size_t>;
+
+    input_generator(std::size_t count, Make make, producer_log* log = nullptr)
+        : count_(count), make_(std::move(make)), log_(log) {}
+
+    class iterator {
+    public:
+        using iterator_concept = std::input_iterator_tag;
+        using value_type = input_generator::value_type;
+        using difference_type = std::ptrdiff_t;
+
+        iterator() = default;
+        explicit iterator(input_generator* g) : g_(g) {}
+
+        value_type operator*() const { return g_->produce(i_); }
+        iterator& operator++() {
+            ++i_;
+            return *this;
+        }
+        void operator++(int) { ++i_; }
+        friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.i_ >= it.g_->count(); }
+
+    private:
+        input_generator* g_ = nullptr;
+        std::size_t i_ = 0;
+    };
+
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() { return {}; }
+    [[nodiscard]] std::size_t count() const noexcept { return count_; }
+
+private:
+    value_type produce(std::size_t i) {
+        if (log_) {
+            {
+                std::lock_guard lock(log_->mutex);
+                log_->threads.insert(std::this_thread::get_id());
+            }
+            if (log_->before_each) log_->before_each(i);
+            ++log_->produced;
+        }
+        return make_(i);
+    }
+
+    std::size_t count_;
+    Make make_;
+    producer_log* log_;
+};
+
+template <class Make>
+input_generator(std::size_t, Make, producer_log*) -> input_generator<Make>;
+template <class Make>
+input_generator(std::size_t, Make) -> input_generator<Make>;
+
+}  // namespace kit
