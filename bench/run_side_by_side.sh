@@ -18,7 +18,7 @@ root=$(CDPATH='' cd -- "$here/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 
 if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dsamples=false
+    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dsamples=false >&2
 fi
 ninja -C "$build" bench/bench_core >/dev/null
 
