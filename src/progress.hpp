@@ -46,8 +46,6 @@ public:
     /// At the end of a call that succeeded: the "finished" line if it was not printed yet.
     void finish();
 
-    [[nodiscard]] std::size_t completed_tasks() const noexcept { return completed_; }
-    [[nodiscard]] std::size_t dispatched_tasks() const noexcept { return dispatched_tasks_; }
 
 private:
     void print_progress();
