@@ -113,11 +113,13 @@ std::string format_seconds(double seconds) {
 namespace cojob {
 
 std::string task_failure::report() const {
+    const bool remote = pid != detail::current_pid();
     std::string r;
     r += "---------------------------------------------------------------------------\n";
-    r += "Task traceback:\n";
+    r += remote ? "Sub-process traceback:\n" : "Task traceback:\n";
     r += "---------------------------------------------------------------------------\n";
-    r += exception + "    pid " + std::to_string(pid) + " on " + host + "\n";
+    r += exception + (time.empty() ? std::string() : "    " + time) + "\n";
+    r += "PID: " + std::to_string(pid) + " on " + host + "\n";
     r += "...........................................................................\n";
     r += "task #" + std::to_string(index) + ": " + function + "(" + arguments + ")\n";
     r += exception + (message.empty() ? std::string() : ": " + message) + "\n";

@@ -37,6 +37,7 @@ struct resolved_options {
     std::size_t batch_size = 0;               ///< 0 = auto
     std::optional<std::chrono::duration<double>> timeout;
     std::function<void(const progress_event&)> progress;
+    cojob::return_as return_as = cojob::return_as::list;
 };
 
 /// @throws cojob::error naming the first invalid option.
@@ -58,10 +59,23 @@ public:
     /// Runs, on the calling thread, one queued batch of `call` if one waits (work helping
     /// for blocking calls made from inside a worker). Returns whether it ran one.
     virtual bool help(const call_state& /*call*/) { return false; }
+
+    /// Before the first batch of a call (on its executor); may refuse the call by throwing.
+    virtual void begin_call(call_state& /*call*/) {}
+    /// After the last batch of a call came back or was given up (on its executor).
+    virtual void end_call(call_state& /*call*/) noexcept {}
+    /// Whether `interrupt` stops running tasks (processes: yes; threads cannot be stopped).
+    [[nodiscard]] virtual bool can_interrupt() const noexcept { return false; }
+    /// The call is stopping (error, timeout, cancellation): stop what runs for it now. Its
+    /// batches still come back through `call_state::finished`.
+    virtual void interrupt(call_state& /*call*/) noexcept {}
+    /// Copies which task runs, and since when, into the in-flight batches (for timeouts).
+    virtual void refresh_progress(call_state& /*call*/) noexcept {}
 };
 
 std::unique_ptr<backend_base> make_sequential_backend();
 std::unique_ptr<backend_base> make_threads_backend(int workers);
+std::unique_ptr<backend_base> make_processes_backend(const resolved_options& opts);
 
 /// What a `parallel` object owns.
 class engine {
@@ -89,11 +103,22 @@ public:
     static void finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch);
     /// Stops dispatching and ends the call with operation_aborted (on the executor).
     void request_cancel();
+    /// A stream's consumer is gone: cancel, and end without waiting for running batches
+    /// (on the executor).
+    void drop();
+    /// A stream's consumer took a whole batch: the window may have room again (on the executor).
+    void consumer_took();
+    /// Asks the call, from any thread, to stop (request_cancel on its executor). Does nothing
+    /// and returns false once the call has ended: its executor may belong to an io_context
+    /// that is gone.
+    bool cancel_from_anywhere();
 
     std::shared_ptr<engine> eng;
     source_base& source;
     sink_base& sink;
     std::shared_ptr<void> keep_alive;
+    /// The executor the call runs on; emptied by close(), so that a call_state released later
+    /// on a worker thread does not touch an executor (a strand, an io_context) that may be gone.
     boost::asio::any_io_executor executor;
 
     const bool inline_backend;      ///< the backend completes batches inside submit()
@@ -114,6 +139,12 @@ private:
     void fail(std::exception_ptr e, std::optional<task_failure> failure);
     void check_timeout();
     [[nodiscard]] bool can_dispatch() const;
+    void report_failure(batch_base& b);
+    bool deliver(std::unique_ptr<batch_base> b);
+    /// Batches counted in the pre_dispatch window.
+    [[nodiscard]] std::size_t outstanding_batches() const;
+    /// A stream whose window is full of results its consumer has not taken yet.
+    [[nodiscard]] bool waiting_for_consumer() const;
 
     std::deque<std::unique_ptr<batch_base>> finished_;
     boost::asio::any_completion_handler<void()> waiter_;
@@ -126,6 +157,8 @@ private:
     bool cancel_requested_ = false;
     bool stopping_ = false;
     bool abandoned_ = false;  ///< ended without waiting for in-flight batches (timeout)
+    bool held_back_ = false;  ///< a stream's batch failed: dispatch nothing, deliver up to it
+    bool dropped_ = false;    ///< a stream's consumer left (see drop())
     std::exception_ptr error_;
     progress_printer printer_;
 

@@ -1,17 +1,181 @@
-// src/init.cpp - the worker guard. Until the process backend exists, every process is the
-// user's own, so init only records that it ran.
+// src/init.cpp - the worker guard. In the user's own process `init` records argv[0] and
+// returns. In a process the process backend started, it serves the parent's requests until the
+// parent closes the pipe (or dies), then exits without returning to main.
 #include <cojob/init.hpp>
 
+#include "util.hpp"
+#include "wire.hpp"
+#include "worker.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
 
 namespace cojob {
 
+namespace detail {
 namespace {
+
 std::atomic<bool> init_ran{false};
+std::atomic<bool> serving{false};
+std::string& name_storage() {
+    static std::string s;
+    return s;
 }
 
-void init(int /*argc*/, char** /*argv*/) { init_ran.store(true); }
+void flush_output() {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+}
 
-bool initialized() noexcept { return init_ran.load(); }
+/// Sends a fault frame (the parent reports it and replaces this worker) and exits.
+[[noreturn]] void fault(const std::string& message) {
+    try {
+        byte_buffer b;
+        const auto at = begin_frame(b);
+        wire_out ar(b);
+        ar(message);
+        end_frame(b, at, frame_kind::fault);
+        write_all(worker_response_fd, b.data(), b.size());
+    } catch (...) {
+    }
+    flush_output();
+    std::_Exit(3);
+}
+
+/// Spins briefly before blocking: the next request often follows the last response closely,
+/// and waking a sleeping process costs tens of microseconds.
+void wait_for_request(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (std::chrono::steady_clock::now() < until) {
+        if (::poll(&p, 1, 0) > 0) return;
+    }
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
+[[noreturn]] void serve(int parent) {
+    serving.store(true);
+    // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
+    ::signal(SIGINT, SIG_IGN);
+    // The parent's death ends the worker: by signal when the thread that started it ends, and
+    // by the request pipe's hang-up (watched below), whatever the worker is doing.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) std::_Exit(0);
+    // Programs a task starts must not hold the pipes open after this worker is gone.
+    for (int fd : {worker_request_fd, worker_response_fd, worker_status_fd}) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    std::thread([] {
+        pollfd p{worker_request_fd, 0, 0};
+        for (;;) {
+            if (::poll(&p, 1, -1) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+                flush_output();
+                std::_Exit(0);
+            }
+        }
+    }).detach();
+
+    auto* status = static_cast<worker_status*>(
+        ::mmap(nullptr, sizeof(worker_status), PROT_READ | PROT_WRITE, MAP_SHARED, worker_status_fd, 0));
+    worker_context ctx;
+    if (status != MAP_FAILED) {
+        ctx.running = &status->running;
+        ctx.running_since = &status->running_since;
+    }
+
+    byte_buffer out;
+    byte_buffer in;
+    try {
+        const auto at = begin_frame(out);
+        wire_out ar(out);
+        ar(build_identity(), static_cast<std::int32_t>(current_pid()));
+        end_frame(out, at, frame_kind::hello);
+        write_all(worker_response_fd, out.data(), out.size());
+    } catch (...) {
+        std::_Exit(3);
+    }
+
+    for (;;) {
+        char head[sizeof(frame_header)];
+        wait_for_request(worker_request_fd);
+        frame_header h;
+        try {
+            if (!read_exact(worker_request_fd, head, sizeof head)) break;  // the parent closed: done
+            h = parse_header(head);
+            if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
+                throw wire_error("cojob: worker got a frame that is not a request");
+            in.resize(static_cast<std::size_t>(h.length));
+            if (!read_exact(worker_request_fd, in.data(), in.size()) && h.length)
+                throw wire_error("cojob: the request pipe closed inside a frame");
+            check_payload(h, in.data());
+        } catch (const std::exception& e) {
+            fault(std::string("cojob: worker could not read a request: ") + e.what());
+        }
+        try {
+            wire_in req(in.data(), in.size());
+            std::uint64_t key = 0;
+            req(key);
+            invoker_fn invoke = find_invoker(key);
+            if (!invoke)
+                throw wire_error("cojob: the worker does not know this task type (is the worker another build?)");
+            out.clear();
+            const auto at = begin_frame(out);
+            wire_out res(out);
+            invoke(req, res, ctx);
+            end_frame(out, at, frame_kind::response);
+        } catch (const std::exception& e) {
+            fault(std::string("cojob: worker could not decode a request: ") + e.what());
+        }
+        flush_output();  // what the tasks printed comes before their results
+        try {
+            write_all(worker_response_fd, out.data(), out.size());
+        } catch (...) {
+            break;  // the parent is gone
+        }
+        out.shrink_if_above(64u << 20);
+        in.shrink_if_above(64u << 20);
+    }
+    flush_output();
+    std::_Exit(0);
+}
+
+}  // namespace
+
+const std::string& program_name() { return name_storage(); }
+bool in_worker_process() noexcept { return serving.load(); }
+
+}  // namespace detail
+
+void init(int argc, char** argv) {
+    if (argc > 0 && argv && argv[0]) detail::name_storage() = argv[0];
+    detail::init_ran.store(true);
+    const char* spec = std::getenv(detail::worker_env);
+    if (!spec) return;
+    int in = -1, out = -1, status = -1, parent = -1;
+    if (std::sscanf(spec, "%d,%d,%d,%d", &in, &out, &status, &parent) != 4 || in != detail::worker_request_fd ||
+        out != detail::worker_response_fd || status != detail::worker_status_fd || ::fcntl(in, F_GETFD) < 0 ||
+        ::fcntl(out, F_GETFD) < 0) {
+        // Inherited from a worker's environment by a program it started, or set by hand: this
+        // process is not one cojob started. Forget the marker and run main.
+        ::unsetenv(detail::worker_env);
+        return;
+    }
+    ::unsetenv(detail::worker_env);  // programs a task starts are not workers
+    detail::serve(parent);
+}
+
+bool initialized() noexcept { return detail::init_ran.load(); }
 
 }  // namespace cojob

@@ -4,6 +4,7 @@
 #include <cojob/options.hpp>
 
 #include "engine.hpp"
+#include "worker.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -269,13 +270,13 @@ resolved_options resolve(const options& o) {
     r.n_jobs_requested = pick(o.n_jobs, scope.n_jobs).value_or(1);
     r.n_jobs = effective_n_jobs(r.n_jobs_requested);
     const auto kind = pick(o.backend, scope.backend);
-    if (kind == backend::processes)
-        throw error("cojob::options: backend=processes is not available in this version of cojob; "
-                    "expected sequential or threads");
-    if (kind && *kind != backend::sequential && *kind != backend::threads)
+    if (kind && *kind != backend::sequential && *kind != backend::threads && *kind != backend::processes)
         throw error("cojob::options: backend=" + std::to_string(static_cast<int>(*kind)) +
-                    " is not a backend; expected sequential or threads");
+                    " is not a backend; expected sequential, threads or processes");
     r.kind = r.n_jobs == 1 ? backend::sequential : kind.value_or(backend::threads);
+    // Inside a worker process, an inner call runs on threads (joblib's nested backend): worker
+    // processes of worker processes would only multiply processes on the same CPUs.
+    if (r.kind == backend::processes && in_worker_process()) r.kind = backend::threads;
     if (r.kind == backend::sequential) r.n_jobs = 1;
     r.verbose = std::max(0, pick(o.verbose, scope.verbose).value_or(0));
     r.pre_dispatch = pick(o.pre_dispatch, scope.pre_dispatch).value_or(pre_dispatch_spec("2*n_jobs")).evaluate(r.n_jobs);
@@ -285,6 +286,11 @@ resolved_options resolve(const options& o) {
         throw error("cojob::options: timeout=" + std::to_string(r.timeout->count()) +
                     " s is not valid; expected a duration > 0, or leave it unset for no limit");
     r.progress = o.progress ? o.progress : scope.progress;
+    if (o.return_as != return_as::list && o.return_as != return_as::generator &&
+        o.return_as != return_as::generator_unordered)
+        throw error("cojob::options: return_as=" + std::to_string(static_cast<int>(o.return_as)) +
+                    " is not valid; expected list, generator or generator_unordered");
+    r.return_as = o.return_as;
     return r;
 }
 

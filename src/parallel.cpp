@@ -8,7 +8,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
+
+#include <signal.h>
 
 #include <thread>
 
@@ -19,16 +22,27 @@ namespace asio = boost::asio;
 namespace detail {
 
 engine::engine(resolved_options o) : opts(std::move(o)) {
-    backend = opts.kind == cojob::backend::sequential ? make_sequential_backend() : make_threads_backend(opts.n_jobs);
+    switch (opts.kind) {
+        case cojob::backend::sequential: backend = make_sequential_backend(); break;
+        case cojob::backend::processes: backend = make_processes_backend(opts); break;
+        default: backend = make_threads_backend(opts.n_jobs); break;
+    }
     sizer.configure(opts.batch_size, backend->min_ideal_batch_seconds());
 }
 
-engine::~engine() = default;
+// The backend goes first: worker pipes may be registered with blocking_context.
+engine::~engine() { backend.reset(); }
 
 namespace {
 
 // Marks the engine busy for one call, or refuses a second one (joblib: "already running").
 void claim(engine& e) {
+    // par(range) and async_run return a list: a generator is asked for with par.stream(range).
+    if (e.opts.return_as != cojob::return_as::list)
+        throw error(std::string("cojob::parallel: options.return_as=") +
+                    (e.opts.return_as == cojob::return_as::generator ? "generator" : "generator_unordered") +
+                    " makes results a stream, which par(range) and async_run cannot return (they return a "
+                    "std::vector); call par.stream(range) instead, or leave return_as at list");
     if (e.running.exchange(true))
         throw error("cojob::parallel: this parallel object is already running a call; "
                     "wait for it to finish, or use a second parallel object");
@@ -42,13 +56,15 @@ parallel::parallel(options opts) : engine_(std::make_shared<detail::engine>(deta
 parallel::~parallel() {
     // An async call still running keeps the engine alive; it is told to stop and completes
     // with operation_aborted on its own executor.
-    if (auto call = engine_->active_async.lock()) {
-        asio::post(call->executor, [call] { call->request_cancel(); });
-        return;
-    }
+    if (auto call = engine_->active_async.lock(); call && call->cancel_from_anywhere()) return;
     // No call is running, but a task abandoned by a timeout may still hold a worker (and,
     // through its call, the engine): release the workers now, waiting for that task.
     engine_->backend.reset();
+}
+
+cojob::order parallel::stream_order() const noexcept {
+    return engine_->opts.return_as == cojob::return_as::generator_unordered ? cojob::order::completion
+                                                                             : cojob::order::input;
 }
 
 int parallel::n_jobs() const noexcept { return engine_->opts.n_jobs; }
@@ -73,6 +89,21 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
         done = true;
         failure = ex ? ex : call->result();
     });
+    // Ctrl-C stops the workers of a processes call and ends it with cojob::cancelled, when the
+    // program has not claimed SIGINT for itself (Asio restores the default afterwards).
+    std::optional<asio::signal_set> interrupt_signal;
+    bool interrupted = false;
+    if (e.opts.kind == cojob::backend::processes) {
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+            interrupt_signal.emplace(ctx, SIGINT);
+            interrupt_signal->async_wait([&interrupted, call](boost::system::error_code ec, int) {
+                if (ec) return;
+                interrupted = true;
+                call->request_cancel();
+            });
+        }
+    }
     auto work = asio::make_work_guard(ctx);
     detail::backend_base& be = *e.backend;
     while (!done) {
@@ -90,6 +121,14 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
         }
         if (!ran && !done) ctx.run_one();
     }
+    if (interrupt_signal) {
+        interrupt_signal->cancel();
+        ctx.poll();  // runs the cancelled wait's handler now, not in the next call
+        interrupt_signal.reset();
+    }
+    if (interrupted)
+        throw cancelled("cojob: the call was interrupted (SIGINT); the worker processes running its tasks were "
+                        "stopped");
     if (failure) std::rethrow_exception(failure);
 }
 
@@ -109,8 +148,7 @@ void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base
     e.active_async = call;
     if (slot.is_connected()) {
         slot.assign([call](asio::cancellation_type type) {
-            if (type != asio::cancellation_type::none)
-                asio::post(call->executor, [call] { call->request_cancel(); });
+            if (type != asio::cancellation_type::none) call->cancel_from_anywhere();
         });
     }
     asio::co_spawn(strand, detail::schedule(call),

@@ -1,6 +1,7 @@
 // src/progress.cpp - joblib's verbose output and auto batch sizing, from its documented rules.
 #include "progress.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -79,10 +80,11 @@ void progress_printer::using_backend(const char* name, int workers) const {
 
 void progress_printer::batch_size_changed(bool too_fast, double duration, std::size_t size) const {
     if (verbose_ < 10) return;
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "Batch computation too %s (%.17gs.) Setting batch_size=%zu.",
-                  too_fast ? "fast" : "slow", duration, size);
-    print(buf);
+    // joblib formats the duration with Python's repr: the shortest text that reads back the same.
+    char number[64];
+    const auto end = std::to_chars(number, number + sizeof number, duration).ptr;
+    print(std::string("Batch computation too ") + (too_fast ? "fast" : "slow") + " (" + std::string(number, end) +
+          "s.) Setting batch_size=" + std::to_string(size) + ".");
 }
 
 void progress_printer::dispatched(std::size_t tasks) noexcept {

@@ -3,6 +3,7 @@
 // reports progress, and ends the call on the first error, a timeout or cancellation.
 #include "engine.hpp"
 #include "util.hpp"
+#include "wire.hpp"
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
@@ -67,10 +68,20 @@ void call_state::request_cancel() {
     wake();
 }
 
+bool call_state::cancel_from_anywhere() {
+    std::lock_guard lock(post_mutex_);
+    if (closed_) return false;
+    asio::post(executor, [self = shared_from_this()] { self->request_cancel(); });
+    return true;
+}
+
 void call_state::close() {
+    asio::any_io_executor ex;  // released here, on the executor, after the lock
     {
         std::lock_guard lock(post_mutex_);
         closed_ = true;
+        ex = std::move(executor);
+        executor = asio::any_io_executor();
     }
     timer_.reset();
     finished_.clear();
@@ -98,9 +109,25 @@ auto call_state::async_wait_event(Token&& token) {
         token);
 }
 
+std::size_t call_state::outstanding_batches() const {
+    // A stream also counts what came back but was not consumed yet: that is its backpressure.
+    return in_flight_.size() + (sink.streaming() ? reorder_.size() + sink.held() : 0);
+}
+
+bool call_state::waiting_for_consumer() const {
+    return sink.streaming() && !stopping_ && !held_back_ && !(source.exhausted && source.staged == 0);
+}
+
+void call_state::drop() {
+    dropped_ = true;
+    request_cancel();
+}
+
+void call_state::consumer_took() { wake(); }
+
 bool call_state::can_dispatch() const {
-    if (stopping_ || (source.exhausted && source.staged == 0)) return false;
-    return window_batches_ == 0 || in_flight_.size() < window_batches_;
+    if (stopping_ || held_back_ || (source.exhausted && source.staged == 0)) return false;
+    return window_batches_ == 0 || outstanding_batches() < window_batches_;
 }
 
 void call_state::dispatch_more() {
@@ -113,7 +140,7 @@ void call_state::dispatch_more() {
                 printer_.batch_size_changed(fast, d, n);
             });
             std::size_t want = size * workers;
-            if (window_batches_) want = std::min(want, (window_batches_ - in_flight_.size()) * size);
+            if (window_batches_) want = std::min(want, (window_batches_ - outstanding_batches()) * size);
             std::size_t got = 0;
             try {
                 got = source.fill(want);
@@ -143,57 +170,94 @@ void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure)
         error_ = std::move(e);
         eng->last_failure = std::move(failure);
     }
+    const bool first_stop = !stopping_;
     stopping_ = true;
     stop.store(true, std::memory_order_relaxed);
     printer_.aborting();
+    if (first_stop && !in_flight_.empty()) eng->backend->interrupt(*this);
+}
+
+// Ends the call with the exception of the failed task of `b`, saying which task it was.
+void call_state::report_failure(batch_base& b) {
+    if (b.origin) {  // a worker process described it already
+        fail(b.error, std::move(b.origin));
+        return;
+    }
+    task_failure f;
+    f.index = b.first + b.completed;
+    try {
+        f.function = b.function_name(b.completed);
+        f.arguments = b.arguments(b.completed);
+    } catch (...) {
+        f.function = "<unknown>";
+    }
+    describe_exception(b.error, f.exception, f.message);
+    f.pid = current_pid();
+    f.host = host_name();
+    f.time = local_time_text();
+    fail(b.error, std::move(f));
+}
+
+// Hands a batch's results to the sink. A stream's failed batch hands over the results before
+// its failing task, then ends the call; returns false then.
+bool call_state::deliver(std::unique_ptr<batch_base> b) {
+    sink.accept(*b);
+    if (b->error) {
+        report_failure(*b);
+        return false;
+    }
+    next_to_deliver_ += b->size;
+    source.recycle(std::move(b));
+    return true;
 }
 
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     in_flight_.erase(b->first);
     eng->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
-    if (b->error) {
-        task_failure f;
-        f.index = b->first + b->completed;
-        try {
-            f.function = b->function_name(b->completed);
-            f.arguments = b->arguments(b->completed);
-        } catch (...) {
-            f.function = "<unknown>";
-        }
-        describe_exception(b->error, f.exception, f.message);
-        f.pid = current_pid();
-        f.host = host_name();
-        fail(b->error, std::move(f));
+    if (b->error && !sink.streaming()) {
+        report_failure(*b);  // a list: the first failure ends the call
         return;
     }
-    printer_.completed(b->size);
+    if (b->error)
+        held_back_ = true;  // a stream: dispatch nothing more, deliver what comes before it first
+    else
+        printer_.completed(b->size);
+    if (sink.completion_order()) {
+        deliver(std::move(b));
+        return;
+    }
     if (b->first != next_to_deliver_) {
         reorder_.emplace(b->first, std::move(b));
         return;
     }
-    sink.accept(*b);
-    next_to_deliver_ += b->size;
-    source.recycle(std::move(b));
-    for (auto it = reorder_.begin(); it != reorder_.end() && it->first == next_to_deliver_; it = reorder_.erase(it)) {
-        sink.accept(*it->second);
-        next_to_deliver_ += it->second->size;
-        source.recycle(std::move(it->second));
+    if (!deliver(std::move(b))) return;
+    for (auto it = reorder_.begin(); it != reorder_.end() && it->first == next_to_deliver_;) {
+        auto next = std::move(it->second);
+        it = reorder_.erase(it);
+        if (!deliver(std::move(next))) return;
     }
 }
 
 void call_state::check_timeout() {
     const auto limit = static_cast<std::int64_t>(eng->opts.timeout->count() * 1e9);
+    backend_base& be = *eng->backend;
+    be.refresh_progress(*this);
     const auto now = batch_base::now_ns();
     for (const auto& [first, b] : in_flight_) {
         const auto since = b->running_since.load(std::memory_order_acquire);
         if (since != 0 && now - since > limit) {
             const auto index = first + b->running.load(std::memory_order_relaxed);
+            const bool interruptible = be.can_interrupt();
             fail(std::make_exception_ptr(timeout_error(
                      "cojob: task #" + std::to_string(index) + " exceeded the timeout of " +
-                     format_seconds(eng->opts.timeout->count()) + " (it keeps its thread until it returns)")),
+                     format_seconds(eng->opts.timeout->count()) +
+                     (interruptible ? " (its worker process was killed and will be replaced)"
+                                    : " (it keeps its thread until it returns)"))),
                  std::nullopt);
-            abandoned_ = true;  // a thread cannot be interrupted: end the call without it
+            // A thread cannot be interrupted: end the call without it. A killed worker's batch
+            // comes back at once, so the call waits for it.
+            abandoned_ = !interruptible;
             return;
         }
     }
@@ -209,7 +273,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     if (c->track) c->timer_.emplace(c->executor);
     if (c->source.total) c->sink.expect(*c->source.total);
 
-    c->guarded([&] { c->dispatch_more(); });
+    c->guarded([&] { be.begin_call(*c); });
+    if (!c->stopping_) c->guarded([&] { c->dispatch_more(); });
     for (;;) {
         while (!c->finished_.empty()) {
             auto b = std::move(c->finished_.front());
@@ -217,14 +282,25 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
             c->guarded([&] { c->complete_batch(std::move(b)); });
             c->guarded([&] { c->dispatch_more(); });
         }
-        if (c->abandoned_ || c->in_flight_.empty()) break;
+        if (c->dropped_) {
+            // A stream's consumer left: end now, without waiting for running batches (their
+            // results are dropped when they come back), so the parallel object is free at once.
+            if (!c->stopping_)
+                c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
+                        std::nullopt);
+            break;
+        }
+        // A stream held back by its consumer waits for it even with nothing in flight.
+        if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer())) break;
         co_await c->async_wait_event(asio::use_awaitable);
         if (c->cancel_requested_ && !c->stopping_)
             c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
                     std::nullopt);
         if (c->track && !c->stopping_) c->check_timeout();
+        if (c->sink.streaming()) c->guarded([&] { c->dispatch_more(); });  // the consumer may have made room
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
+    be.end_call(*c);
     c->close();
 }
 

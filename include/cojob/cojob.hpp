@@ -4,5 +4,7 @@
 #include <cojob/delayed.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/init.hpp>
+#include <cojob/memory.hpp>
 #include <cojob/options.hpp>
 #include <cojob/parallel.hpp>
+#include <cojob/stream.hpp>

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 
 namespace cojob {
 
@@ -53,9 +55,26 @@ struct task_failure {
     std::string message;     ///< its `what()`, when it is a `std::exception`
     int pid = 0;             ///< process that ran the task
     std::string host;        ///< host that ran the task
+    std::string time;        ///< when it failed, local time as ctime() prints it
 
     /// A multi-line report in the spirit of joblib's "Sub-process traceback".
     [[nodiscard]] std::string report() const;
 };
+
+namespace detail {
+void register_exception_factory(const std::type_info& type, std::exception_ptr (*make)(const std::string& message));
+}
+
+/// Lets an exception of type E thrown by a task in a worker process come back to the caller as
+/// an E (built from its message) rather than as `cojob::remote_error`. Standard exceptions
+/// (`std::logic_error`, `std::runtime_error` and their standard subclasses, `std::bad_alloc`)
+/// and cojob's own errors come back with their type without this. Call it in the parent before
+/// the call; E must be constructible from a `std::string`.
+template <class E>
+void register_exception() {
+    detail::register_exception_factory(typeid(E), [](const std::string& message) {
+        return std::make_exception_ptr(E(message));
+    });
+}
 
 }  // namespace cojob

@@ -39,6 +39,16 @@ private:
     std::variant<int, std::string> value_;
 };
 
+/// What `parallel` hands results back as (joblib's `return_as`). C++ fixes a call's return type
+/// at compile time, so the choice is made by the call you write: `par(range)` and `async_run`
+/// return a list and refuse the generator values; `par.stream(range)` returns a `cojob::stream`
+/// and takes its order from this option (see cojob/stream.hpp).
+enum class return_as {
+    list,                 ///< `std::vector<R>` in input order (the default)
+    generator,            ///< a stream in input order
+    generator_unordered,  ///< a stream in completion order
+};
+
 /// Tasks per dispatched batch: "auto" (joblib's adaptive algorithm) or a count > 0.
 class batch_size_spec {
 public:
@@ -80,6 +90,10 @@ struct options {
     std::optional<batch_size_spec> batch_size{};
     /// Longest a single task may run; unset means no limit. Ignored on the sequential backend.
     std::optional<std::chrono::duration<double>> timeout{};
+    /// `list` (default) for `par(range)`; `generator` / `generator_unordered` choose the order of
+    /// `par.stream(range)` and make `par(range)` throw. Not taken from `parallel_config` scopes
+    /// (as in joblib, where it is a per-call choice).
+    cojob::return_as return_as = cojob::return_as::list;
     /// Called on the scheduler's thread after each completed batch (also with n_jobs=1).
     std::function<void(const progress_event&)> progress{};
 };

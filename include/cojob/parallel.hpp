@@ -5,6 +5,7 @@
 #include <cojob/detail/batch.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
+#include <cojob/stream.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -48,6 +49,19 @@ using result_list_t =
 /// A range whose elements are `cojob::task`s (what `delayed(f)(args...)` makes).
 template <class R>
 concept task_range = std::ranges::input_range<R> && task_value<std::ranges::range_value_t<R>>;
+
+/// A task that can run in a worker process (`backend::processes`): its callable is a free
+/// function, a static member function, a captureless lambda or a cereal-serializable function
+/// object, and cereal can serialize its arguments and its result.
+template <class T>
+concept remotable = task_value<T> && detail::remote<std::remove_cvref_t<T>>::possible;
+
+/// Tag for `par(cojob::require_remotable, range)`: the same call, but tasks that could not run
+/// in a worker process are a compile-time error instead of a `cojob::error` when the call starts.
+struct require_remotable_t {
+    explicit require_remotable_t() = default;
+};
+inline constexpr require_remotable_t require_remotable{};
 
 /// Runs tasks in parallel: joblib's `Parallel`, as a reusable object.
 ///
@@ -95,6 +109,27 @@ public:
         if constexpr (!std::is_void_v<result_list_t<R>>) return std::move(call.sink.out);
     }
 
+    /// `operator()(range)`, checked at compile time for the processes backend: a callable that
+    /// cannot be named in another process, or an argument or result type cereal cannot
+    /// serialize, fails to compile with a message saying which.
+    template <task_range R>
+    result_list_t<R> operator()(require_remotable_t, R&& range) {
+        using task = std::ranges::range_value_t<R>;
+        using traits = detail::task_traits<task>;
+        static_assert(traits::callable_ok,
+                      "cojob: this task cannot run in a worker process: its callable has state that cannot be sent; "
+                      "use a free function, a static member function, a captureless lambda or a cereal-serializable "
+                      "function object");
+        static_assert(traits::arguments_ok,
+                      "cojob: this task cannot run in a worker process: cereal cannot serialize one of its argument "
+                      "types (give the type a serialize() member or save/load functions; pointers and references "
+                      "cannot travel)");
+        static_assert(detail::result_ok<task>(),
+                      "cojob: this task cannot run in a worker process: cereal cannot serialize its result type, or "
+                      "it is not default-constructible");
+        return (*this)(std::forward<R>(range));
+    }
+
     /// Asynchronous twin of `operator()`, in Asio's style.
     ///
     /// Completion signature: `void(std::exception_ptr, std::vector<R>)`, or
@@ -136,6 +171,39 @@ public:
             token, std::views::all(std::forward<R>(range)));
     }
 
+    /// Runs the tasks of `range` and hands their results out one at a time, as they are ready,
+    /// in `input` order (joblib's `return_as="generator"`) or `completion` order
+    /// (`"generator_unordered"`). The call starts when the stream is first consumed; see
+    /// `cojob::stream` for the two ways to consume it, backpressure, errors and dropping it
+    /// early. While the stream runs, the object runs no other call.
+    ///
+    /// The range is held as `std::views::all(range)`: an lvalue range must outlive the
+    /// stream; an rvalue is moved in. Tasks returning void have nothing to stream: use
+    /// `par(range)` (and `options::progress` to follow completions).
+    ///
+    /// @par Example
+    /// @code
+    /// double total = 0;
+    /// for (auto&& block : par.stream(tasks, cojob::order::completion)) total += sum(block);
+    /// @endcode
+    template <task_range R>
+    [[nodiscard]] auto stream(R&& range, cojob::order order) {
+        using task_type = std::ranges::range_value_t<R>;
+        using result = typename task_type::result_type;
+        static_assert(!std::is_void_v<result>,
+                      "cojob::parallel::stream: these tasks return void, so there is nothing to stream; "
+                      "use par(range) or par.async_run(range, token), with options::progress to follow completions");
+        auto state = std::make_shared<detail::stream_call<std::views::all_t<R>>>(
+            engine_, order == cojob::order::completion, std::views::all(std::forward<R>(range)));
+        return cojob::stream<result>(std::move(state));
+    }
+    /// `stream(range, order)` with the order `options::return_as` asks for: completion for
+    /// `generator_unordered`, input otherwise.
+    template <task_range R>
+    [[nodiscard]] auto stream(R&& range) {
+        return stream(std::forward<R>(range), stream_order());
+    }
+
     /// Workers a call uses (the effective n_jobs).
     [[nodiscard]] int n_jobs() const noexcept;
     /// The backend calls run on (sequential when n_jobs resolves to 1).
@@ -144,6 +212,7 @@ public:
     [[nodiscard]] const std::optional<task_failure>& last_failure() const noexcept;
 
 private:
+    [[nodiscard]] cojob::order stream_order() const noexcept;
     void run_blocking(detail::source_base& source, detail::sink_base& sink);
     void start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
                      boost::asio::any_io_executor ex, boost::asio::cancellation_slot slot,

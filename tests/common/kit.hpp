@@ -30,40 +30,66 @@ struct counts {
     std::atomic<int> copies{0};
     std::atomic<int> moves{0};
     std::atomic<int> destroyed{0};
+    std::atomic<int> holding{0};  ///< alive and not moved from: the values that hold resources
 
-    /// Objects alive now (constructed + copied + moved - destroyed).
+    /// Objects alive now (constructed + copied + moved - destroyed), moved-from husks included.
     [[nodiscard]] int alive() const noexcept { return constructed + copies + moves - destroyed; }
+    /// Values alive now: a move hands the value on, so husks do not count.
+    [[nodiscard]] int values() const noexcept { return holding; }
 };
 
 class counted {
 public:
-    counted(counts& c, int value) : counts_(&c), value_(value) { ++counts_->constructed; }
-    counted(const counted& other) : counts_(other.counts_), value_(other.value_) { ++counts_->copies; }
-    counted(counted&& other) noexcept : counts_(other.counts_), value_(other.value_) {
+    counted(counts& c, int value) : counts_(&c), value_(value), holds_(true) {
+        ++counts_->constructed;
+        ++counts_->holding;
+    }
+    counted(const counted& other) : counts_(other.counts_), value_(other.value_), holds_(other.holds_) {
+        ++counts_->copies;
+        if (holds_) ++counts_->holding;
+    }
+    counted(counted&& other) noexcept
+        : counts_(other.counts_), value_(other.value_), holds_(std::exchange(other.holds_, false)) {
         other.value_ = -1;
         ++counts_->moves;
     }
     counted& operator=(const counted& other) {
+        if (this == &other) return *this;
+        release();
         counts_ = other.counts_;
         value_ = other.value_;
+        holds_ = other.holds_;
+        if (holds_) ++counts_->holding;
         ++counts_->copies;
         return *this;
     }
     counted& operator=(counted&& other) noexcept {
+        if (this == &other) return *this;
+        release();
         counts_ = other.counts_;
         value_ = other.value_;
+        holds_ = std::exchange(other.holds_, false);
         other.value_ = -1;
         ++counts_->moves;
         return *this;
     }
-    ~counted() { ++counts_->destroyed; }
+    ~counted() {
+        release();
+        ++counts_->destroyed;
+    }
 
     [[nodiscard]] int value() const noexcept { return value_; }
     friend std::ostream& operator<<(std::ostream& os, const counted& c) { return os << "counted{" << c.value_ << "}"; }
 
 private:
+    void release() noexcept {
+        if (holds_) --counts_->holding;
+        holds_ = false;
+    }
+
     counts* counts_;
     int value_;
+    bool holds_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -85,8 +85,16 @@ TEST_CASE("backend names are the ones joblib users know", "[options][backend]") 
     CHECK(std::string(cojob::backend_name(cojob::backend::threads)) == "ThreadingBackend");
 }
 
-TEST_CASE("backend=processes is refused with cojob::error until it exists", "[options][backend][error]") {
-    CHECK_THAT(option_error({.n_jobs = 2, .backend = cojob::backend::processes}), Catch::Contains("backend"));
+TEST_CASE("backend=processes resolves (its workers start at the first call)", "[options][backend]") {
+    cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
+    CHECK(par.backend() == cojob::backend::processes);
+    CHECK(par.n_jobs() == 2);
+    CHECK(std::string(cojob::backend_name(cojob::backend::processes)) == "ProcessBackend");
+}
+
+TEST_CASE("an unknown backend value is refused, naming the accepted ones", "[options][backend][error]") {
+    CHECK_THAT(option_error({.n_jobs = 2, .backend = static_cast<cojob::backend>(42)}),
+               Catch::Contains("sequential, threads or processes"));
 }
 
 // --- pre_dispatch ------------------------------------------------------------------------------

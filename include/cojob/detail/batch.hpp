@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cojob/delayed.hpp>
+#include <cojob/detail/describe.hpp>
+#include <cojob/detail/wire.hpp>
+#include <cojob/errors.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +35,10 @@ struct batch_base {
     /// `name(arguments)` of task i of this batch, for reports.
     [[nodiscard]] virtual std::string function_name(std::size_t i) const = 0;
     [[nodiscard]] virtual std::string arguments(std::size_t i) const = 0;
+    /// Writes the tasks as a request for a worker process (see wire.hpp).
+    virtual void encode(wire_out& out, bool track) const = 0;
+    /// Reads a worker's response: results, `completed`, and `error` + `origin` on a failure.
+    virtual void decode(wire_in& in) = 0;
 
     std::size_t first = 0;           ///< input position of the first task
     std::size_t size = 0;            ///< tasks in the batch
@@ -40,6 +47,7 @@ struct batch_base {
     std::int64_t dispatched_ns = 0;  ///< steady clock, set by the scheduler
     std::atomic<std::size_t> running{0};        ///< with track: task now running
     std::atomic<std::int64_t> running_since{0};  ///< with track: its start (steady ns), 0 before
+    std::optional<task_failure> origin;          ///< where a remote task failed (pid, host, time)
 
     static std::int64_t now_ns() noexcept;
 
@@ -51,8 +59,28 @@ protected:
         dispatched_ns = 0;
         running.store(0, std::memory_order_relaxed);
         running_since.store(0, std::memory_order_relaxed);
+        origin.reset();
     }
 };
+
+/// Why tasks of type Task cannot run in a worker process ("" when they can).
+template <class Task>
+std::string remote_refusal() {
+    using traits = task_traits<Task>;
+    if constexpr (remote<Task>::possible) {
+        return {};
+    } else if constexpr (!traits::callable_ok) {
+        return "its callable (" + demangle(typeid(typename traits::function).name()) +
+               ") cannot be named in another process; use a free function, a static member function or a "
+               "captureless lambda";
+    } else if constexpr (!traits::arguments_ok) {
+        return "an argument type of " + demangle(typeid(typename traits::arguments).name()) +
+               " has no cereal serialization (give it a serialize() member or save/load functions)";
+    } else {
+        return "its result type (" + demangle(typeid(typename Task::result_type).name()) +
+               ") has no cereal serialization or is not default-constructible";
+    }
+}
 
 template <class Task>
 struct typed_batch final : batch_base {
@@ -94,6 +122,20 @@ struct typed_batch final : batch_base {
     }
     std::string function_name(std::size_t i) const override { return tasks.at(i).function_name(); }
     std::string arguments(std::size_t i) const override { return tasks.at(i).describe_arguments(); }
+
+    void encode(wire_out& out, bool track) const override {
+        if constexpr (remote<Task>::possible)
+            remote<Task>::encode(out, tasks, track);
+        else
+            throw cojob::error("cojob: these tasks cannot run in a worker process: " + remote_refusal<Task>());
+    }
+    void decode(wire_in& in) override {
+        if constexpr (remote<Task>::possible) {
+            completed = remote<Task>::decode(in, results, first, error, origin);
+        } else {
+            throw cojob::error("cojob: these tasks cannot run in a worker process: " + remote_refusal<Task>());
+        }
+    }
 };
 
 /// Pulls tasks from the user's range into a staging area, and cuts batches from it.
@@ -106,6 +148,8 @@ struct source_base {
     /// Takes back a batch whose results were delivered, to reuse its buffers: fresh memory
     /// for every batch costs a page fault per 4 KiB, far more than dispatching does.
     virtual void recycle(std::unique_ptr<batch_base> b) noexcept = 0;
+    /// Why the tasks cannot run in a worker process, or "" when they can.
+    [[nodiscard]] virtual std::string remote_refusal() const = 0;
 
     std::size_t staged = 0;            ///< pulled, not yet in a batch
     std::size_t pulled = 0;            ///< pulled so far
@@ -179,6 +223,8 @@ public:
         return b;
     }
 
+    std::string remote_refusal() const override { return detail::remote_refusal<task_type>(); }
+
     void recycle(std::unique_ptr<batch_base> b) noexcept override {
         if (free_.size() >= max_free) return;
         auto* typed = static_cast<batch_type*>(b.release());
@@ -202,12 +248,22 @@ private:
     std::size_t head_ = 0;
 };
 
-/// Takes finished batches, in input order for lists and input-ordered streams.
+/// Takes finished batches, in input order for lists and input-ordered streams (completion
+/// order for unordered streams).
 struct sink_base {
     virtual ~sink_base() = default;
+    /// Takes the results of a batch. For a stream, a batch that failed comes here too, with the
+    /// results of the tasks before the failing one, before the call ends with its error.
     virtual void accept(batch_base& b) = 0;
     /// The call will deliver this many results (sized inputs), told before the first.
     virtual void expect(std::size_t /*results*/) {}
+    /// Streams: results are consumed one by one, and batches delivered but not yet consumed
+    /// count in the pre_dispatch window (backpressure). Lists take everything at once.
+    [[nodiscard]] virtual bool streaming() const noexcept { return false; }
+    /// Streams: batches delivered and not yet fully consumed.
+    [[nodiscard]] virtual std::size_t held() const noexcept { return 0; }
+    /// Whether batches go to the sink as they complete rather than in input order.
+    [[nodiscard]] virtual bool completion_order() const noexcept { return false; }
 };
 
 /// Collects results into a vector (nothing for void tasks).

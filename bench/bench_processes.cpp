@@ -1,0 +1,120 @@
+// bench/bench_processes.cpp - backend=processes: per-task cost of tiny tasks, one trivial task on
+// a warm pool, cold start of a pool of 2, and a large result through the pipe. Prints medians;
+// the joblib twin is bench/joblib/bench_processes.py, run side by side by run_processes_side_by_side.sh.
+#include <cojob/cojob.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ranges>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+double root(int i) { return std::sqrt(static_cast<double>(i)); }
+int identity(int i) { return i; }
+std::vector<double> block(int i, int n) { return std::vector<double>(static_cast<std::size_t>(n), double(i)); }
+
+}  // namespace bench
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+int env_int(const char* name, int fallback) {
+    const char* v = std::getenv(name);
+    return v ? std::atoi(v) : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    cojob::init(argc, argv);
+    const int repeats = env_int("REPEATS", 11);
+    const int n_tiny = env_int("N_TINY", 100000);
+    std::printf("cojob processes benchmark, %d repeats, n_jobs=2, %d CPUs\n", repeats, cojob::cpu_count());
+
+    // (a) tiny tasks, auto batching, warm pool (the first call starts it and is not counted).
+    {
+        cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
+        auto tasks = std::views::iota(0, n_tiny) | std::views::transform([](int i) { return cojob::delayed(bench::root)(i); });
+        double check = 0;
+        (void)par(tasks);
+        std::vector<double> per_task;
+        for (int r = 0; r < repeats; ++r) {
+            const auto t0 = clock_type::now();
+            auto out = par(tasks);
+            per_task.push_back(seconds_since(t0) / n_tiny * 1e9);
+            check += out.back();
+        }
+        // The plain loop, same session, for scale.
+        std::vector<double> plain;
+        for (int r = 0; r < repeats; ++r) {
+            const auto t0 = clock_type::now();
+            std::vector<double> out;
+            out.reserve(static_cast<std::size_t>(n_tiny));
+            for (int i = 0; i < n_tiny; ++i) out.push_back(bench::root(i));
+            plain.push_back(seconds_since(t0) / n_tiny * 1e9);
+            check += out.back();
+        }
+        std::printf("tiny tasks: %d x delayed(sqrt)(i), batch auto: %.1f ns/task (plain loop %.2f ns/task) [check %.0f]\n",
+                    n_tiny, median(per_task), median(plain), check);
+    }
+
+    // (b) one trivial task, warm pool, back to back.
+    {
+        cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
+        auto one = std::views::single(cojob::delayed(bench::identity)(7));
+        (void)par(one);
+        std::vector<double> us;
+        for (int r = 0; r < std::max(repeats, 1) * 20; ++r) {
+            const auto t0 = clock_type::now();
+            (void)par(one);
+            us.push_back(seconds_since(t0) * 1e6);
+        }
+        std::printf("one trivial task, warm pool: %.1f us/call (median of %zu)\n", median(us), us.size());
+    }
+
+    // (c) cold start: a new pool of 2 and one trivial task, then its shutdown.
+    {
+        std::vector<double> ms, total;
+        for (int r = 0; r < repeats; ++r) {
+            const auto t0 = clock_type::now();
+            {
+                cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
+                (void)par(std::views::single(cojob::delayed(bench::identity)(7)));
+                ms.push_back(seconds_since(t0) * 1e3);
+            }
+            total.push_back(seconds_since(t0) * 1e3);
+        }
+        std::printf("cold start, pool of 2 + one trivial task: %.2f ms (with shutdown %.2f ms)\n", median(ms),
+                    median(total));
+    }
+
+    // (d) large results: 16 MB each through the pipes.
+    {
+        const int n = 16 << 20 >> 3;
+        cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes, .batch_size = 1}};
+        auto tasks = std::views::iota(0, 8) | std::views::transform([n](int i) { return cojob::delayed(bench::block)(i, n); });
+        (void)par(tasks);
+        std::vector<double> gbps;
+        for (int r = 0; r < repeats; ++r) {
+            const auto t0 = clock_type::now();
+            auto out = par(tasks);
+            gbps.push_back(8.0 * 16 * (1 << 20) / seconds_since(t0) / 1e9);
+        }
+        std::printf("16 MB results, 8 per call: %.2f GB/s\n", median(gbps));
+    }
+    return 0;
+}

@@ -1,0 +1,188 @@
+// cojob/detail/cache_archive.hpp - the cereal archive pair `memory` stores results and hashes
+// arguments with: raw native bytes like cereal's binary archive, except that arrays of 64 bytes
+// or more start on a 64-byte boundary of the entry file, so a mapped file serves them in place.
+#pragma once
+
+#include <cereal/cereal.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+namespace cojob::detail {
+
+/// A 128-bit hash (XXH3-128), low and high halves.
+struct key128 {
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+    friend bool operator==(const key128&, const key128&) = default;
+};
+
+/// Streaming XXH3-128, compiled so that public headers need no xxhash.h.
+class key_hasher {
+public:
+    key_hasher();
+    ~key_hasher();
+    key_hasher(const key_hasher&) = delete;
+    key_hasher& operator=(const key_hasher&) = delete;
+
+    void update(const void* data, std::size_t size) noexcept;
+    [[nodiscard]] key128 digest() const noexcept;
+
+private:
+    void* state_;
+};
+
+/// Where `cache_output_archive` writes: a byte buffer (an entry being stored; it starts with
+/// room for the entry header so positions are file offsets), or a `key_hasher` (small writes
+/// gathered, large ones hashed in place). Only a buffer aligns arrays.
+class byte_sink {
+public:
+    static constexpr std::size_t array_alignment = 64;
+
+    /// A buffer that starts with `reserved` zero bytes (the entry header).
+    explicit byte_sink(std::size_t reserved) : buffer_(reserved, '\0') {}
+    /// A sink that feeds `hasher`.
+    explicit byte_sink(key_hasher& hasher) : hasher_(&hasher) {}
+
+    void write(const void* data, std::size_t size) {
+        if (hasher_ && size >= direct_bytes) {
+            flush();
+            hasher_->update(data, size);
+            return;
+        }
+        buffer_.append(static_cast<const char*>(data), size);
+        if (hasher_ && buffer_.size() >= flush_bytes) flush();
+    }
+
+    void write_array(const void* data, std::size_t size) {
+        if (!hasher_ && size >= array_alignment)
+            buffer_.resize((buffer_.size() + array_alignment - 1) / array_alignment * array_alignment, '\0');
+        write(data, size);
+    }
+
+    /// Hands gathered bytes to the hasher (no-op for a buffer).
+    void flush() {
+        if (hasher_ && !buffer_.empty()) {
+            hasher_->update(buffer_.data(), buffer_.size());
+            buffer_.clear();
+        }
+    }
+
+    [[nodiscard]] std::string& buffer() noexcept { return buffer_; }
+
+private:
+    static constexpr std::size_t direct_bytes = 256;
+    static constexpr std::size_t flush_bytes = 4096;
+    key_hasher* hasher_ = nullptr;
+    std::string buffer_;
+};
+
+/// Reads what a buffer `byte_sink` wrote; `offset` is the position of `begin` in that buffer
+/// (the entry header's size), so array padding is skipped exactly where it was written.
+class byte_source {
+public:
+    byte_source(const char* begin, const char* end, std::size_t offset) noexcept
+        : begin_(begin), cur_(begin), end_(end), offset_(offset) {}
+
+    void read(void* out, std::size_t size) {
+        if (size > static_cast<std::size_t>(end_ - cur_)) truncated();
+        if (size) std::memcpy(out, cur_, size);
+        cur_ += size;
+    }
+
+    void read_array(void* out, std::size_t size) {
+        if (size >= byte_sink::array_alignment) {
+            const std::size_t pos = offset_ + static_cast<std::size_t>(cur_ - begin_);
+            const std::size_t pad = (byte_sink::array_alignment - pos % byte_sink::array_alignment) % byte_sink::array_alignment;
+            if (pad > static_cast<std::size_t>(end_ - cur_)) truncated();
+            cur_ += pad;
+        }
+        read(out, size);
+    }
+
+    [[nodiscard]] bool at_end() const noexcept { return cur_ == end_; }
+
+private:
+    /// @throws cojob::error ("truncated").
+    [[noreturn]] static void truncated();
+
+    const char* begin_;
+    const char* cur_;
+    const char* end_;
+    std::size_t offset_;
+};
+
+class cache_output_archive : public cereal::OutputArchive<cache_output_archive, cereal::AllowEmptyClassElision> {
+public:
+    explicit cache_output_archive(byte_sink& sink)
+        : cereal::OutputArchive<cache_output_archive, cereal::AllowEmptyClassElision>(this), sink_(&sink) {}
+    void save_bytes(const void* data, std::size_t size) { sink_->write(data, size); }
+    void save_array(const void* data, std::size_t size) { sink_->write_array(data, size); }
+
+private:
+    byte_sink* sink_;
+};
+
+class cache_input_archive : public cereal::InputArchive<cache_input_archive, cereal::AllowEmptyClassElision> {
+public:
+    explicit cache_input_archive(byte_source& source)
+        : cereal::InputArchive<cache_input_archive, cereal::AllowEmptyClassElision>(this), source_(&source) {}
+    void load_bytes(void* data, std::size_t size) { source_->read(data, size); }
+    void load_array(void* data, std::size_t size) { source_->read_array(data, size); }
+
+private:
+    byte_source* source_;
+};
+
+// The archive's primitives, found by argument-dependent lookup from cereal's dispatch.
+template <class T>
+    requires std::is_arithmetic_v<T>
+void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const T& t) {
+    ar.save_bytes(std::addressof(t), sizeof t);
+}
+template <class T>
+    requires std::is_arithmetic_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, T& t) {
+    ar.load_bytes(std::addressof(t), sizeof t);
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(cache_output_archive& ar, cereal::NameValuePair<T>& t) {
+    ar(t.value);
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(cache_input_archive& ar, cereal::NameValuePair<T>& t) {
+    ar(t.value);
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(cache_output_archive& ar, cereal::SizeTag<T>& t) {
+    ar(t.size);
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(cache_input_archive& ar, cereal::SizeTag<T>& t) {
+    ar(t.size);
+}
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const cereal::BinaryData<T>& bd) {
+    ar.save_array(bd.data, static_cast<std::size_t>(bd.size));
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, cereal::BinaryData<T>& bd) {
+    ar.load_array(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+/// Whether `memory` can store a T (results) or key on it (arguments).
+template <class T>
+inline constexpr bool cache_storable = cereal::traits::is_output_serializable<T, cache_output_archive>::value &&
+                                       cereal::traits::is_input_serializable<T, cache_input_archive>::value;
+template <class T>
+inline constexpr bool cache_keyable = cereal::traits::is_output_serializable<T, cache_output_archive>::value;
+
+}  // namespace cojob::detail
+
+CEREAL_REGISTER_ARCHIVE(cojob::detail::cache_output_archive)
+CEREAL_REGISTER_ARCHIVE(cojob::detail::cache_input_archive)
+CEREAL_SETUP_ARCHIVE_TRAITS(cojob::detail::cache_input_archive, cojob::detail::cache_output_archive)

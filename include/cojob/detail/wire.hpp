@@ -1,0 +1,411 @@
+// cojob/detail/wire.hpp - what crosses a process boundary: cereal archives over plain byte
+// buffers, the test for "can this task travel", and the typed halves of a batch's trip
+// (encode tasks here, run them in the worker, decode the results here).
+#pragma once
+
+#include <cojob/delayed.hpp>
+#include <cojob/errors.hpp>
+
+#include <cereal/cereal.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/chrono.hpp>
+#include <cereal/types/complex.hpp>
+#include <cereal/types/deque.hpp>
+#include <cereal/types/list.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+namespace cojob::detail {
+
+/// A malformed, truncated or foreign frame or payload.
+class wire_error : public error {
+public:
+    using error::error;
+};
+
+/// A growable byte buffer that does not zero what it is about to overwrite.
+class byte_buffer {
+public:
+    byte_buffer() = default;
+    byte_buffer(const byte_buffer&) = delete;
+    byte_buffer& operator=(const byte_buffer&) = delete;
+    byte_buffer(byte_buffer&&) noexcept = default;
+    byte_buffer& operator=(byte_buffer&&) noexcept = default;
+
+    [[nodiscard]] char* data() noexcept { return data_.get(); }
+    [[nodiscard]] const char* data() const noexcept { return data_.get(); }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    void clear() noexcept { size_ = 0; }
+    void reserve(std::size_t n) {
+        if (n <= capacity_) return;
+        const std::size_t cap = std::max(n, capacity_ * 2);
+        std::unique_ptr<char[]> bigger(new char[cap]);
+        if (size_) std::memcpy(bigger.get(), data_.get(), size_);
+        data_ = std::move(bigger);
+        capacity_ = cap;
+    }
+    /// Makes the size n (growing keeps the old bytes; new ones are indeterminate).
+    void resize(std::size_t n) {
+        reserve(n);
+        size_ = n;
+    }
+    void append(const void* p, std::size_t n) {
+        if (size_ + n > capacity_) reserve(size_ + n);
+        if (n) std::memcpy(data_.get() + size_, p, n);
+        size_ += n;
+    }
+    /// Drops the first n bytes.
+    void consume(std::size_t n) noexcept {
+        if (n >= size_) {
+            size_ = 0;
+            return;
+        }
+        std::memmove(data_.get(), data_.get() + n, size_ - n);
+        size_ -= n;
+    }
+    /// Frees the memory when it is much larger than what is usually needed.
+    void shrink_if_above(std::size_t limit) noexcept {
+        if (capacity_ > limit && size_ == 0) {
+            data_.reset();
+            capacity_ = 0;
+        }
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+/// cereal output archive appending raw host-order bytes to a byte_buffer (both ends are the
+/// same binary on the same machine, so no byte swapping or padding rules are needed).
+class wire_out : public cereal::OutputArchive<wire_out, cereal::AllowEmptyClassElision> {
+public:
+    explicit wire_out(byte_buffer& b) : OutputArchive(this), buf_(&b) {}
+    void write(const void* p, std::size_t n) { buf_->append(p, n); }
+    [[nodiscard]] byte_buffer& buffer() noexcept { return *buf_; }
+
+private:
+    byte_buffer* buf_;
+};
+
+/// cereal input archive reading from a byte range; every read is bounds-checked and throws
+/// `wire_error` past the end.
+class wire_in : public cereal::InputArchive<wire_in, cereal::AllowEmptyClassElision> {
+public:
+    wire_in(const char* p, std::size_t n) : InputArchive(this), p_(p), end_(p + n) {}
+    void read(void* out, std::size_t n) {
+        if (static_cast<std::size_t>(end_ - p_) < n) throw wire_error("cojob: truncated payload (wanted " +
+                                                                      std::to_string(n) + " more bytes)");
+        if (n) std::memcpy(out, p_, n);
+        p_ += n;
+    }
+    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+
+private:
+    const char* p_;
+    const char* end_;
+};
+
+template <class T>
+    requires std::is_arithmetic_v<T>
+void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const T& v) {
+    ar.write(&v, sizeof v);
+}
+template <class T>
+    requires std::is_arithmetic_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, T& v) {
+    ar.read(&v, sizeof v);
+}
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::NameValuePair<T>& nvp) {
+    ar(nvp.value);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::NameValuePair<T>& nvp) {
+    ar(nvp.value);
+}
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::SizeTag<T>& tag) {
+    const auto n = static_cast<std::uint64_t>(tag.size);
+    ar.write(&n, sizeof n);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::SizeTag<T>& tag) {
+    std::uint64_t n = 0;
+    ar.read(&n, sizeof n);
+    // A count larger than the bytes left cannot be real unless its elements are empty; refuse
+    // absurd ones before a container tries to allocate them.
+    if (n > ar.remaining() && n > (std::uint64_t{1} << 24))
+        throw wire_error("cojob: implausible element count " + std::to_string(n) + " in payload");
+    tag.size = static_cast<std::remove_reference_t<T>>(n);
+}
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::BinaryData<T>& bd) {
+    ar.write(bd.data, static_cast<std::size_t>(bd.size));
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::BinaryData<T>& bd) {
+    ar.read(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+}  // namespace cojob::detail
+
+CEREAL_REGISTER_ARCHIVE(cojob::detail::wire_out)
+CEREAL_REGISTER_ARCHIVE(cojob::detail::wire_in)
+CEREAL_SETUP_ARCHIVE_TRAITS(cojob::detail::wire_in, cojob::detail::wire_out)
+
+namespace cojob::detail {
+
+/// What cereal's traits cannot see: a type is refused when it is, or holds as a template
+/// argument, a pointer, a reference or a const type (`std::vector<int*>`, `std::pair<const K,
+/// V>`). cereal would accept those by trait and then fail to compile inside, which must not
+/// happen to a program that only ever runs such tasks on threads.
+template <class T>
+struct wire_safe : std::bool_constant<!std::is_pointer_v<T> && !std::is_member_pointer_v<T> && !std::is_reference_v<T> &&
+                                      !std::is_const_v<T> && !std::is_volatile_v<T>> {};
+template <template <class...> class Tmpl, class... A>
+struct wire_safe<Tmpl<A...>> : std::bool_constant<(wire_safe<A>::value && ...)> {};
+template <class T, std::size_t N>
+struct wire_safe<std::array<T, N>> : wire_safe<T> {};
+template <class T>
+struct wire_safe<std::allocator<T>> : std::true_type {};  // a map's allocator names pair<const K, V>
+template <class T, std::size_t N>
+struct wire_safe<T[N]> : wire_safe<T> {};
+
+/// A value cereal can write and read back through the wire archives.
+template <class T>
+concept wire_value = wire_safe<T>::value && std::is_default_constructible_v<T> && std::is_move_assignable_v<T> &&
+                     cereal::traits::is_output_serializable<T, wire_out>::value &&
+                     cereal::traits::is_input_serializable<T, wire_in>::value;
+
+template <class F>
+inline constexpr bool is_function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+
+/// A callable with no state: a captureless lambda or an empty function object, rebuilt in the
+/// worker by default construction.
+template <class F>
+inline constexpr bool is_stateless_callable =
+    std::is_empty_v<F> && std::is_default_constructible_v<F> && std::is_trivially_copyable_v<F>;
+
+/// A callable that can be named in another process of the same program.
+template <class F>
+concept wire_callable = is_function_pointer<F> || is_stateless_callable<F> || wire_value<F>;
+
+template <class T>
+struct task_traits;
+template <class F, class... Args>
+struct task_traits<task<F, Args...>> {
+    using function = F;
+    using arguments = std::tuple<Args...>;
+    static constexpr bool callable_ok = wire_callable<F>;
+    static constexpr bool arguments_ok = (wire_value<Args> && ...);
+};
+
+template <class Task>
+constexpr bool result_ok() {
+    using R = typename Task::result_type;
+    if constexpr (std::is_void_v<R>)
+        return true;
+    else
+        return wire_value<R>;
+}
+
+// ---- implemented in src/wire.cpp --------------------------------------------------------
+
+/// Writes the identity of a function at `address` as (module, offset, code fingerprint).
+void encode_function(wire_out& out, std::uintptr_t address);
+/// Reads a function identity and returns its address in this process, after checking that
+/// it lies in an executable segment of the named module and that its first bytes match.
+/// @throws wire_error otherwise.
+std::uintptr_t decode_function(wire_in& in);
+
+/// State the worker offers a running batch.
+struct worker_context {
+    /// Shared with the parent: the task now running and since when (for timeouts), or null.
+    std::atomic<std::uint64_t>* running = nullptr;
+    std::atomic<std::int64_t>* running_since = nullptr;
+};
+
+/// Runs a decoded request: reads the tasks from `in`, runs them, writes the response to `out`.
+using invoker_fn = void (*)(wire_in& in, wire_out& out, const worker_context& ctx);
+
+/// Registers `fn` under `key` (static initialisation: every process of the program has the
+/// same table). Returns true.
+bool register_invoker(std::uint64_t key, invoker_fn fn, const char* type_name) noexcept;
+/// FNV-1a of a type's mangled name: the same in every process of one build.
+[[nodiscard]] std::uint64_t type_key(const std::type_info& t) noexcept;
+
+/// Writes the failure of the task being run (called inside a catch block in the worker).
+void encode_current_failure(wire_out& out, std::size_t index, const std::string& function,
+                            const std::string& arguments);
+/// Reads the failure a worker reported: the exception's mangled type and the facts.
+void decode_failure(wire_in& in, std::string& mangled_type, task_failure& facts);
+/// Rebuilds the exception a worker reported: the original type when it is a standard
+/// exception, a cojob error or a registered type, else `remote_error`. `what()` is the original
+/// message followed by the report.
+[[nodiscard]] std::exception_ptr rebuild_exception(const std::string& mangled_type, const task_failure& facts);
+
+[[nodiscard]] std::int64_t steady_now_ns() noexcept;
+
+// ---- the typed halves ------------------------------------------------------------------
+
+template <class Task>
+struct remote {
+    using traits = task_traits<Task>;
+    using F = typename traits::function;
+    using R = typename Task::result_type;
+    static constexpr bool possible = traits::callable_ok && traits::arguments_ok && result_ok<Task>();
+
+    static std::uint64_t key() {
+        static const std::uint64_t k = type_key(typeid(Task));
+        return k;
+    }
+
+    static void write_function(wire_out& out, const F& f) {
+        if constexpr (is_function_pointer<F>)
+            encode_function(out, std::bit_cast<std::uintptr_t>(f));
+        else if constexpr (is_stateless_callable<F>)
+            (void)f;
+        else
+            out(f);
+    }
+    static F read_function(wire_in& in) {
+        if constexpr (is_function_pointer<F>) {
+            return std::bit_cast<F>(decode_function(in));
+        } else if constexpr (is_stateless_callable<F>) {
+            return F{};
+        } else {
+            F f{};
+            in(f);
+            return f;
+        }
+    }
+
+    /// Parent side: the tasks into a request payload. A batch whose tasks all call the same
+    /// function names it once.
+    template <class Tasks>
+    static void encode(wire_out& out, const Tasks& tasks, bool track) {
+        (void)registered;  // odr-use: every program that sends this type can also run it
+        bool shared = is_stateless_callable<F>;
+        if constexpr (is_function_pointer<F>) {
+            shared = true;
+            for (const Task& t : tasks)
+                if (t.function() != tasks.front().function()) {
+                    shared = false;
+                    break;
+                }
+        }
+        const std::uint8_t flags = (track ? 1 : 0) | (shared ? 2 : 0);
+        out(key(), flags, static_cast<std::uint64_t>(tasks.size()));
+        if (shared && !tasks.empty()) write_function(out, tasks.front().function());
+        for (const Task& t : tasks) {
+            if (!shared) write_function(out, t.function());
+            std::apply([&out](const auto&... a) { (out(a), ...); }, t.arguments());
+        }
+    }
+
+    /// Parent side: the response payload into `results`; returns how many completed, and
+    /// sets `error` and `facts` when a task failed (`first`: input position of the batch).
+    template <class Results>
+    static std::size_t decode(wire_in& in, Results& results, std::size_t first, std::exception_ptr& error,
+                              std::optional<task_failure>& facts) {
+        std::uint64_t completed = 0;
+        in(completed);
+        if constexpr (!std::is_void_v<R>) {
+            results.reserve(static_cast<std::size_t>(completed));
+            for (std::uint64_t i = 0; i < completed; ++i) {
+                R r{};
+                in(r);
+                results.push_back(std::move(r));
+            }
+        }
+        std::uint8_t failed = 0;
+        in(failed);
+        if (failed) {
+            std::string type;
+            task_failure f;
+            decode_failure(in, type, f);
+            f.index = first + static_cast<std::size_t>(completed);
+            error = rebuild_exception(type, f);
+            facts = std::move(f);
+        }
+        return static_cast<std::size_t>(completed);
+    }
+
+    /// Worker side: runs every task of the request, stopping at the first that throws.
+    static void invoke(wire_in& in, wire_out& out, const worker_context& ctx) {
+        std::uint8_t flags = 0;
+        std::uint64_t n = 0;
+        in(flags, n);
+        const bool shared = (flags & 2) != 0;
+        std::optional<F> common;
+        if (shared && n) common.emplace(read_function(in));
+        const bool track = (flags & 1) != 0 && ctx.running_since;
+        // Results are written after a placeholder count, patched at the end.
+        const std::size_t count_at = out.buffer().size();
+        std::uint64_t completed = 0;
+        out(completed);
+        for (std::uint64_t i = 0; i < n; ++i) {
+            F f = shared ? *common : read_function(in);  // the function comes before the arguments
+            Task t(std::move(f), read_arguments(in));
+            if (ctx.running) ctx.running->store(i, std::memory_order_relaxed);  // names the task if we crash
+            if (track) ctx.running_since->store(steady_now_ns(), std::memory_order_release);
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    t();
+                } else {
+                    const std::size_t mark = out.buffer().size();
+                    try {
+                        out(t());
+                    } catch (...) {
+                        out.buffer().resize(mark);  // drop a half-written result
+                        throw;
+                    }
+                }
+            } catch (...) {
+                std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
+                encode_current_failure(out, static_cast<std::size_t>(i), t.function_name(), t.describe_arguments());
+                return;
+            }
+            ++completed;
+        }
+        std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
+        out(std::uint8_t{0});
+        if (track) ctx.running_since->store(0, std::memory_order_release);  // nothing runs until the next batch
+    }
+
+    static typename traits::arguments read_arguments(wire_in& in) {
+        typename traits::arguments args{};
+        std::apply([&in](auto&... a) { (in(a), ...); }, args);
+        return args;
+    }
+
+    static inline const bool registered = register_invoker(key(), &invoke, typeid(Task).name());
+};
+
+}  // namespace cojob::detail

@@ -1,0 +1,401 @@
+// src/wire.cpp - frames, function identities, the invoker table, failures that cross the
+// process boundary, and the identity of this build.
+#include "wire.hpp"
+
+#include "util.hpp"
+
+#include <cojob/detail/describe.hpp>
+
+#include <xxhash.h>
+
+#include <cxxabi.h>
+#include <elf.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace cojob::detail {
+
+// ---- frames -------------------------------------------------------------------------------
+
+std::size_t begin_frame(byte_buffer& b) {
+    const std::size_t at = b.size();
+    b.resize(at + sizeof(frame_header));
+    return at;
+}
+
+void end_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
+    frame_header h;
+    h.kind = static_cast<std::uint16_t>(kind);
+    h.length = b.size() - at - sizeof(frame_header);
+    h.checksum = XXH3_64bits(b.data() + at + sizeof(frame_header), h.length);
+    std::memcpy(b.data() + at, &h, sizeof h);
+}
+
+frame_header parse_header(const char* bytes) {
+    frame_header h;
+    std::memcpy(&h, bytes, sizeof h);
+    if (h.magic != frame_magic) throw wire_error("cojob: corrupt frame on the worker pipe (bad magic number)");
+    if (h.version != wire_version)
+        throw wire_error("cojob: frame of wire version " + std::to_string(h.version) + " on the worker pipe; this build speaks version " +
+                         std::to_string(wire_version));
+    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::fault))
+        throw wire_error("cojob: corrupt frame on the worker pipe (unknown kind " + std::to_string(h.kind) + ")");
+    if (h.length > max_frame_payload)
+        throw wire_error("cojob: corrupt frame on the worker pipe (length " + std::to_string(h.length) + ")");
+    return h;
+}
+
+void check_payload(const frame_header& h, const char* payload) {
+    if (XXH3_64bits(payload, h.length) != h.checksum)
+        throw wire_error("cojob: corrupt frame on the worker pipe (checksum mismatch over " + std::to_string(h.length) +
+                         " bytes)");
+}
+
+pipe_io& pipe_seam() noexcept {
+    static pipe_io io{&::read, &::write};
+    return io;
+}
+
+bool read_exact(int fd, void* buf, std::size_t n) {
+    auto* p = static_cast<char*>(buf);
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = pipe_seam().read(fd, p + got, n - got);
+        if (r > 0) {
+            got += static_cast<std::size_t>(r);
+        } else if (r == 0) {
+            if (got == 0) return false;
+            throw wire_error("cojob: the pipe closed inside a frame (" + std::to_string(got) + " of " + std::to_string(n) +
+                             " bytes read)");
+        } else if (errno != EINTR && errno != EAGAIN) {
+            throw std::system_error(errno, std::generic_category(), "cojob: reading a worker pipe");
+        }
+    }
+    return true;
+}
+
+void write_all(int fd, const void* buf, std::size_t n) {
+    const auto* p = static_cast<const char*>(buf);
+    std::size_t put = 0;
+    while (put < n) {
+        const ssize_t r = pipe_seam().write(fd, p + put, n - put);
+        if (r >= 0) {
+            put += static_cast<std::size_t>(r);
+        } else if (errno != EINTR && errno != EAGAIN) {
+            throw std::system_error(errno, std::generic_category(), "cojob: writing a worker pipe");
+        }
+    }
+}
+
+// ---- modules and function identities -------------------------------------------------------
+
+namespace {
+
+struct module_info {
+    std::uint64_t name_hash = 0;
+    std::uintptr_t base = 0;
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> code;  ///< executable [begin, end)
+    std::string build_id;                                         ///< hex, "" when absent
+};
+
+std::uint64_t fnv1a(const void* data, std::size_t n) noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+std::string hex(const unsigned char* p, std::size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) {
+        s += digits[p[i] >> 4];
+        s += digits[p[i] & 15];
+    }
+    return s;
+}
+
+std::vector<module_info> scan_modules() {
+    std::vector<module_info> mods;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* out) -> int {
+            module_info m;
+            const char* name = info->dlpi_name ? info->dlpi_name : "";
+            m.name_hash = fnv1a(name, std::strlen(name));
+            m.base = info->dlpi_addr;
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const auto& ph = info->dlpi_phdr[i];
+                if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {
+                    m.code.emplace_back(m.base + ph.p_vaddr, m.base + ph.p_vaddr + ph.p_memsz);
+                } else if (ph.p_type == PT_NOTE && m.build_id.empty()) {
+                    const auto* p = reinterpret_cast<const unsigned char*>(m.base + ph.p_vaddr);
+                    const auto* end = p + ph.p_memsz;
+                    while (p + sizeof(ElfW(Nhdr)) <= end) {
+                        ElfW(Nhdr) note;
+                        std::memcpy(&note, p, sizeof note);
+                        const auto* desc = p + sizeof note + ((note.n_namesz + 3) & ~3u);
+                        if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && desc + note.n_descsz <= end &&
+                            std::memcmp(p + sizeof note, "GNU", 4) == 0) {
+                            m.build_id = hex(desc, note.n_descsz);
+                            break;
+                        }
+                        p = desc + ((note.n_descsz + 3) & ~3u);
+                    }
+                }
+            }
+            static_cast<std::vector<module_info>*>(out)->push_back(std::move(m));
+            return 0;
+        },
+        &mods);
+    return mods;
+}
+
+class module_table {
+public:
+    /// The module whose code holds `address`, or null (rescans once: a library may be new).
+    const module_info* by_address(std::uintptr_t address) {
+        std::lock_guard lock(mutex_);
+        for (int pass = 0; pass < 2; ++pass) {
+            if (pass == 1 || mods_.empty()) mods_ = scan_modules();
+            for (const auto& m : mods_)
+                for (const auto& [b, e] : m.code)
+                    if (address >= b && address < e) return &m;
+        }
+        return nullptr;
+    }
+    const module_info* by_name(std::uint64_t name_hash) {
+        std::lock_guard lock(mutex_);
+        for (int pass = 0; pass < 2; ++pass) {
+            if (pass == 1 || mods_.empty()) mods_ = scan_modules();
+            for (const auto& m : mods_)
+                if (m.name_hash == name_hash) return &m;
+        }
+        return nullptr;
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<module_info> mods_;
+};
+
+module_table& modules() {
+    static module_table t;
+    return t;
+}
+
+constexpr std::size_t fingerprint_bytes = 16;
+
+std::uint64_t fingerprint(std::uintptr_t address, std::uintptr_t segment_end) noexcept {
+    const std::size_t n = std::min<std::uintptr_t>(fingerprint_bytes, segment_end - address);
+    return fnv1a(reinterpret_cast<const void*>(address), n);
+}
+
+std::uintptr_t segment_end_of(const module_info& m, std::uintptr_t address) noexcept {
+    for (const auto& [b, e] : m.code)
+        if (address >= b && address < e) return e;
+    return 0;
+}
+
+struct identity {
+    std::uintptr_t address = 0;
+    std::uint64_t module = 0, offset = 0, print = 0;
+};
+
+}  // namespace
+
+void encode_function(wire_out& out, std::uintptr_t address) {
+    // Batches carry the same function over and over: remember the last one per thread.
+    thread_local identity last;
+    if (last.address != address || address == 0) {
+        const module_info* m = modules().by_address(address);
+        if (!m) throw error("cojob: the task's function is not in the code of any loaded module");
+        last = {address, m->name_hash, address - m->base, fingerprint(address, segment_end_of(*m, address))};
+    }
+    out(last.module, last.offset, last.print);
+}
+
+std::uintptr_t decode_function(wire_in& in) {
+    std::uint64_t module = 0, offset = 0, print = 0;
+    in(module, offset, print);
+    thread_local identity last;
+    if (last.module == module && last.offset == offset && last.print == print && last.address) return last.address;
+    const module_info* m = modules().by_name(module);
+    if (!m) throw wire_error("cojob: a task names a module this worker has not loaded");
+    const std::uintptr_t address = m->base + offset;
+    const std::uintptr_t end = segment_end_of(*m, address);
+    if (end == 0) throw wire_error("cojob: a task names a function outside the code of its module");
+    if (fingerprint(address, end) != print)
+        throw wire_error("cojob: a task names a function whose code differs in this worker (another build?)");
+    last = {address, module, offset, print};
+    return address;
+}
+
+std::string build_identity() {
+    static const std::string id = [] {
+        std::string s = "cojob-wire-" + std::to_string(wire_version);
+        const auto mods = scan_modules();
+        const auto self = reinterpret_cast<std::uintptr_t>(&build_identity);
+        for (std::size_t i = 0; i < mods.size(); ++i) {
+            const bool is_program = i == 0;
+            const bool is_cojob = segment_end_of(mods[i], self) != 0;
+            if (!is_program && !is_cojob) continue;
+            if (!mods[i].build_id.empty()) {
+                s += ":" + mods[i].build_id;
+            } else if (is_program) {
+                struct stat st {};
+                if (::stat("/proc/self/exe", &st) == 0)
+                    s += ":exe-" + std::to_string(st.st_ino) + "-" + std::to_string(st.st_size) + "-" +
+                         std::to_string(st.st_mtim.tv_sec);
+            }
+        }
+        return s;
+    }();
+    return id;
+}
+
+// ---- invokers ----------------------------------------------------------------------------
+
+namespace {
+struct invoker_table {
+    std::shared_mutex mutex;
+    std::unordered_map<std::uint64_t, invoker_fn> by_key;
+};
+invoker_table& invokers() {
+    static invoker_table t;
+    return t;
+}
+}  // namespace
+
+std::uint64_t type_key(const std::type_info& t) noexcept {
+    const char* n = t.name();
+    return fnv1a(n, std::strlen(n));
+}
+
+bool register_invoker(std::uint64_t key, invoker_fn fn, const char* /*type_name*/) noexcept {
+    try {
+        auto& t = invokers();
+        std::unique_lock lock(t.mutex);
+        t.by_key.emplace(key, fn);
+    } catch (...) {
+        // Out of memory during static initialisation: the worker will report the type unknown.
+    }
+    return true;
+}
+
+invoker_fn find_invoker(std::uint64_t key) noexcept {
+    auto& t = invokers();
+    std::shared_lock lock(t.mutex);
+    auto it = t.by_key.find(key);
+    return it == t.by_key.end() ? nullptr : it->second;
+}
+
+std::int64_t steady_now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// ---- failures ----------------------------------------------------------------------------
+
+std::string local_time_text() {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    char buf[64] = {};
+    std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+    return buf;
+}
+
+void encode_current_failure(wire_out& out, std::size_t index, const std::string& function,
+                            const std::string& arguments) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    std::string mangled = t ? t->name() : "";
+    std::string type, message;
+    describe_exception(std::current_exception(), type, message);
+    out(std::uint8_t{1}, static_cast<std::uint64_t>(index), mangled, type, message, function, arguments,
+        static_cast<std::int32_t>(current_pid()), host_name(), local_time_text());
+}
+
+void decode_failure(wire_in& in, std::string& mangled_type, task_failure& f) {
+    std::uint64_t index = 0;
+    std::int32_t pid = 0;
+    in(index, mangled_type, f.exception, f.message, f.function, f.arguments, pid, f.host, f.time);
+    f.index = static_cast<std::size_t>(index);
+    f.pid = pid;
+}
+
+namespace {
+
+using factory = std::exception_ptr (*)(const std::string&);
+
+struct factory_table {
+    factory_table();
+    std::mutex mutex;
+    std::unordered_map<std::string, factory> by_type;
+};
+
+template <class E>
+void add(std::unordered_map<std::string, factory>& m) {
+    m.emplace(typeid(E).name(), [](const std::string& msg) { return std::make_exception_ptr(E(msg)); });
+}
+
+factory_table::factory_table() {
+    auto& m = by_type;
+    add<std::logic_error>(m);
+    add<std::domain_error>(m);
+    add<std::invalid_argument>(m);
+    add<std::length_error>(m);
+    add<std::out_of_range>(m);
+    add<std::runtime_error>(m);
+    add<std::range_error>(m);
+    add<std::overflow_error>(m);
+    add<std::underflow_error>(m);
+    add<cojob::error>(m);
+    add<cojob::remote_error>(m);
+    add<cojob::worker_died>(m);
+    add<cojob::timeout_error>(m);
+    add<cojob::cancelled>(m);
+    m.emplace(typeid(std::bad_alloc).name(), [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
+}
+
+factory_table& factories() {
+    static factory_table t;
+    return t;
+}
+
+}  // namespace
+
+std::exception_ptr rebuild_exception(const std::string& mangled_type, const task_failure& facts) {
+    auto& t = factories();
+    factory make = nullptr;
+    {
+        std::lock_guard lock(t.mutex);
+        if (auto it = t.by_type.find(mangled_type); it != t.by_type.end()) make = it->second;
+    }
+    const std::string report = facts.report();
+    if (make) return make(facts.message + "\n\n" + report);
+    return std::make_exception_ptr(remote_error(facts.exception + (facts.message.empty() ? "" : ": " + facts.message) +
+                                                "\n\n" + report));
+}
+
+void register_exception_factory(const std::type_info& type, std::exception_ptr (*make)(const std::string& message)) {
+    auto& t = factories();
+    std::lock_guard lock(t.mutex);
+    t.by_type[type.name()] = make;
+}
+
+}  // namespace cojob::detail

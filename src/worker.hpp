@@ -1,0 +1,30 @@
+// src/worker.hpp - private: what the worker guard knows about this process, and the shared
+// status page through which a worker tells its parent which task runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace cojob::detail {
+
+/// The environment variable that marks a process as a worker cojob started; its value is
+/// "<request fd>,<response fd>,<status fd>,<parent pid>".
+inline constexpr const char* worker_env = "COJOB_WORKER";
+/// The descriptors a worker finds its pipes and status page on.
+inline constexpr int worker_request_fd = 3;
+inline constexpr int worker_response_fd = 4;
+inline constexpr int worker_status_fd = 5;
+
+/// Written by the worker, read by the parent: the task running in the current batch.
+struct worker_status {
+    std::atomic<std::uint64_t> running{0};    ///< index inside the batch
+    std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
+};
+
+/// argv[0] as `init` saw it ("" before `init`).
+[[nodiscard]] const std::string& program_name();
+/// Whether this process is a worker serving tasks (inside `init`).
+[[nodiscard]] bool in_worker_process() noexcept;
+
+}  // namespace cojob::detail

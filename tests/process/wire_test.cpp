@@ -1,0 +1,162 @@
+// tests/process/wire_test.cpp - the wire alone: frames, checksums, the pipe seam under EINTR and
+// short transfers, bounds-checked payloads, and function identities.
+#include <catch2/catch.hpp>
+
+#include "wire.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace cojob::detail;
+
+double twice(double x) { return 2 * x; }
+
+/// Swaps the pipe seam for the duration of a test.
+struct seam_swap {
+    pipe_io saved = pipe_seam();
+    seam_swap(decltype(pipe_io::read) r, decltype(pipe_io::write) w) { pipe_seam() = pipe_io{r, w}; }
+    ~seam_swap() { pipe_seam() = saved; }
+};
+
+int calls = 0;
+// Every other call fails with EINTR; the others move at most 3 bytes.
+ssize_t flaky_read(int fd, void* buf, std::size_t n) {
+    if (++calls % 2) {
+        errno = EINTR;
+        return -1;
+    }
+    return ::read(fd, buf, std::min<std::size_t>(n, 3));
+}
+ssize_t flaky_write(int fd, const void* buf, std::size_t n) {
+    if (++calls % 2) {
+        errno = EINTR;
+        return -1;
+    }
+    return ::write(fd, buf, std::min<std::size_t>(n, 3));
+}
+
+byte_buffer frame_of(const std::string& text) {
+    byte_buffer b;
+    const auto at = begin_frame(b);
+    wire_out ar(b);
+    ar(text);
+    end_frame(b, at, frame_kind::response);
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("wire: a frame round-trips through a pipe under EINTR and short reads and writes", "[wire]") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    const auto frame = frame_of("hello through a flaky pipe");
+    {
+        seam_swap faults(&flaky_read, &flaky_write);
+        write_all(p[1], frame.data(), frame.size());
+        char head[sizeof(frame_header)];
+        REQUIRE(read_exact(p[0], head, sizeof head));
+        const frame_header h = parse_header(head);
+        CHECK(h.kind == static_cast<std::uint16_t>(frame_kind::response));
+        std::vector<char> payload(h.length);
+        REQUIRE(read_exact(p[0], payload.data(), payload.size()));
+        check_payload(h, payload.data());
+        wire_in in(payload.data(), payload.size());
+        std::string text;
+        in(text);
+        CHECK(text == "hello through a flaky pipe");
+        CHECK(in.remaining() == 0);
+    }
+    ::close(p[1]);
+    char c;
+    CHECK_FALSE(read_exact(p[0], &c, 1));  // end of file before a frame: a clean end
+    ::close(p[0]);
+}
+
+TEST_CASE("wire: end of file inside a frame is an error, not a short frame", "[wire]") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    REQUIRE(::write(p[1], "abc", 3) == 3);
+    ::close(p[1]);
+    char buf[8];
+    CHECK_THROWS_AS(read_exact(p[0], buf, sizeof buf), wire_error);
+    ::close(p[0]);
+}
+
+TEST_CASE("wire: bad magic, version, kind, length and checksum are refused by name", "[wire]") {
+    auto frame = frame_of("payload");
+    CHECK_NOTHROW(parse_header(frame.data()));
+    auto corrupt = [&](std::size_t at, char value) {
+        std::vector<char> copy(frame.data(), frame.data() + frame.size());
+        copy[at] = value;
+        return copy;
+    };
+    CHECK_THROWS_WITH(parse_header(corrupt(0, 'x').data()), Catch::Contains("bad magic"));
+    CHECK_THROWS_WITH(parse_header(corrupt(4, 7).data()), Catch::Contains("wire version 7"));
+    CHECK_THROWS_WITH(parse_header(corrupt(6, 9).data()), Catch::Contains("unknown kind 9"));
+    CHECK_THROWS_WITH(parse_header(corrupt(15, 0x7f).data()), Catch::Contains("length"));
+    auto flipped = corrupt(sizeof(frame_header) + 9, 'Z');
+    const frame_header h = parse_header(flipped.data());
+    CHECK_THROWS_WITH(check_payload(h, flipped.data() + sizeof(frame_header)), Catch::Contains("checksum"));
+}
+
+TEST_CASE("wire: reading past the payload, or an absurd count, throws instead of allocating", "[wire]") {
+    byte_buffer b;
+    wire_out out(b);
+    out(std::uint64_t{1} << 40);  // a vector length no payload of 8 bytes can hold
+    wire_in in(b.data(), b.size());
+    std::vector<int> v;
+    CHECK_THROWS_AS(in(v), wire_error);
+    wire_in short_in(b.data(), 4);
+    double d = 0;
+    CHECK_THROWS_AS(short_in(d), wire_error);
+}
+
+TEST_CASE("wire: values round-trip, vectors of numbers as one block", "[wire]") {
+    byte_buffer b;
+    wire_out out(b);
+    const std::vector<double> v(1000, 0.25);
+    const std::map<std::string, std::pair<int, std::optional<float>>> m{{"a", {1, 2.5f}}, {"b", {2, std::nullopt}}};
+    out(v, m, std::string("x"));
+    CHECK(b.size() < 1000 * sizeof(double) + 200);
+    wire_in in(b.data(), b.size());
+    std::vector<double> v2;
+    std::map<std::string, std::pair<int, std::optional<float>>> m2;
+    std::string s;
+    in(v2, m2, s);
+    CHECK(v2 == v);
+    CHECK(m2 == m);
+    CHECK(s == "x");
+}
+
+TEST_CASE("wire: a function identity resolves to the same function, and a wrong one is refused", "[wire]") {
+    byte_buffer b;
+    wire_out out(b);
+    encode_function(out, reinterpret_cast<std::uintptr_t>(&twice));
+    {
+        wire_in in(b.data(), b.size());
+        const auto address = decode_function(in);
+        CHECK(address == reinterpret_cast<std::uintptr_t>(&twice));
+        CHECK(reinterpret_cast<double (*)(double)>(address)(21) == 42);
+    }
+    std::uint64_t module = 0, offset = 0, print = 0;
+    std::memcpy(&module, b.data(), 8);
+    std::memcpy(&offset, b.data() + 8, 8);
+    std::memcpy(&print, b.data() + 16, 8);
+    auto decode = [](std::uint64_t m, std::uint64_t o, std::uint64_t p) {
+        byte_buffer c;
+        wire_out w(c);
+        w(m, o, p);
+        wire_in in(c.data(), c.size());
+        return decode_function(in);
+    };
+    CHECK_THROWS_WITH(decode(module ^ 1, offset, print), Catch::Contains("module"));
+    CHECK_THROWS_WITH(decode(module, offset + (std::uint64_t{1} << 40), print), Catch::Contains("outside the code"));
+    CHECK_THROWS_WITH(decode(module, offset + 1, print), Catch::Contains("code differs"));
+}
