@@ -283,12 +283,15 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
             c->guarded([&] { c->dispatch_more(); });
         }
         if (c->dropped_) {
-            // A stream's consumer left: end now, without waiting for running batches (their
-            // results are dropped when they come back), so the parallel object is free at once.
+            // A stream's consumer left: stop now. A backend that cannot interrupt (threads) is
+            // not waited for: running batches finish on their own and their results are dropped
+            // when they come back, so the parallel object is free at once. Interrupted worker
+            // processes give their batches back within milliseconds (killed, their pipes end),
+            // and the backend must see that before the next call, to reap and replace them.
             if (!c->stopping_)
                 c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
                         std::nullopt);
-            break;
+            if (!be.can_interrupt() || c->in_flight_.empty()) break;
         }
         // A stream held back by its consumer waits for it even with nothing in flight.
         if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer())) break;
