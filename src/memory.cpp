@@ -35,8 +35,10 @@ namespace cojob::detail {
 
 namespace {
 
-/// `(anonymous namespace)::costly_compute(std::vector<double> const&, int)` -> `costly_compute`
-/// (cut at the parameter list, outside braces and angle brackets; lambdas keep their braces).
+/// `(anonymous namespace)::costly_compute(std::vector<double> const&, int)` -> `costly_compute`:
+/// cut at the function's parameter list (outside braces and angle brackets). The parameter lists
+/// of enclosing functions go (`f(int)::{lambda(int)#1}::operator()(int) const` ->
+/// `f::{lambda(int)#1}`), lambdas keep their braces, call operators lose their `::operator`.
 std::string short_name(std::string name) {
     static const std::string anonymous = "(anonymous namespace)::";
     for (auto at = name.find(anonymous); at != std::string::npos; at = name.find(anonymous))
@@ -46,11 +48,24 @@ std::string short_name(std::string name) {
         const char c = name[i];
         if (c == '{' || c == '<') ++depth;
         if (c == '}' || c == '>') --depth;
-        if (c == '(' && depth == 0 && i > 0) {
-            name.resize(i);
-            break;
+        if (c != '(' || depth != 0 || i == 0) continue;
+        std::size_t close = i;
+        for (int parens = 0; close < name.size(); ++close) {
+            if (name[close] == '(') ++parens;
+            if (name[close] == ')' && --parens == 0) break;
         }
+        if (close + 2 < name.size() && name.compare(close + 1, 2, "::") == 0) {
+            name.erase(i, close + 1 - i);  // an enclosing function's parameters
+            --i;
+            continue;
+        }
+        name.resize(i);
+        break;
     }
+    static const std::string call_operator = "::operator";
+    if (name.size() > call_operator.size() &&
+        name.compare(name.size() - call_operator.size(), call_operator.size(), call_operator) == 0)
+        name.resize(name.size() - call_operator.size());
     return name;
 }
 

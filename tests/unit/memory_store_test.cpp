@@ -7,10 +7,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -18,6 +24,9 @@
 #include <vector>
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+extern char** environ;
 
 namespace {
 
@@ -115,20 +124,21 @@ namespace {
 
 /// Damages the stored entry of ramp(n) with `damage`, then checks that the next call
 /// recomputes the right value with exactly one warning naming the problem, and that the entry
-/// is valid again afterwards.
+/// is valid again afterwards. `n` = 1000 (8 KB) is read; 100000 (800 KB) with `mmap_mode` is
+/// mapped.
 template <class Damage>
-void check_recovers(Damage damage, const char* expected_warning) {
+void check_recovers(Damage damage, const char* expected_warning, int n = 1000, std::string mmap_mode = {}) {
     memkit::temp_dir dir;
     memkit::warnings w;
-    auto cached = cojob::memory{dir.path(), {.verbose = 0, .on_warning = w.sink()}}.cache(ramp);
-    const fs::path output = stored_output(cached, 1000);
+    auto cached = cojob::memory{dir.path(), {.verbose = 0, .mmap_mode = mmap_mode, .on_warning = w.sink()}}.cache(ramp);
+    const fs::path output = stored_output(cached, n);
     std::string bytes = memkit::read_bytes(output);
     damage(bytes);
     memkit::write_bytes(output, bytes);
     ramp_calls = 0;
-    CHECK(cached(1000) == ramp(1000));
+    CHECK(cached(n) == ramp(n));
     CHECK(ramp_calls == 2);  // recomputed once (plus the reference call)
-    CHECK(cached(1000) == ramp(1000));
+    CHECK(cached(n) == ramp(n));
     CHECK(ramp_calls == 3);  // and stored again
     const auto warnings = w.list();
     REQUIRE(warnings.size() == 1);
@@ -150,6 +160,11 @@ TEST_CASE("an entry with a flipped payload bit is recomputed with one warning", 
 TEST_CASE("an entry with a damaged header is recomputed with one warning", "[memory][corrupt]") {
     check_recovers([](std::string& b) { b[60] ^= 0x01; }, "header");
     check_recovers([](std::string& b) { b.replace(0, 8, "NOTCOJOB"); }, "not a cojob cache entry");
+}
+
+TEST_CASE("a damaged entry read through mmap_mode is recomputed with one warning", "[memory][corrupt][mmap]") {
+    check_recovers([](std::string& b) { b[b.size() / 2] ^= 0x40; }, "checksum", 100000, "r");
+    check_recovers([](std::string& b) { b.resize(b.size() - 8); }, "truncated", 100000, "c");
 }
 
 TEST_CASE("an entry of a foreign format version is recomputed with one warning", "[memory][corrupt]") {
@@ -200,4 +215,71 @@ TEST_CASE("a read-only cache directory computes without caching and warns once",
     CHECK(cached(1, "r") == "r1");
     CHECK(label_calls == 2);
     CHECK(w.list().size() == 1);
+}
+
+namespace {
+constexpr const char* full_disk_env = "COJOB_MEMTEST_FULL_DISK_DIR";
+}  // namespace
+
+// A full disk, simulated without privileges: the file size limit (RLIMIT_FSIZE) makes write(2)
+// fail with EFBIG past 16 KiB, as ENOSPC would. The limit applies to the whole process, so the
+// test runs the hidden case below in a copy of this program.
+TEST_CASE("a disk that fills up computes without caching and warns once", "[memory][unwritable]") {
+    memkit::temp_dir dir;
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    const std::string env = std::string(full_disk_env) + "=" + dir.path().string();
+    std::vector<std::string> args = {self, "--use-colour", "no", "[.memory-full-disk-child]"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings = {env};
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_t pid = 0;
+    REQUIRE(::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data()) == 0);
+    int status = 0;
+    const bool ended = kit::eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 60s);
+    if (!ended) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    REQUIRE(ended);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // the child's checks passed (its report is on stdout)
+    // The big result was never stored, and no temp file of the failed writes is left behind.
+    std::size_t outputs = 0;
+    for (const auto& f : fs::recursive_directory_iterator(dir.path())) {
+        CHECK_THAT(f.path().filename().string(), !Catch::EndsWith(".tmp"));
+        outputs += f.path().filename() == "output.bin";
+    }
+    CHECK(outputs == 1);  // the small one
+}
+
+TEST_CASE("(child of the full disk test)", "[.memory-full-disk-child]") {
+    const char* where = std::getenv(full_disk_env);
+    if (!where) {
+        WARN("run by the test \"a disk that fills up computes without caching and warns once\"");
+        return;
+    }
+    ::signal(SIGXFSZ, SIG_IGN);  // write(2) then fails with EFBIG instead of killing the process
+    rlimit limit{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &limit) == 0);
+    limit.rlim_cur = 16 * 1024;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
+    memkit::warnings w;
+    auto cached = cojob::memory{fs::path(where) / "cache", {.verbose = 0, .on_warning = w.sink()}}.cache(ramp);
+    const auto small = ramp(100), big = ramp(50000);
+    ramp_calls = 0;
+    CHECK(cached(100) == small);  // 1 KB: fits, stored
+    CHECK(cached(100) == small);
+    CHECK(ramp_calls == 1);
+    CHECK(cached(50000) == big);  // 400 KB: the write fails, the result is still returned
+    CHECK(cached(50000) == big);
+    CHECK(ramp_calls == 3);
+    CHECK_FALSE(cached.check_call_in_cache(50000));
+    CHECK(cached.call_and_shelve(50000).get() == big);  // the handle keeps the value
+    REQUIRE(w.list().size() == 1);
+    CHECK_THAT(w.list()[0], Catch::Contains("without caching") && Catch::Contains("too large"));
 }

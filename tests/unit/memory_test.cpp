@@ -17,6 +17,7 @@
 #include <ranges>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -357,6 +358,17 @@ TEST_CASE("verbose output follows joblib's Calling and Loading lines", "[memory]
     CHECK_THAT(lines[4], Catch::Matches(R"(\[Memory\]\d+\.\ds, \d+\.\dmin    : Loading square\.\.\.)"));
 }
 
+TEST_CASE("verbose lines name a lambda after its enclosing function, without its call operator", "[memory][verbose]") {
+    memkit::temp_dir dir;
+    auto cached = cojob::memory{dir.path(), {.verbose = 1}}.cache([](int x) { return x + 1; });
+    kit::stream_capture out(STDOUT_FILENO);
+    (void)cached(3);
+    const auto lines = kit::lines_of(out.text());
+    REQUIRE(lines.size() == 4);
+    CHECK_THAT(lines[2], Catch::Contains("{lambda(int)#") && Catch::EndsWith("}(3)"));
+    CHECK_THAT(lines[3], Catch::EndsWith("} - 0.0s, 0.0min"));
+}
+
 TEST_CASE("verbose 0 prints nothing; verbose 1 prints computations only", "[memory][verbose]") {
     memkit::temp_dir dir;
     auto quiet = cojob::memory{dir.path(), {.verbose = 0}}.cache(square);
@@ -394,6 +406,7 @@ TEST_CASE("concurrent callers of one key in eight threads compute it once and al
 
 TEST_CASE("cached calls inside parallel tasks compute in parallel once and load on the second round",
           "[memory][threads][parallel]") {
+    // (The process backend: tests/unit/memory_hammer.cpp, whose main is the worker guard.)
     memkit::temp_dir dir;
     cojob::memory mem{dir.path(), {.verbose = 0}};
     auto cached = mem.cache(column_of);
@@ -405,10 +418,14 @@ TEST_CASE("cached calls inside parallel tasks compute in parallel once and load 
     auto tasks = [&] {
         return std::views::iota(0, 4) | std::views::transform([&](int c) { return cojob::delayed(kit::assignable(mean_of))(c); });
     };
-    for (int jobs : {1, 2, 4}) {
+    const std::pair<int, cojob::backend> runs[] = {{1, cojob::backend::sequential},
+                                                  {1, cojob::backend::threads},
+                                                  {2, cojob::backend::threads},
+                                                  {4, cojob::backend::threads}};
+    for (const auto& [jobs, backend] : runs) {
         mem.clear();
         column_calls = 0;
-        cojob::parallel par{{.n_jobs = jobs, .backend = cojob::backend::threads}};
+        cojob::parallel par{{.n_jobs = jobs, .backend = backend}};
         const auto first = par(tasks());
         CHECK(column_calls == 4);
         const auto second = par(tasks());
