@@ -2,6 +2,9 @@
 // completion order, empty input, errors at every position, dropping the stream (break, destroy,
 // cancelling the awaiting coroutine) with the workers that ran the dropped tasks stopped, and
 // backpressure against a slow consumer. Every wait is bounded by a watchdog.
+#include "../unit/stream_kit.hpp"
+#include "kit.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cojob/cojob.hpp>
@@ -19,13 +22,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <ranges>
 #include <set>
@@ -39,38 +38,9 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+using stream_kit::watchdog;
 
 constexpr auto processes = cojob::backend::processes;
-
-/// Ends the process (exit code 3) with a message if the test still runs after `limit`.
-class watchdog {
-public:
-    watchdog(std::chrono::seconds limit, const char* what)
-        : thread_([this, limit, what] {
-              std::unique_lock lock(mutex_);
-              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-                  std::fprintf(stderr, "process stream tests: \"%s\" still running after %lld s: hung\n", what,
-                               static_cast<long long>(limit.count()));
-                  std::_Exit(3);
-              }
-          }) {}
-    ~watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-    watchdog(const watchdog&) = delete;
-    watchdog& operator=(const watchdog&) = delete;
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::thread thread_;
-};
 
 /// Values of `tracked` that hold a result in this process (moved-from husks do not count).
 std::atomic<int> tracked_values{0};
@@ -209,16 +179,6 @@ std::pair<int, int> children() {
     return n;
 }
 
-template <class F>
-bool eventually(F&& condition, std::chrono::milliseconds limit = 3000ms) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return condition();
-}
-
 /// The pids of the pool's workers: two tasks long enough that each worker takes one.
 std::set<long> pool_pids(cojob::parallel& par) {
     auto pids = par(std::views::iota(0, 2) | std::views::transform([](int) { return cojob::delayed(pid_after)(200L); }));
@@ -244,14 +204,14 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 void check_dropped_workers_stopped(cojob::parallel& par, const std::set<long>& stuck) {
     for (long pid : stuck) {
         INFO("worker " << pid);
-        CHECK(eventually([pid] { return !running(pid); }, 3000ms));
+        CHECK(kit::eventually([pid] { return !running(pid); }, 3s));
     }
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(par(squares(6)) == expected_squares(6));
     CHECK(seconds_since(t0) < 5.0);  // the 30 s tasks were not waited for
     const auto fresh = pool_pids(par);
     for (long pid : fresh) CHECK_FALSE(stuck.count(pid));
-    CHECK(eventually([] { return children().second == 0; }));
+    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
     CHECK(children().first <= 2);
 }
 
@@ -555,7 +515,7 @@ TEST_CASE("processes: cancelling a coroutine awaiting next() stops the workers a
         ctx.run_for(10s);
         CHECK(finished);
         CHECK(again == expected_squares(5));
-        for (long pid : pool) CHECK(eventually([pid] { return !running(pid); }));
+        for (long pid : pool) CHECK(kit::eventually([pid] { return !running(pid); }, 3s));
     }
     SECTION("and the next call may be a blocking one") { check_dropped_workers_stopped(par, pool); }
 }
@@ -576,7 +536,7 @@ TEST_CASE("processes: a stream dropped while a large result is in the pipe leave
         }
         CHECK(par(squares(4)) == expected_squares(4));
     }
-    CHECK(eventually([] { return children().second == 0; }));
+    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
     CHECK(children().first <= 2);
 }
 
