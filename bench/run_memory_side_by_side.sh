@@ -7,8 +7,9 @@
 # Environment:
 #   BUILD_DIR    build directory (default: build-bench under the repository root); set up as an
 #                optimized build when it does not exist, and brought up to date with ninja
-#   PYTHON       interpreter with joblib and numpy (default: the first of python3,
-#                /usr/bin/python3 that imports both)
+#   PYTHON       interpreter with joblib and numpy (default: the first of /usr/bin/python3
+#                (Debian's python3-joblib, the reference of the figures) and python3 that
+#                imports both)
 #   CACHE_DIR    where both caches live (default: fresh directories under the system temp dir;
 #                give a directory on the disk you care about, tmpfs and ext4 differ)
 #   COJOB_ARGS   extra arguments for bench_memory (e.g. "calls=5000 rounds=101")
@@ -25,7 +26,7 @@ fi
 ninja -C "$build" bench/bench_memory >/dev/null
 
 python=
-for candidate in ${PYTHON:-} python3 /usr/bin/python3; do
+for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
     if "$candidate" -c 'import joblib, numpy' >/dev/null 2>&1; then
         python=$candidate
         break
@@ -48,11 +49,15 @@ fi
 revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "# cojob vs joblib, memory cases ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), cojob commit $revision)"
 echo
+echo "Load average (1, 5, 15 min) before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+echo
 # shellcheck disable=SC2086  # the extra arguments are meant to be split
 "$build/bench/bench_memory" tsv="$tmp/cojob.tsv" $cojob_dir ${COJOB_ARGS:-}
 echo
 # shellcheck disable=SC2086
 "$python" "$here/joblib/bench_memory.py" --tsv "$tmp/joblib.tsv" $joblib_dir ${JOBLIB_ARGS:-}
+echo
+echo "Load average (1, 5, 15 min) after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 if [ -n "${CACHE_DIR:-}" ]; then
     rm -rf "$CACHE_DIR/cojob-bench-memory" "$CACHE_DIR/joblib-bench-memory"

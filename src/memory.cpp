@@ -7,7 +7,6 @@
 #include <cojob/detail/describe.hpp>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -301,22 +300,34 @@ bool function_cache::load(const key128& key, loader load, void* context) {
 bool function_cache::contains(const key128& key) { return load(key, nullptr, nullptr); }
 
 entry_lock function_cache::lock(const key128& key) {
-    const std::string entry = s_->entry_dir(key);
-    const std::string path = entry + "/lock";
+    // One lock file per function, one byte of it per key: an open file description lock
+    // (F_OFD_SETLKW) on byte `key % 2^31` excludes other threads (each opens its own
+    // description) and other processes, and the kernel drops it when the descriptor is closed,
+    // also when the holder dies. No file is created per key, so a miss costs one inode less than
+    // a lock file per entry would. Two keys on the same byte only wait for each other.
+    const std::string path = s_->dir + "/lock";
     for (int attempt = 0; attempt < 2; ++attempt) {
         const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) {
-            while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+            struct flock range{};
+            range.l_type = F_WRLCK;
+            range.l_whence = SEEK_SET;
+            range.l_start = static_cast<off_t>(key.low & 0x7fff'ffffu);
+            range.l_len = 1;
+            int r = 0;
+            while ((r = ::fcntl(fd, F_OFD_SETLKW, &range)) != 0 && errno == EINTR) {
             }
-            return entry_lock(fd);
+            if (r == 0) return entry_lock(fd);
+            ::close(fd);  // no locks here (some network file systems): compute without waiting
+            return {};
         }
-        if ((errno != ENOENT && errno != ENOTDIR) || !s_->ensure_entry_dir(entry)) break;
+        if ((errno != ENOENT && errno != ENOTDIR) || !s_->ensure_dir()) break;
     }
     return {};
 }
 
 entry_lock::~entry_lock() {
-    if (fd_ >= 0) ::close(fd_);  // releases the flock
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 void function_cache::calling(const std::vector<std::string>& arguments) const {
@@ -337,12 +348,8 @@ void function_cache::store(const key128& key, std::string& buffer, std::chrono::
     }
     seal_entry(buffer, key, s_->store->options.compress, now, took);
     const std::string entry = s_->entry_dir(key);
-    int e = 0;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        e = write_atomically(entry + "/output.bin", buffer);
-        if (e != ENOENT && e != ENOTDIR) break;
-        if (!s_->ensure_entry_dir(entry)) return;  // warned
-    }
+    if (!s_->ensure_entry_dir(entry)) return;  // warned
+    const int e = write_atomically(entry + "/output.bin", buffer);
     if (e != 0) {
         s_->store->warn("unwritable", "cannot store a result in " + entry + " (" + errno_text(e) +
                                           "); results are computed without caching");
@@ -452,7 +459,7 @@ reduce_report memory::reduce_size(std::optional<std::uint64_t> bytes_limit, std:
             }
             struct stat st{};
             if (::stat((entry + "/output.bin").c_str(), &st) != 0) {
-                if (now_ns - mtime_ns(entry) > stale_ns) detail::remove_tree(entry, store_->root);  // lock only
+                if (now_ns - mtime_ns(entry) > stale_ns) detail::remove_tree(entry, store_->root);  // a failed store
                 continue;
             }
             items.push_back({entry, std::int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec, bytes});

@@ -138,7 +138,7 @@ private:
 /// @par Thread safety
 /// Safe to call from any number of threads and processes at once, including inside
 /// `parallel` tasks: concurrent callers of one key wait for the first one's result instead of
-/// computing it again (an exclusive `flock` per entry).
+/// computing it again (an exclusive lock per key, see docs/memory.md).
 template <class F>
 class cached_function {
     template <class... A>

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <numeric>
 #include <ranges>
 #include <string>
@@ -185,6 +186,10 @@ TEST_CASE("a task that throws stores nothing and its exception reaches the calle
     CHECK_THROWS_AS(cached(-1), std::invalid_argument);
     CHECK(thrower_calls == 2);
     CHECK_FALSE(cached.check_call_in_cache(-1));
+    // Nothing of the failed calls is left on disk: no entry directory (only the lock file and
+    // func_code.json in the function's directory).
+    for (const auto& f : std::filesystem::recursive_directory_iterator(dir.path() / "cojob"))
+        CHECK_FALSE((f.is_directory() && f.path().parent_path().parent_path() == dir.path() / "cojob"));
     CHECK(cached(2) == 2);
 }
 

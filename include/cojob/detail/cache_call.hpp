@@ -118,7 +118,7 @@ callable_facts facts_of(const F& f) noexcept {
     return c;
 }
 
-/// Holds an entry's lock (a `flock` on its lock file) until destroyed.
+/// Holds the lock of one key (a byte-range lock on its function's lock file) until destroyed.
 class entry_lock {
 public:
     entry_lock() noexcept = default;
