@@ -520,6 +520,29 @@ TEST_CASE("processes: cancelling a coroutine awaiting next() stops the workers a
     SECTION("and the next call may be a blocking one") { check_dropped_workers_stopped(par, pool); }
 }
 
+TEST_CASE("processes: destroying the parallel object cancels its running stream and stops its workers",
+          "[process][stream][cancel]") {
+    watchdog dog(60s, "destroy parallel");
+    auto par = std::make_unique<cojob::parallel>(cojob::options{.n_jobs = 2, .backend = processes, .batch_size = 1});
+    const auto pool = pool_pids(*par);
+    REQUIRE(pool.size() == 2);
+    {
+        auto s = par->stream(two_quick_then_stuck(20));
+        auto it = s.begin();
+        ++it;  // both workers now run 30 s tasks
+        par.reset();
+        const auto t0 = std::chrono::steady_clock::now();
+        auto drain = [&] {
+            for (; it != s.end(); ++it) {
+            }
+        };
+        CHECK_THROWS_AS(drain(), cojob::cancelled);
+        CHECK(seconds_since(t0) < 5.0);
+    }
+    for (long pid : pool) CHECK(kit::eventually([pid] { return !running(pid); }, 3s));
+    CHECK(kit::eventually([] { return children() == std::pair<int, int>{0, 0}; }, 3s));
+}
+
 TEST_CASE("processes: a stream dropped while a large result is in the pipe leaves the pool sound",
           "[process][stream][cancel]") {
     watchdog dog(60s, "drop large");
