@@ -1,7 +1,8 @@
 // bench/bench_memory.cpp - what cojob::memory costs: a hit with a small argument, a hit with a
 // 320 KB array argument (and XXH3 of that array alone), check_call_in_cache, a miss on top of
-// a trivial computation (store + metadata), and the seed's second round (4 hits of a 1e4 x 4
-// column extraction through `par`, n_jobs=2 threads).
+// a trivial computation (store + metadata), the file system's cost of one file creation there
+// (the floor of a miss), and the seed's second round (4 hits of a 1e4 x 4 column extraction
+// through `par`, n_jobs=2 threads).
 //
 // Prints a markdown table of medians (with p10-p90) against the targets of issue #6.
 // Arguments, all optional, as key=value:
@@ -13,7 +14,9 @@
 
 #include <xxhash.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -128,6 +131,24 @@ int main(int argc, char** argv) {
     int next = 1000;
     rows_out.push_back({"miss", "miss: trivial compute + store + metadata", "µs/call",
                         per_call(calls, [&](int) { sink = sink + cached_miss(next++); }), 200});
+
+    // Reference: what the file system charges for one file creation in the cache directory (a
+    // miss creates three inodes: the entry's directory and the temp files of output.bin and
+    // metadata.json). On ext4 this varies by two orders of magnitude with other I/O.
+    {
+        const std::filesystem::path probe = dir / "create-probe";
+        std::filesystem::create_directories(probe);
+        int file = 0;
+        rows_out.push_back({"fs_create", "reference: create + close an empty file in the cache directory", "µs/call",
+                            per_call(calls, [&](int) {
+                                const std::string p = (probe / std::to_string(file++)).string();
+                                const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                                if (fd < 0) throw std::runtime_error("cannot create " + p);
+                                ::close(fd);
+                            }),
+                            0});
+        std::filesystem::remove_all(probe);
+    }
 
     // The seed's second round: 4 cached column loads through par (n_jobs=2, threads).
     std::vector<double> data(rows * columns);

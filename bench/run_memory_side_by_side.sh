@@ -88,6 +88,7 @@ awk -F '\t' '
         line("hit, 320 KB array argument", "hit_array", "hit_array")
         line("hash of the 320 KB array (XXH3-128 / md5)", "hash_array", "hash_array")
         line("miss: trivial compute + store + metadata", "miss", "miss")
+        line("reference: one file creation in the cache directory (file system)", "fs_create", "fs_create")
         line("second round, 4 hits through par (cojob threads, warm object / joblib loky, new Parallel)", "round2", "round2")
         line("second round, new objects (cojob threads / joblib threading)", "round2_new", "round2_threading")
         line("plain call (reference)", "plain", "plain")
