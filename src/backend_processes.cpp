@@ -11,6 +11,7 @@
 // A worker that dies, sends garbage or is killed by an interrupt (error, timeout,
 // cancellation) is reaped at once and its batch comes back with the reason; the pool starts a
 // replacement when work is waiting or at the next call.
+#include "arena.hpp"
 #include "engine.hpp"
 #include "util.hpp"
 #include "wire.hpp"
@@ -100,6 +101,7 @@ struct worker_proc {
     int to = -1;    ///< request pipe, parent's end (non-blocking)
     int from = -1;  ///< response pipe, parent's end (non-blocking)
     worker_status* status = nullptr;
+    std::unique_ptr<shared_arena> arena;  ///< its result arena, mapped read-only
     bool greeted = false;      ///< its hello frame arrived and matched
     bool dead = false;         ///< reaped or being replaced
     bool interrupted = false;  ///< killed on purpose for its call
@@ -224,6 +226,10 @@ private:
             }
         } page_guard{page};
 
+        auto arena = std::make_unique<shared_arena>(shared_arena::make_fd(), false);
+        const int arena_dup = ::fcntl(arena->fd(), F_DUPFD_CLOEXEC, 10);
+        if (arena_dup < 0) throw_errno("cojob: fcntl(F_DUPFD_CLOEXEC)");
+        fd_guard child_arena(arena_dup);
         fd_guard child_in(lift(req_r.release())), child_out(lift(resp_w.release())), child_mem(lift(mem.release()));
 
         posix_spawn_file_actions_t actions;
@@ -231,6 +237,7 @@ private:
         posix_spawn_file_actions_adddup2(&actions, child_in.fd, worker_request_fd);
         posix_spawn_file_actions_adddup2(&actions, child_out.fd, worker_response_fd);
         posix_spawn_file_actions_adddup2(&actions, child_mem.fd, worker_status_fd);
+        posix_spawn_file_actions_adddup2(&actions, child_arena.fd, worker_arena_fd);
         posix_spawnattr_t attr;
         posix_spawnattr_init(&attr);
         sigset_t none, defaults;
@@ -249,7 +256,7 @@ private:
                 env_strings.emplace_back(*e);
         env_strings.push_back(std::string(worker_env) + "=" + std::to_string(worker_request_fd) + "," +
                               std::to_string(worker_response_fd) + "," + std::to_string(worker_status_fd) + "," +
-                              std::to_string(::getpid()));
+                              std::to_string(worker_arena_fd) + "," + std::to_string(::getpid()));
         // Native thread pools inside the workers share the CPUs with the other workers (joblib's
         // oversubscription guard), unless the user chose a value.
         for (const char* var : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -275,6 +282,7 @@ private:
         w->to = req_w.release();
         w->from = resp_r.release();
         w->status = status;
+        w->arena = std::move(arena);
         page_guard.p = nullptr;
         return w;
     }
@@ -403,7 +411,7 @@ private:
                     lost(w, std::current_exception());
                     return;
                 }
-                const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(h.length);
+                const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
                 if (total > w->in.size()) want = std::max(want, total - w->in.size());
             }
             const std::size_t at = w->in.size();
@@ -434,9 +442,12 @@ private:
         while (w->in.size() >= sizeof(frame_header)) {
             try {
                 const frame_header h = parse_header(w->in.data());
-                const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(h.length);
+                const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
                 if (w->in.size() < total) return false;
-                const char* payload = w->in.data() + sizeof(frame_header);
+                const bool in_arena = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
+                if (in_arena && !w->arena) throw wire_error("cojob: a worker without an arena sent an arena response");
+                const char* payload = in_arena ? w->arena->view(sizeof(frame_header) + h.length) + sizeof(frame_header)
+                                               : w->in.data() + sizeof(frame_header);
                 check_payload(h, payload);
                 wire_in ar(payload, static_cast<std::size_t>(h.length));
                 switch (static_cast<frame_kind>(h.kind)) {
@@ -450,10 +461,12 @@ private:
                         w->greeted = true;
                         break;
                     }
-                    case frame_kind::response: {
+                    case frame_kind::response:
+                    case frame_kind::arena_response: {
                         if (!w->greeted) throw wire_error("cojob: a worker answered before its handshake");
                         if (w->jobs.empty()) throw wire_error("cojob: a worker answered a request it was not sent");
                         w->jobs.front().batch->decode(ar);
+                        if (in_arena) arena_flag::release(w->status->arena_held);  // the worker may write it again
                         w->in.consume(total);
                         job j = std::move(w->jobs.front());
                         w->jobs.pop_front();
@@ -568,6 +581,7 @@ private:
         w.to = w.from = -1;
         if (w.status) ::munmap(w.status, sizeof(worker_status));
         w.status = nullptr;
+        w.arena.reset();
     }
 
     /// Closing a worker's request pipe tells it to exit; those that do not within a second

@@ -3,6 +3,7 @@
 // parent closes the pipe (or dies), then exits without returning to main.
 #include <cojob/init.hpp>
 
+#include "arena.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 #include "worker.hpp"
@@ -76,7 +77,8 @@ void wait_for_request(int fd) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) std::_Exit(0);
     // Programs a task starts must not hold the pipes open after this worker is gone.
-    for (int fd : {worker_request_fd, worker_response_fd, worker_status_fd}) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    for (int fd : {worker_request_fd, worker_response_fd, worker_status_fd, worker_arena_fd})
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     std::thread([] {
         pollfd p{worker_request_fd, 0, 0};
         for (;;) {
@@ -95,7 +97,10 @@ void wait_for_request(int fd) {
         ctx.running_since = &status->running_since;
     }
 
-    byte_buffer out;
+    // Responses are written into the result arena; large ones stay there (src/arena.hpp).
+    const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
+    shared_arena arena(has_arena ? worker_arena_fd : -1, true);
+    byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
     byte_buffer in;
     try {
         const auto at = begin_frame(out);
@@ -123,6 +128,12 @@ void wait_for_request(int fd) {
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());
         }
+        // The parent may still be reading the previous response out of the arena.
+        if (has_arena) {
+            arena_flag::wait_released(status->arena_held);
+            out.clear();
+            out.shrink_if_above(arena_keep_bytes);
+        }
         try {
             wire_in req(in.data(), in.size());
             std::uint64_t key = 0;
@@ -140,11 +151,18 @@ void wait_for_request(int fd) {
         }
         flush_output();  // what the tasks printed comes before their results
         try {
-            write_all(worker_response_fd, out.data(), out.size());
+            if (has_arena && out.size() >= arena_min_response) {
+                // The payload stays in the arena until the parent has decoded it.
+                const frame_header h = arena_header(out);
+                status->arena_held.store(1, std::memory_order_release);
+                write_all(worker_response_fd, &h, sizeof h);
+            } else {
+                write_all(worker_response_fd, out.data(), out.size());
+            }
         } catch (...) {
             break;  // the parent is gone
         }
-        out.shrink_if_above(64u << 20);
+        if (!has_arena) out.shrink_if_above(arena_keep_bytes);
         in.shrink_if_above(64u << 20);
     }
     flush_output();
@@ -163,10 +181,10 @@ void init(int argc, char** argv) {
     detail::init_ran.store(true);
     const char* spec = std::getenv(detail::worker_env);
     if (!spec) return;
-    int in = -1, out = -1, status = -1, parent = -1;
-    if (std::sscanf(spec, "%d,%d,%d,%d", &in, &out, &status, &parent) != 4 || in != detail::worker_request_fd ||
-        out != detail::worker_response_fd || status != detail::worker_status_fd || ::fcntl(in, F_GETFD) < 0 ||
-        ::fcntl(out, F_GETFD) < 0) {
+    int in = -1, out = -1, status = -1, arena = -1, parent = -1;
+    if (std::sscanf(spec, "%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent) != 5 ||
+        in != detail::worker_request_fd || out != detail::worker_response_fd || status != detail::worker_status_fd ||
+        arena != detail::worker_arena_fd || ::fcntl(in, F_GETFD) < 0 || ::fcntl(out, F_GETFD) < 0) {
         // Inherited from a worker's environment by a program it started, or set by hand: this
         // process is not one cojob started. Forget the marker and run main.
         ::unsetenv(detail::worker_env);

@@ -43,6 +43,14 @@ void end_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
     std::memcpy(b.data() + at, &h, sizeof h);
 }
 
+frame_header arena_header(const byte_buffer& b) {
+    frame_header h;
+    h.kind = static_cast<std::uint16_t>(frame_kind::arena_response);
+    h.length = b.size() - sizeof(frame_header);
+    h.checksum = XXH3_64bits(b.data() + sizeof(frame_header), h.length);
+    return h;
+}
+
 frame_header parse_header(const char* bytes) {
     frame_header h;
     std::memcpy(&h, bytes, sizeof h);
@@ -50,7 +58,7 @@ frame_header parse_header(const char* bytes) {
     if (h.version != wire_version)
         throw wire_error("cojob: frame of wire version " + std::to_string(h.version) + " on the worker pipe; this build speaks version " +
                          std::to_string(wire_version));
-    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::fault))
+    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::arena_response))
         throw wire_error("cojob: corrupt frame on the worker pipe (unknown kind " + std::to_string(h.kind) + ")");
     if (h.length > max_frame_payload)
         throw wire_error("cojob: corrupt frame on the worker pipe (length " + std::to_string(h.length) + ")");

@@ -22,14 +22,20 @@ enum class frame_kind : std::uint16_t {
     request = 2,   ///< parent -> worker: a batch of tasks
     response = 3,  ///< worker -> parent: results, and the failure if a task threw
     fault = 4,     ///< worker -> parent: it could not read a request (then it exits)
+    arena_response = 5,  ///< worker -> parent: a response whose payload waits in the worker's arena
 };
+
+/// Bytes of a frame that travel through the pipe: an arena response sends its header only.
+[[nodiscard]] inline std::uint64_t bytes_on_pipe(std::uint16_t kind, std::uint64_t length) noexcept {
+    return kind == static_cast<std::uint16_t>(frame_kind::arena_response) ? 0 : length;
+}
 
 /// Every frame starts with this (host byte order: both ends are one binary on one machine).
 struct frame_header {
     std::uint32_t magic = frame_magic;
     std::uint16_t version = wire_version;
     std::uint16_t kind = 0;
-    std::uint64_t length = 0;    ///< payload bytes after the header
+    std::uint64_t length = 0;    ///< payload bytes after the header (or in the arena)
     std::uint64_t checksum = 0;  ///< XXH3-64 of the payload
     std::uint64_t reserved = 0;
 };
@@ -39,6 +45,8 @@ static_assert(sizeof(frame_header) == 32);
 std::size_t begin_frame(byte_buffer& b);
 /// Fills in the header of the frame that starts at `at` and runs to the end of `b`.
 void end_frame(byte_buffer& b, std::size_t at, frame_kind kind);
+/// The header of an arena response whose payload is `b` after the header at its start.
+[[nodiscard]] frame_header arena_header(const byte_buffer& b);
 /// Reads and checks a header: magic, version, kind and length.
 /// @throws wire_error saying what is wrong.
 frame_header parse_header(const char* bytes);

@@ -9,17 +9,19 @@
 namespace cojob::detail {
 
 /// The environment variable that marks a process as a worker cojob started; its value is
-/// "<request fd>,<response fd>,<status fd>,<parent pid>".
+/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>".
 inline constexpr const char* worker_env = "COJOB_WORKER";
 /// The descriptors a worker finds its pipes and status page on.
 inline constexpr int worker_request_fd = 3;
 inline constexpr int worker_response_fd = 4;
 inline constexpr int worker_status_fd = 5;
+inline constexpr int worker_arena_fd = 6;  ///< the result arena (src/arena.hpp)
 
 /// Written by the worker, read by the parent: the task running in the current batch.
 struct worker_status {
     std::atomic<std::uint64_t> running{0};    ///< index inside the batch
     std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
+    std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
 };
 
 /// argv[0] as `init` saw it ("" before `init`).

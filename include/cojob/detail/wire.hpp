@@ -23,6 +23,7 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -46,26 +47,63 @@ public:
     using error::error;
 };
 
-/// A growable byte buffer that does not zero what it is about to overwrite.
+/// Somewhere other than the heap that a byte_buffer can keep its bytes in (the worker's
+/// shared result arena, src/arena.hpp).
+class buffer_storage {
+public:
+    /// Makes the storage hold `want` bytes or more (growing) or about `want` (shrinking),
+    /// keeping its first `keep` bytes; returns where the bytes now start and sets `capacity`.
+    virtual char* resize_storage(std::size_t want, std::size_t keep, std::size_t& capacity) = 0;
+
+protected:
+    buffer_storage() = default;
+    buffer_storage(const buffer_storage&) = default;
+    buffer_storage& operator=(const buffer_storage&) = default;
+    ~buffer_storage() = default;
+};
+
+/// A growable byte buffer that does not zero what it is about to overwrite. Its bytes live on
+/// the heap, or in a `buffer_storage` given at construction.
 class byte_buffer {
 public:
     byte_buffer() = default;
+    explicit byte_buffer(buffer_storage& storage) noexcept : storage_(&storage) {}
     byte_buffer(const byte_buffer&) = delete;
     byte_buffer& operator=(const byte_buffer&) = delete;
-    byte_buffer(byte_buffer&&) noexcept = default;
-    byte_buffer& operator=(byte_buffer&&) noexcept = default;
+    byte_buffer(byte_buffer&& other) noexcept
+        : owned_(std::move(other.owned_)),
+          data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)),
+          capacity_(std::exchange(other.capacity_, 0)),
+          storage_(std::exchange(other.storage_, nullptr)) {}
+    byte_buffer& operator=(byte_buffer&& other) noexcept {
+        if (this != &other) {
+            owned_ = std::move(other.owned_);
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+            capacity_ = std::exchange(other.capacity_, 0);
+            storage_ = std::exchange(other.storage_, nullptr);
+        }
+        return *this;
+    }
+    ~byte_buffer() = default;
 
-    [[nodiscard]] char* data() noexcept { return data_.get(); }
-    [[nodiscard]] const char* data() const noexcept { return data_.get(); }
+    [[nodiscard]] char* data() noexcept { return data_; }
+    [[nodiscard]] const char* data() const noexcept { return data_; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     void clear() noexcept { size_ = 0; }
     void reserve(std::size_t n) {
         if (n <= capacity_) return;
         const std::size_t cap = std::max(n, capacity_ * 2);
+        if (storage_) {
+            data_ = storage_->resize_storage(cap, size_, capacity_);
+            return;
+        }
         std::unique_ptr<char[]> bigger(new char[cap]);
-        if (size_) std::memcpy(bigger.get(), data_.get(), size_);
-        data_ = std::move(bigger);
+        if (size_) std::memcpy(bigger.get(), data_, size_);
+        owned_ = std::move(bigger);
+        data_ = owned_.get();
         capacity_ = cap;
     }
     /// Makes the size n (growing keeps the old bytes; new ones are indeterminate).
@@ -75,7 +113,7 @@ public:
     }
     void append(const void* p, std::size_t n) {
         if (size_ + n > capacity_) reserve(size_ + n);
-        if (n) std::memcpy(data_.get() + size_, p, n);
+        if (n) std::memcpy(data_ + size_, p, n);
         size_ += n;
     }
     /// Drops the first n bytes.
@@ -84,21 +122,30 @@ public:
             size_ = 0;
             return;
         }
-        std::memmove(data_.get(), data_.get() + n, size_ - n);
+        std::memmove(data_, data_ + n, size_ - n);
         size_ -= n;
     }
     /// Frees the memory when it is much larger than what is usually needed.
     void shrink_if_above(std::size_t limit) noexcept {
-        if (capacity_ > limit && size_ == 0) {
-            data_.reset();
-            capacity_ = 0;
+        if (capacity_ <= limit || size_ != 0) return;
+        if (storage_) {
+            try {
+                data_ = storage_->resize_storage(0, 0, capacity_);
+            } catch (...) {  // keeping the room is harmless
+            }
+            return;
         }
+        owned_.reset();
+        data_ = nullptr;
+        capacity_ = 0;
     }
 
 private:
-    std::unique_ptr<char[]> data_;
+    std::unique_ptr<char[]> owned_;
+    char* data_ = nullptr;
     std::size_t size_ = 0;
     std::size_t capacity_ = 0;
+    buffer_storage* storage_ = nullptr;
 };
 
 /// cereal output archive appending raw host-order bytes to a byte_buffer (both ends are the

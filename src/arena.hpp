@@ -1,0 +1,64 @@
+// src/arena.hpp - private: a worker's result arena, a memfd both processes map. The worker
+// serializes each response into it; a response larger than a pipe-sized frame stays there and
+// only its header crosses the pipe, so the parent decodes it in place: no copy into a pipe,
+// none out of it, and after the first use no page faults on either side.
+//
+// The hand-over: the worker sets `held` in the shared status page before it sends an arena
+// frame and does not write the arena again until the parent, done decoding, clears it and
+// wakes it (a futex on the shared page).
+#pragma once
+
+#include <cojob/detail/wire.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace cojob::detail {
+
+/// Responses at least this large stay in the arena; smaller ones go through the pipe, which is
+/// as fast for them and needs no hand-over.
+inline constexpr std::size_t arena_min_response = 256 * 1024;
+/// An arena that grew past this is given back to the system once its response was read.
+inline constexpr std::size_t arena_keep_bytes = 64u << 20;
+
+class shared_arena final : public buffer_storage {
+public:
+    shared_arena() = default;
+    /// Takes `fd`, a memfd (the parent makes it; the worker inherits it), and maps it
+    /// writable (worker) or read-only (parent).
+    shared_arena(int fd, bool writable) noexcept : fd_(fd), writable_(writable) {}
+    shared_arena(const shared_arena&) = delete;
+    shared_arena& operator=(const shared_arena&) = delete;
+    ~shared_arena();
+
+    /// A new, empty memfd for an arena (close-on-exec). @throws std::system_error.
+    [[nodiscard]] static int make_fd();
+
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+
+    /// Worker: grows or shrinks the file and the mapping (buffer_storage).
+    char* resize_storage(std::size_t want, std::size_t keep, std::size_t& capacity) override;
+
+    /// Parent: the first `n` bytes, mapped. @throws wire_error when the file is shorter.
+    [[nodiscard]] const char* view(std::size_t n);
+
+private:
+    void remap(std::size_t bytes);
+
+    int fd_ = -1;
+    bool writable_ = false;
+    char* map_ = nullptr;
+    std::size_t mapped_ = 0;
+};
+
+/// The hand-over flag, a futex word in the shared status page.
+namespace arena_flag {
+/// Worker: waits until the parent has released the previous response (blocking; returns at
+/// once when it has).
+void wait_released(std::atomic<std::uint32_t>& held) noexcept;
+/// Parent: releases the arena and wakes a waiting worker.
+void release(std::atomic<std::uint32_t>& held) noexcept;
+}  // namespace arena_flag
+
+}  // namespace cojob::detail
