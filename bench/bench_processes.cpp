@@ -1,6 +1,8 @@
 // bench/bench_processes.cpp - backend=processes: per-task cost of tiny tasks, one trivial task on
 // a warm pool, cold start of a pool of 2, and a large result through the pipe. Prints medians;
 // the joblib twin is bench/joblib/bench_processes.py, run side by side by run_processes_side_by_side.sh.
+// Arguments: tsv=FILE writes "id<TAB>median<TAB>unit" lines for that script. Environment:
+// REPEATS (11), N_TINY (100000).
 #include <cojob/cojob.hpp>
 
 #include <algorithm>
@@ -32,6 +34,12 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
+struct row {
+    const char* id;
+    double value;
+    const char* unit;
+};
+
 int env_int(const char* name, int fallback) {
     const char* v = std::getenv(name);
     return v ? std::atoi(v) : fallback;
@@ -43,6 +51,10 @@ int main(int argc, char** argv) {
     cojob::init(argc, argv);
     const int repeats = env_int("REPEATS", 11);
     const int n_tiny = env_int("N_TINY", 100000);
+    std::string tsv;
+    for (int i = 1; i < argc; ++i)
+        if (std::strncmp(argv[i], "tsv=", 4) == 0) tsv = argv[i] + 4;
+    std::vector<row> rows;
     std::printf("cojob processes benchmark, %d repeats, n_jobs=2, %d CPUs\n", repeats, cojob::cpu_count());
 
     // (a) tiny tasks, auto batching, warm pool (the first call starts it and is not counted).
@@ -70,6 +82,7 @@ int main(int argc, char** argv) {
         }
         std::printf("tiny tasks: %d x delayed(sqrt)(i), batch auto: %.1f ns/task (plain loop %.2f ns/task) [check %.0f]\n",
                     n_tiny, median(per_task), median(plain), check);
+        rows.push_back({"tiny", median(per_task), "ns/task"});
     }
 
     // (b) one trivial task, warm pool, back to back.
@@ -84,6 +97,7 @@ int main(int argc, char** argv) {
             us.push_back(seconds_since(t0) * 1e6);
         }
         std::printf("one trivial task, warm pool: %.1f us/call (median of %zu)\n", median(us), us.size());
+        rows.push_back({"warm_call", median(us), "us/call"});
     }
 
     // (c) cold start: a new pool of 2 and one trivial task, then its shutdown.
@@ -100,6 +114,7 @@ int main(int argc, char** argv) {
         }
         std::printf("cold start, pool of 2 + one trivial task: %.2f ms (with shutdown %.2f ms)\n", median(ms),
                     median(total));
+        rows.push_back({"cold_start", median(ms), "ms"});
     }
 
     // (d) large results: 16 MB each through the pipes.
@@ -115,6 +130,16 @@ int main(int argc, char** argv) {
             gbps.push_back(8.0 * 16 * (1 << 20) / seconds_since(t0) / 1e9);
         }
         std::printf("16 MB results, 8 per call: %.2f GB/s\n", median(gbps));
+        rows.push_back({"big_result", median(gbps), "GB/s"});
+    }
+    if (!tsv.empty()) {
+        std::FILE* f = std::fopen(tsv.c_str(), "w");
+        if (!f) {
+            std::perror(tsv.c_str());
+            return 1;
+        }
+        for (const row& r : rows) std::fprintf(f, "%s\t%.6g\t%s\n", r.id, r.value, r.unit);
+        std::fclose(f);
     }
     return 0;
 }
