@@ -49,7 +49,9 @@ enum class order {
 /// Destroying the stream, `cancel()`, or cancelling a pending `async_next` ends the call at
 /// once: tasks not started never start, running batches stop at their next task boundary (a
 /// running task finishes on its thread, and its result is dropped), buffered results are
-/// freed, and the `parallel` object can run its next call right away.
+/// freed, and the `parallel` object can run its next call right away. On backend=processes
+/// the workers running the call's tasks are killed (their memory goes with them) and replaced
+/// at the next call; the drop ends once their pipes report it, within milliseconds.
 ///
 /// @par Thread safety
 /// A stream is consumed by one consumer at a time; `next()` must not be awaited twice at once.
