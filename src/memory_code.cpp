@@ -52,10 +52,14 @@ key128 hash128(std::string_view bytes) noexcept {
 std::uint64_t hash64(const void* data, std::size_t size) noexcept { return XXH3_64bits(data, size); }
 
 std::string hex(const key128& k) {
-    char buf[33];
-    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(k.high),
-                  static_cast<unsigned long long>(k.low));
-    return buf;
+    // On every hit (the entry's path): by hand, snprintf cost ~7% of a hit.
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(32, '0');
+    for (int i = 0; i < 16; ++i) {
+        out[static_cast<std::size_t>(15 - i)] = digits[(k.high >> (4 * i)) & 0xf];
+        out[static_cast<std::size_t>(31 - i)] = digits[(k.low >> (4 * i)) & 0xf];
+    }
+    return out;
 }
 
 // ---- modules and symbols -------------------------------------------------------------------------
