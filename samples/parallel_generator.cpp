@@ -14,7 +14,7 @@
 //
 // Usage: parallel_generator [--full] [--tasks N] [--backend threads|processes|both]
 //                           [--runs list,generator,slow] [--slow-ms MS] [--svg PATH]
-//                           [--tsv PATH] [--pss] [--quiet]
+//                           [--tsv PATH] [--batch-size N|auto] [--pss] [--quiet]
 // The default is a short run (24 tasks, both backends, ~15 s); --full is the seed's 150 tasks.
 // --pss counts proportional instead of resident memory (pages two processes share, counted once).
 // --tsv writes one line per run: implementation, run, wall s, peak MB, above start MB, workers MB,
@@ -182,6 +182,7 @@ struct settings {
     std::string svg = "parallel_generator.svg";
     std::string tsv;
     metric counted = metric::rss;
+    cojob::batch_size_spec batch_size = "auto";
     bool quiet = false;
 };
 
@@ -248,6 +249,7 @@ outcome run(const settings& cfg, cojob::backend backend, const std::string& mode
     {
         cojob::parallel par{{.n_jobs = 2,
                              .backend = backend,
+                             .batch_size = cfg.batch_size,
                              .return_as = stream ? cojob::return_as::generator : cojob::return_as::list}};
         accumulator acc(cfg.quiet);
         if (stream) {
@@ -359,7 +361,7 @@ void write_svg(const std::string& path, const std::vector<outcome>& results, con
                  "parallel_generator: %s\n"
                  "usage: parallel_generator [--full] [--tasks N] [--backend threads|processes|both]\n"
                  "                          [--runs list,generator,slow] [--slow-ms MS] [--svg PATH] [--tsv PATH]\n"
-                 "                          [--pss] [--quiet]\n",
+                 "                          [--batch-size N|auto] [--pss] [--quiet]\n",
                  why);
     std::exit(2);
 }
@@ -410,6 +412,12 @@ settings parse(int argc, char** argv) {
             cfg.svg = value();
         } else if (a == "--tsv") {
             cfg.tsv = value();
+        } else if (a == "--batch-size") {
+            const auto v = value();
+            if (v == "auto")
+                cfg.batch_size = "auto";
+            else
+                cfg.batch_size = static_cast<int>(std::max(to_long(v, "--batch-size takes a count or auto"), 1L));
         } else if (a == "--pss") {
             cfg.counted = metric::pss;
         } else if (a == "--quiet") {
