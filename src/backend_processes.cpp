@@ -13,6 +13,7 @@
 // replacement when work is waiting or at the next call.
 #include "arena.hpp"
 #include "engine.hpp"
+#include "sharing.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 #include "worker.hpp"
@@ -31,6 +32,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -129,7 +131,9 @@ using worker_ptr = std::shared_ptr<worker_proc>;
 class process_backend final : public backend_base {
 public:
     explicit process_backend(const resolved_options& o)
-        : workers_(o.n_jobs), inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)) {}
+        : workers_(o.n_jobs),
+          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
+          sharing_settings_{o.temp_folder, o.max_nbytes, o.mmap_mode} {}
 
     ~process_backend() override { shutdown(); }
 
@@ -153,6 +157,8 @@ public:
         ignore_sigpipe_once();
         reap_idle_dead();
         while (live() < workers_) pool_.push_back(spawn());
+        // Large array arguments: placed once per call, released in end_call (src/sharing.hpp).
+        sharing_[&call] = std::make_unique<call_sharing>(sharing_settings_, segments_);
     }
 
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
@@ -196,6 +202,7 @@ public:
         for (auto& w : pool_)
             if (w->rd && w->bound_to != own) unbind(*w);
         std::erase_if(pool_, [](const worker_ptr& w) { return w->dead; });
+        sharing_.erase(&call);
     }
 
 private:
@@ -354,6 +361,8 @@ private:
             bind(*w, j.call->executor);
             const auto at = begin_frame(w->out);
             wire_out ar(w->out);
+            const auto shared = sharing_.find(j.call.get());
+            sharing_scope scope(shared == sharing_.end() ? nullptr : shared->second.get());
             b.encode(ar, j.call->track);
             end_frame(w->out, at, frame_kind::request);
         } catch (...) {
@@ -615,6 +624,9 @@ private:
     int inner_threads_;
     std::vector<worker_ptr> pool_;
     std::deque<job> queue_;
+    sharing_settings sharing_settings_;
+    segment_pool segments_;  ///< before sharing_: the calls give their segments back to it
+    std::map<const call_state*, std::unique_ptr<call_sharing>> sharing_;
 };
 
 }  // namespace

@@ -38,7 +38,16 @@ struct resolved_options {
     std::optional<std::chrono::duration<double>> timeout;
     std::function<void(const progress_event&)> progress;
     cojob::return_as return_as = cojob::return_as::list;
+    // Large arrays (processes only): see src/sharing.hpp.
+    std::string temp_folder;                ///< resolved (processes backend only)
+    std::optional<std::size_t> max_nbytes;  ///< nullopt: never share
+    cojob::mmap_mode mmap_mode = cojob::mmap_mode::r;
 };
+
+/// The folder for shared arguments: `chosen`, else COJOB_TEMP_FOLDER, else /dev/shm when it
+/// is 2 GB or more and writable, else the system's temporary directory.
+/// @throws cojob::error naming temp_folder when the folder is not a writable directory.
+std::string resolve_temp_folder(const std::optional<std::string>& chosen);
 
 /// @throws cojob::error naming the first invalid option.
 resolved_options resolve(const options& explicit_options);

@@ -4,6 +4,7 @@
 #include <cojob/init.hpp>
 
 #include "arena.hpp"
+#include "sharing.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 #include "worker.hpp"
@@ -149,6 +150,7 @@ void wait_for_request(int fd) {
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not decode a request: ") + e.what());
         }
+        release_request_mappings();  // shared arguments of this request (src/sharing.hpp)
         flush_output();  // what the tasks printed comes before their results
         try {
             if (has_arena && out.size() >= arena_min_response) {

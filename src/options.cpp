@@ -7,10 +7,14 @@
 #include "worker.hpp"
 
 #include <sched.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -254,13 +258,72 @@ options parallel_config::current() {
         if (!merged.batch_size) merged.batch_size = d.batch_size;
         if (!merged.timeout) merged.timeout = d.timeout;
         if (!merged.progress) merged.progress = d.progress;
+        if (!merged.temp_folder) merged.temp_folder = d.temp_folder;
+        if (!merged.max_nbytes) merged.max_nbytes = d.max_nbytes;
+        if (!merged.mmap_mode) merged.mmap_mode = d.mmap_mode;
     }
     return merged;
 }
 
 }  // namespace cojob
 
+namespace cojob {
+
+std::optional<std::size_t> nbytes_spec::evaluate() const {
+    auto bad = [](const std::string& shown) -> std::optional<std::size_t> {
+        throw error("cojob::options: max_nbytes=" + shown +
+                    " is not valid; expected a byte count >= 0, digits with a K, M or G suffix such as \"1M\", "
+                    "or \"none\"");
+    };
+    if (const long long* count = std::get_if<long long>(&value_)) {
+        if (*count < 0) return bad(std::to_string(*count));
+        return static_cast<std::size_t>(*count);
+    }
+    const std::string& text = std::get<std::string>(value_);
+    if (text == "none") return std::nullopt;
+    std::size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    if (digits == 0 || digits > 15 || text.size() > digits + 1) return bad("\"" + text + "\"");
+    std::size_t value = std::stoull(text.substr(0, digits));
+    if (digits < text.size()) {
+        switch (std::toupper(static_cast<unsigned char>(text[digits]))) {
+            case 'K': value <<= 10; break;
+            case 'M': value <<= 20; break;
+            case 'G': value <<= 30; break;
+            default: return bad("\"" + text + "\"");
+        }
+    }
+    return value;
+}
+
+}  // namespace cojob
+
 namespace cojob::detail {
+
+std::string resolve_temp_folder(const std::optional<std::string>& chosen) {
+    std::string folder;
+    const char* origin = "temp_folder";
+    if (chosen) {
+        folder = *chosen;
+    } else if (const char* env = std::getenv("COJOB_TEMP_FOLDER"); env && *env) {
+        folder = env;
+        origin = "temp_folder (from COJOB_TEMP_FOLDER)";
+    } else {
+        // joblib's rule: the shared-memory file system when it is large enough to be useful.
+        struct statvfs fs{};
+        if (::statvfs("/dev/shm", &fs) == 0 &&
+            static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize) >= 2e9 && ::access("/dev/shm", W_OK) == 0)
+            return "/dev/shm";
+        std::error_code ec;
+        const auto tmp = std::filesystem::temp_directory_path(ec);
+        return ec ? std::string("/tmp") : tmp.string();
+    }
+    struct stat st{};
+    if (folder.empty() || ::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || ::access(folder.c_str(), W_OK) != 0)
+        throw error("cojob::options: " + std::string(origin) + "=\"" + folder +
+                    "\" is not valid; expected an existing directory this process can write to");
+    return folder;
+}
 
 resolved_options resolve(const options& o) {
     const options scope = parallel_config::current();
@@ -291,6 +354,13 @@ resolved_options resolve(const options& o) {
         throw error("cojob::options: return_as=" + std::to_string(static_cast<int>(o.return_as)) +
                     " is not valid; expected list, generator or generator_unordered");
     r.return_as = o.return_as;
+    r.max_nbytes = pick(o.max_nbytes, scope.max_nbytes).value_or(nbytes_spec("1M")).evaluate();
+    r.mmap_mode = pick(o.mmap_mode, scope.mmap_mode).value_or(cojob::mmap_mode::r);
+    if (r.mmap_mode != cojob::mmap_mode::r && r.mmap_mode != cojob::mmap_mode::r_plus && r.mmap_mode != cojob::mmap_mode::c)
+        throw error(std::string("cojob::options: mmap_mode=") +
+                    (r.mmap_mode == cojob::mmap_mode::w_plus ? "w+" : std::to_string(static_cast<int>(r.mmap_mode))) +
+                    " is not valid for shared arguments; expected r, r+ or c (w+ would clear them)");
+    if (r.kind == backend::processes) r.temp_folder = resolve_temp_folder(pick(o.temp_folder, scope.temp_folder));
     return r;
 }
 

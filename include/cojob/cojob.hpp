@@ -4,7 +4,9 @@
 #include <cojob/delayed.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/init.hpp>
+#include <cojob/memmap.hpp>
 #include <cojob/memory.hpp>
 #include <cojob/options.hpp>
 #include <cojob/parallel.hpp>
+#include <cojob/persist.hpp>
 #include <cojob/stream.hpp>

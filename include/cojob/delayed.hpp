@@ -6,12 +6,83 @@
 #include <concepts>
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace cojob {
+
+namespace detail {
+
+/// The parameter types of a callable with one signature (function pointer, or a class with one
+/// non-template call operator); `void` when they cannot be known (overloads, generic lambdas).
+template <class F>
+struct view_parameters_of {
+    using type = void;
+};
+template <class R, class... P>
+struct view_parameters_of<R (*)(P...)> {
+    using type = std::tuple<P...>;
+};
+template <class R, class... P>
+struct view_parameters_of<R (*)(P...) noexcept> {
+    using type = std::tuple<P...>;
+};
+template <class M>
+struct view_member_parameters {
+    using type = void;
+};
+#define COJOB_DETAIL_VIEW_MEMBER_PARAMETERS(QUALIFIERS)       \
+    template <class R, class C, class... P>             \
+    struct view_member_parameters<R (C::*)(P...) QUALIFIERS> { \
+        using type = std::tuple<P...>;                  \
+    };
+COJOB_DETAIL_VIEW_MEMBER_PARAMETERS()
+COJOB_DETAIL_VIEW_MEMBER_PARAMETERS(const)
+COJOB_DETAIL_VIEW_MEMBER_PARAMETERS(noexcept)
+COJOB_DETAIL_VIEW_MEMBER_PARAMETERS(const noexcept)
+#undef COJOB_DETAIL_VIEW_MEMBER_PARAMETERS
+template <class F>
+    requires requires { &F::operator(); }
+struct view_parameters_of<F> : view_member_parameters<decltype(&F::operator())> {};
+
+template <class T>
+inline constexpr bool is_std_vector = false;
+template <class E, class A>
+inline constexpr bool is_std_vector<std::vector<E, A>> = true;
+
+/// Parameter I of F, or void.
+template <class Params, std::size_t I>
+struct view_parameter_at {
+    using type = void;
+};
+template <class... P, std::size_t I>
+    requires(I < sizeof...(P))
+struct view_parameter_at<std::tuple<P...>, I> {
+    using type = std::tuple_element_t<I, std::tuple<P...>>;
+};
+
+/// What `delayed(f)(args...)` stores for argument I: a decayed copy, except that an lvalue
+/// `std::vector<E>` given to a `std::span<const E>` parameter is stored as that span (a view:
+/// nothing is copied; the vector must outlive the task).
+template <class F, std::size_t I, class Arg>
+struct stored_argument {
+    using type = std::decay_t<Arg>;
+};
+template <class F, std::size_t I, class Arg>
+    requires std::is_lvalue_reference_v<Arg> && is_std_vector<std::remove_cvref_t<Arg>> &&
+             std::is_same_v<std::remove_cvref_t<typename view_parameter_at<typename view_parameters_of<F>::type, I>::type>,
+                            std::span<const typename std::remove_cvref_t<Arg>::value_type>>
+struct stored_argument<F, I, Arg> {
+    using type = std::span<const typename std::remove_cvref_t<Arg>::value_type>;
+};
+template <class F, std::size_t I, class Arg>
+using stored_argument_t = typename stored_argument<F, I, Arg>::type;
+
+}  // namespace detail
 
 /// A call waiting to happen: a callable and the arguments it will be given, owned by value.
 ///
@@ -73,17 +144,27 @@ class delayed_function {
 public:
     explicit delayed_function(F f) : f_(std::move(f)) {}
 
-    /// Captures the arguments (copied, or moved from rvalues) into a task.
+    /// Captures the arguments into a task: copied, or moved from rvalues; except that an lvalue
+    /// `std::vector<E>` passed where f takes a `std::span<const E>` is kept as that span, so a
+    /// large array is never copied per task (on backend::processes it is then shared, see
+    /// docs/arrays.md). Such a vector must outlive the task: true for a blocking `par(range)`;
+    /// for `async_run` and streams keep it alive until the call completes.
     template <class... Args>
-    [[nodiscard]] task<F, std::decay_t<Args>...> operator()(Args&&... args) const& {
-        return {f_, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
+    [[nodiscard]] auto operator()(Args&&... args) const& {
+        return make(f_, std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
     }
     template <class... Args>
-    [[nodiscard]] task<F, std::decay_t<Args>...> operator()(Args&&... args) && {
-        return {std::move(f_), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
+    [[nodiscard]] auto operator()(Args&&... args) && {
+        return make(std::move(f_), std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
     }
 
 private:
+    template <class G, std::size_t... I, class... Args>
+    static task<F, detail::stored_argument_t<F, I, Args&&>...> make(G&& f, std::index_sequence<I...>, Args&&... args) {
+        return {std::forward<G>(f),
+                std::tuple<detail::stored_argument_t<F, I, Args&&>...>(std::forward<Args>(args)...)};
+    }
+
     F f_;
 };
 

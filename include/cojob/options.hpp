@@ -2,6 +2,8 @@
 // `parallel_config` scope that supplies defaults (joblib's `parallel_config`).
 #pragma once
 
+#include <cojob/mmap_mode.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -63,6 +65,23 @@ private:
     std::variant<int, std::string> value_;
 };
 
+/// A size in bytes (joblib's `max_nbytes`): a count, or a string of digits with an optional
+/// K, M or G suffix (powers of 1024: "1M" is 1048576), or "none" (no limit: never share).
+class nbytes_spec {
+public:
+    nbytes_spec(int bytes) : value_(static_cast<long long>(bytes)) {}  // NOLINT: implicit on purpose
+    nbytes_spec(long long bytes) : value_(bytes) {}                    // NOLINT
+    nbytes_spec(const char* text) : value_(std::string(text)) {}       // NOLINT
+    nbytes_spec(std::string text) : value_(std::move(text)) {}         // NOLINT
+
+    /// The size in bytes; `std::nullopt` for "none".
+    /// @throws cojob::error naming max_nbytes and the accepted forms.
+    [[nodiscard]] std::optional<std::size_t> evaluate() const;
+
+private:
+    std::variant<long long, std::string> value_;
+};
+
 /// One progress report, given to `options::progress` after every completed batch.
 struct progress_event {
     std::size_t completed = 0;             ///< tasks finished so far
@@ -96,6 +115,21 @@ struct options {
     cojob::return_as return_as = cojob::return_as::list;
     /// Called on the scheduler's thread after each completed batch (also with n_jobs=1).
     std::function<void(const progress_event&)> progress{};
+
+    // ---- large arrays on backend::processes (docs/arrays.md) ----
+    /// Where arguments larger than `max_nbytes` are placed to be shared with the workers.
+    /// Default, as joblib: the environment variable `COJOB_TEMP_FOLDER`, else /dev/shm when it
+    /// is a writable file system of 2 GB or more, else the system's temporary directory
+    /// (TMPDIR, /tmp). Checked (an existing writable directory) when the backend is processes.
+    std::optional<std::string> temp_folder{};
+    /// Array arguments (std::span<const T>, std::vector<T> of trivially copyable / arithmetic T)
+    /// of this many bytes or more are placed once per call in shared memory instead of being
+    /// copied into every request; "none" turns that off. Default "1M".
+    std::optional<nbytes_spec> max_nbytes{};
+    /// How workers map the shared arguments: `r` (default, read-only), `c` (private
+    /// copy-on-write) or `r_plus` (writable, shared by the workers of the call; the caller's own
+    /// array is never written). `w_plus` is refused: it would clear them.
+    std::optional<cojob::mmap_mode> mmap_mode{};
 };
 
 /// CPUs this process may use: the smallest of the online CPUs, the affinity mask and the

@@ -23,6 +23,8 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <cojob/detail/shared_arrays.hpp>  // spans, memmaps and large blocks (issue 5)
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -152,19 +154,22 @@ private:
 /// same binary on the same machine, so no byte swapping or padding rules are needed).
 class wire_out : public cereal::OutputArchive<wire_out, cereal::AllowEmptyClassElision> {
 public:
-    explicit wire_out(byte_buffer& b) : OutputArchive(this), buf_(&b) {}
+    explicit wire_out(byte_buffer& b) : OutputArchive(this), buf_(&b), base_(b.size()) {}
     void write(const void* p, std::size_t n) { buf_->append(p, n); }
     [[nodiscard]] byte_buffer& buffer() noexcept { return *buf_; }
+    /// Bytes written since this archive was made (the payload's start, for alignment).
+    [[nodiscard]] std::size_t position() const noexcept { return buf_->size() - base_; }
 
 private:
     byte_buffer* buf_;
+    std::size_t base_;
 };
 
 /// cereal input archive reading from a byte range; every read is bounds-checked and throws
 /// `wire_error` past the end.
 class wire_in : public cereal::InputArchive<wire_in, cereal::AllowEmptyClassElision> {
 public:
-    wire_in(const char* p, std::size_t n) : InputArchive(this), p_(p), end_(p + n) {}
+    wire_in(const char* p, std::size_t n) : InputArchive(this), begin_(p), p_(p), end_(p + n) {}
     void read(void* out, std::size_t n) {
         if (static_cast<std::size_t>(end_ - p_) < n) throw wire_error("cojob: truncated payload (wanted " +
                                                                       std::to_string(n) + " more bytes)");
@@ -172,8 +177,17 @@ public:
         p_ += n;
     }
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+    /// Bytes read so far (mirrors wire_out::position).
+    [[nodiscard]] std::size_t position() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
+    /// Passes over n bytes and returns where they start (zero-copy reads of spans).
+    const char* take(std::size_t n) {
+        if (remaining() < n) throw wire_error("cojob: truncated payload (wanted " + std::to_string(n) + " more bytes)");
+        return std::exchange(p_, p_ + n);
+    }
+    void skip(std::size_t n) { (void)take(n); }
 
 private:
+    const char* begin_;
     const char* p_;
     const char* end_;
 };
@@ -213,11 +227,11 @@ void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::SizeTag<T>& tag) {
 }
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::BinaryData<T>& bd) {
-    ar.write(bd.data, static_cast<std::size_t>(bd.size));
+    save_blob(ar, bd.data, static_cast<std::size_t>(bd.size));  // large ones may be shared
 }
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::BinaryData<T>& bd) {
-    ar.read(bd.data, static_cast<std::size_t>(bd.size));
+    load_blob(ar, bd.data, static_cast<std::size_t>(bd.size));
 }
 
 }  // namespace cojob::detail
@@ -279,7 +293,7 @@ constexpr bool result_ok() {
     if constexpr (std::is_void_v<R>)
         return true;
     else
-        return wire_value<R>;
+        return wire_value<R> && !is_request_view<R>;  // a span result would point into a freed response
 }
 
 // ---- implemented in src/wire.cpp --------------------------------------------------------

@@ -1,0 +1,169 @@
+// cojob/detail/shared_arrays.hpp - how arrays cross to process workers: std::span<const T>
+// inline and aligned (the worker's span points into the request) below max_nbytes, or as a
+// reference to a shared segment above it; large binary blocks (std::vector, std::string) the
+// same way; cojob::memmap always by reference to its file. Included by cojob/detail/wire.hpp.
+#pragma once
+
+#include <cojob/memmap.hpp>
+#include <cojob/mmap_mode.hpp>
+
+#include <cereal/cereal.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace cojob::detail {
+
+class wire_out;
+class wire_in;
+
+/// Where a worker finds bytes the parent placed in shared memory.
+struct shared_ref {
+    std::string path;         ///< a path the worker can open (the parent's descriptor under /proc)
+    std::uint64_t bytes = 0;  ///< mapped from offset 0
+    std::uint8_t mode = 0;    ///< cojob::mmap_mode the worker maps it with
+};
+
+// ---- compiled in src/sharing.cpp ---------------------------------------------------------
+
+/// Parent side, while a call's request is being encoded: when the call shares and `bytes` is
+/// at least its max_nbytes, places the bytes in a shared segment (once per call for the same
+/// address and size), fills `ref` and returns true. Otherwise (or on no call) false.
+bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref);
+/// Worker side: the bytes of `ref`, mapped until the current request has been answered.
+/// @throws cojob::error when the segment cannot be opened or mapped.
+const char* map_shared(const shared_ref& ref);
+/// The absolute form of a memmap's path, so a worker finds it whatever its directory.
+std::string absolute_path(const std::string& path);
+/// @throws wire_error: a span's bytes in a request are not aligned for its elements.
+[[noreturn]] void misaligned_span();
+/// @throws wire_error: a shared block's size disagrees with its container's.
+[[noreturn]] void throw_size_mismatch();
+
+/// Blocks this small always travel inline, with no marker byte.
+inline constexpr std::size_t blob_floor = 64;
+
+template <class Ar>
+concept wire_output = std::same_as<Ar, wire_out>;
+template <class Ar>
+concept wire_input = std::same_as<Ar, wire_in>;
+
+/// Writes a binary block (the body of a vector of arithmetic values or of a string).
+template <wire_output Ar>
+void save_blob(Ar& ar, const void* data, std::size_t bytes) {
+    if (bytes < blob_floor) {
+        ar.write(data, bytes);
+        return;
+    }
+    shared_ref ref;
+    const std::uint8_t shared = share_bytes(data, bytes, ref) ? 1 : 0;
+    ar.write(&shared, 1);
+    if (shared)
+        ar(ref.path, ref.bytes, ref.mode);
+    else
+        ar.write(data, bytes);
+}
+template <wire_input Ar>
+void load_blob(Ar& ar, void* data, std::size_t bytes) {
+    if (bytes < blob_floor) {
+        ar.read(data, bytes);
+        return;
+    }
+    std::uint8_t shared = 0;
+    ar.read(&shared, 1);
+    if (!shared) {
+        ar.read(data, bytes);
+        return;
+    }
+    shared_ref ref;
+    ar(ref.path, ref.bytes, ref.mode);
+    if (ref.bytes != bytes) throw_size_mismatch();
+    std::memcpy(data, map_shared(ref), bytes);
+}
+
+template <wire_output Ar, class E, std::size_t N>
+    requires std::is_trivially_copyable_v<E>
+void CEREAL_SAVE_FUNCTION_NAME(Ar& ar, const std::span<E, N>& s) {
+    const std::size_t bytes = s.size_bytes();
+    shared_ref ref;
+    const std::uint8_t shared = share_bytes(s.data(), bytes, ref) ? 1 : 0;
+    ar(shared, static_cast<std::uint64_t>(s.size()));
+    if (shared) {
+        ar(ref.path, ref.bytes, ref.mode);
+        return;
+    }
+    // Inline, padded so the worker's span is aligned: request payloads start on a 16-byte
+    // boundary in the worker, and positions count from the payload's start.
+    static_assert(alignof(E) <= 16, "cojob: span elements aligned beyond 16 bytes cannot travel inline");
+    static constexpr char zeros[16] = {};
+    ar.write(zeros, (alignof(E) - ar.position() % alignof(E)) % alignof(E));
+    ar.write(s.data(), bytes);
+}
+
+template <wire_input Ar, class E, std::size_t N>
+    requires std::is_trivially_copyable_v<E> && std::is_const_v<E>
+void CEREAL_LOAD_FUNCTION_NAME(Ar& ar, std::span<E, N>& s) {
+    std::uint8_t shared = 0;
+    std::uint64_t n = 0;
+    ar(shared, n);
+    const char* p = nullptr;
+    if (shared) {
+        shared_ref ref;
+        ar(ref.path, ref.bytes, ref.mode);
+        if (ref.bytes / sizeof(E) != n) throw_size_mismatch();
+        p = ref.bytes ? map_shared(ref) : nullptr;
+    } else {
+        ar.skip((alignof(E) - ar.position() % alignof(E)) % alignof(E));
+        if (n > ar.remaining() / sizeof(E)) throw_size_mismatch();
+        p = ar.take(static_cast<std::size_t>(n) * sizeof(E));
+    }
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(E) != 0) misaligned_span();
+    if constexpr (N == std::dynamic_extent)
+        s = std::span<E, N>(reinterpret_cast<E*>(p), static_cast<std::size_t>(n));
+    else if (n != N)
+        throw_size_mismatch();
+    else
+        s = std::span<E, N>(reinterpret_cast<E*>(p), N);
+}
+
+/// A memmap travels by reference: each worker maps the same file (w+ as r+: never re-created).
+template <wire_output Ar, class E>
+void CEREAL_SAVE_FUNCTION_NAME(Ar& ar, const memmap<E>& m) {
+    const std::uint8_t mode = static_cast<std::uint8_t>(m.mode() == mmap_mode::w_plus ? mmap_mode::r_plus : m.mode());
+    const std::vector<std::size_t>& shape = m.shape();
+    ar(m.path().empty() ? std::string() : absolute_path(m.path()), mode, m.offset(), static_cast<std::uint64_t>(shape.size()));
+    for (std::size_t d : shape) ar(static_cast<std::uint64_t>(d));
+}
+template <wire_input Ar, class E>
+void CEREAL_LOAD_FUNCTION_NAME(Ar& ar, memmap<E>& m) {
+    std::string path;
+    std::uint8_t mode = 0;
+    std::uint64_t offset = 0, dims = 0;
+    ar(path, mode, offset, dims);
+    if (dims > 64 || mode > static_cast<std::uint8_t>(mmap_mode::c)) throw_size_mismatch();
+    std::vector<std::size_t> shape(static_cast<std::size_t>(dims));
+    for (auto& d : shape) {
+        std::uint64_t v = 0;
+        ar(v);
+        d = static_cast<std::size_t>(v);
+    }
+    if (path.empty()) {
+        m = memmap<E>();
+        return;
+    }
+    m = memmap<E>(std::move(path), static_cast<mmap_mode>(mode), std::move(shape), offset);
+}
+
+/// Views whose bytes live in a request: arguments only, never results.
+template <class T>
+inline constexpr bool is_request_view = false;
+template <class E, std::size_t N>
+inline constexpr bool is_request_view<std::span<E, N>> = true;
+
+}  // namespace cojob::detail

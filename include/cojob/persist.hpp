@@ -1,0 +1,181 @@
+// cojob/persist.hpp - `cojob::dump` / `cojob::load` (joblib's persistence): a value in one
+// file, its arrays stored aligned so that `cojob::load_mmap` maps them without copying.
+#pragma once
+
+#include <cojob/detail/cache_archive.hpp>
+#include <cojob/memmap.hpp>
+#include <cojob/mmap_mode.hpp>
+
+#include <cereal/types/array.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <vector>
+
+namespace cojob {
+
+namespace detail {
+
+std::uint64_t type_name_key(const char* mangled) noexcept;  // src/persist.cpp
+
+/// What a dump file says about the value it holds.
+struct dump_type {
+    std::uint64_t type_key = 0;     ///< hash of the value type's name
+    std::uint64_t element_key = 0;  ///< arrays: hash of the element type's name, else 0
+    std::uint64_t element_size = 0;
+    const char* type_name = "";     ///< mangled; demangled in messages
+};
+
+/// Element type of the arrays whose dump is one aligned block (and can be mapped): vectors,
+/// spans and memmaps of arithmetic types. They are all written alike, so any of them loads as
+/// any other.
+template <class T>
+struct dump_array {
+    using element = void;
+};
+template <class E>
+    requires std::is_arithmetic_v<E>
+struct dump_array<std::vector<E>> {
+    using element = E;
+};
+template <class E, std::size_t N>
+    requires std::is_arithmetic_v<std::remove_const_t<E>>
+struct dump_array<std::span<E, N>> {
+    using element = std::remove_const_t<E>;
+};
+template <class E>
+    requires std::is_arithmetic_v<E>
+struct dump_array<memmap<E>> {
+    using element = E;
+};
+
+template <class T>
+dump_type dump_type_of() {
+    dump_type t;
+    using E = typename dump_array<T>::element;
+    t.type_name = typeid(T).name();
+    if constexpr (!std::is_void_v<E>) {
+        t.element_key = type_name_key(typeid(E).name());
+        t.element_size = sizeof(E);
+        t.type_name = typeid(std::vector<E>).name();
+    }
+    t.type_key = type_name_key(t.type_name);
+    return t;
+}
+
+/// Bytes reserved at the start of a dump file for its header (a multiple of the archive's
+/// 64-byte array alignment, so arrays are aligned in the file).
+inline constexpr std::size_t dump_header_bytes = 256;
+
+// ---- compiled in src/persist.cpp --------------------------------------------------------
+/// Fills the header room of `buffer`, compresses at `level`, and writes it to `path` atomically.
+void write_dump(const std::filesystem::path& path, std::string& buffer, int level, const dump_type& type);
+
+/// A dump file read back (decompressed when needed) and checked against the expected type.
+class dump_reader {
+public:
+    dump_reader(const std::filesystem::path& path, const dump_type& expected);
+    [[nodiscard]] byte_source source() const noexcept { return {payload_.data(), payload_.data() + payload_.size(), dump_header_bytes}; }
+    /// @throws cojob::error naming the path when bytes are left over.
+    void finish(const byte_source& s) const;
+    /// @throws cojob::error naming the path and `why` (the payload did not parse as the type).
+    [[noreturn]] void damaged(const char* why) const;
+
+private:
+    std::string path_;
+    std::string payload_;
+};
+
+/// Where a dumped array's elements start in its file and how many there are.
+/// @throws cojob::error when the file is compressed, not an array of that element, or damaged.
+void locate_array(const std::filesystem::path& path, const dump_type& expected, std::uint64_t& offset,
+                  std::uint64_t& count);
+
+// Spans and memmaps are written like vectors.
+template <class E, std::size_t N>
+void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const std::span<E, N>& s) {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
+    if constexpr (std::is_arithmetic_v<std::remove_const_t<E>>)
+        ar(cereal::binary_data(s.data(), s.size_bytes()));
+    else
+        for (const auto& e : s) ar(e);
+}
+template <class E>
+void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const memmap<E>& m) {
+    ar(m.view());
+}
+
+}  // namespace detail
+
+/// Writes `value` to `path` (joblib's `dump`), replacing the file atomically (a reader sees the
+/// old file or the new one). Any value cereal serializes; `std::vector`s of arithmetic types,
+/// `std::span`s and `cojob::memmap`s of them are stored as one block aligned to 64 bytes.
+///
+/// @param compress 0 (default): raw, mappable by `load_mmap`; 1-19: zstd at that level (`true`
+///                 is level 1). Compressed files load with `load` only.
+/// @throws cojob::error naming the path or the bad `compress` value; the old file, if any, is
+///         left as it was.
+template <class T>
+void dump(const T& value, const std::filesystem::path& path, int compress = 0) {
+    detail::byte_sink sink(detail::dump_header_bytes);
+    {
+        detail::cache_output_archive ar(sink);
+        ar(value);
+    }
+    detail::write_dump(path, sink.buffer(), compress, detail::dump_type_of<T>());
+}
+
+/// Reads back a value `dump` wrote (joblib's `load` without mmap_mode). A file written from an
+/// array (vector, span or memmap of E) loads as `std::vector<E>`.
+/// @throws cojob::error naming the path when the file is missing, is not a dump, holds another
+///         type (named in the message), or is damaged (checksum).
+template <class T>
+[[nodiscard]] T load(const std::filesystem::path& path) {
+    static_assert(std::is_default_constructible_v<T>, "cojob::load<T>: T must be default constructible");
+    detail::dump_reader reader(path, detail::dump_type_of<T>());
+    detail::byte_source s = reader.source();
+    T value{};
+    try {
+        detail::cache_input_archive ar(s);
+        ar(value);
+    } catch (const std::exception& e) {
+        reader.damaged(e.what());
+    }
+    reader.finish(s);
+    return value;
+}
+
+/// Maps the array a raw (uncompressed) `dump` of a vector, span or memmap of `E` wrote, in
+/// place: nothing is read or copied until touched (joblib's `load(path, mmap_mode=...)`).
+/// `w_plus` keeps the array's place in the file but zeroes it (numpy's "create or overwrite").
+/// Raw dumps have no payload checksum (writes through `r_plus` change them in place, as joblib's do);
+/// compressed ones have one, checked by `load`.
+/// @throws cojob::error naming the path when the file is compressed (load it with
+///         `load<std::vector<E>>` instead, which decompresses), holds something else, or is damaged.
+template <class E>
+[[nodiscard]] memmap<E> load_mmap(const std::filesystem::path& path, mmap_mode mode = mmap_mode::r) {
+    static_assert(std::is_arithmetic_v<E>, "cojob::load_mmap<E>: E is the element type, an arithmetic type");
+    std::uint64_t offset = 0, count = 0;
+    detail::locate_array(path, detail::dump_type_of<std::vector<E>>(), offset, count);
+    return memmap<E>(path.string(), mode, {static_cast<std::size_t>(count)}, offset);
+}
+
+/// `load_mmap<E>(path, mode)`, spelled as joblib's `load(path, mmap_mode=...)`: E is the
+/// element type, and the result a `memmap<E>`.
+template <class E>
+[[nodiscard]] memmap<E> load(const std::filesystem::path& path, mmap_mode mode) {
+    return load_mmap<E>(path, mode);
+}
+
+}  // namespace cojob

@@ -1,0 +1,211 @@
+// src/persist.cpp - the dump file: a 256-byte header (magic, format, type, sizes, checksums)
+// followed by the payload written with memory's cache archive (arrays 64-byte aligned in the
+// file), optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
+#include <cojob/persist.hpp>
+
+#include <cojob/errors.hpp>
+
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace cojob::detail {
+
+namespace {
+
+constexpr char magic[8] = {'C', 'O', 'J', 'O', 'B', 'D', 'M', 'P'};
+constexpr std::uint32_t format_version = 1;
+constexpr std::uint32_t flag_zstd = 1;
+constexpr std::uint32_t flag_array = 2;
+constexpr std::uint64_t max_payload = std::uint64_t(1) << 40;
+
+struct dump_header {
+    char magic[8];
+    std::uint32_t format;
+    std::uint32_t flags;
+    std::uint64_t type_key;
+    std::uint64_t element_key;
+    std::uint64_t element_size;
+    std::uint64_t payload_bytes;  ///< after decompression
+    std::uint64_t stored_bytes;   ///< in the file, after the header
+    std::uint64_t payload_checksum;
+    char type_name[160];  ///< mangled, for messages
+    std::uint64_t header_checksum;
+};
+static_assert(sizeof(dump_header) <= dump_header_bytes);
+
+std::uint64_t checksum_of(const dump_header& h) { return XXH3_64bits(&h, offsetof(dump_header, header_checksum)); }
+
+std::string demangle(const char* mangled) {
+    int status = 0;
+    char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+    std::string out = status == 0 && s ? s : mangled;
+    std::free(s);
+    return out;
+}
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
+    throw error("cojob::load: " + path.string() + " " + what);
+}
+
+struct fd_closer {
+    int fd;
+    ~fd_closer() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+bool read_at(int fd, void* out, std::size_t size, std::uint64_t at) {
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::pread(fd, static_cast<char*>(out) + done, size - done, static_cast<off_t>(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        done += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+/// Opens a dump file and checks its header against the expected type.
+dump_header read_header(const std::filesystem::path& path, const dump_type& expected, fd_closer& fd,
+                        std::uint64_t& file_size) {
+    fd.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd.fd < 0) fail(path, std::string("cannot be opened: ") + std::strerror(errno));
+    struct stat st{};
+    if (::fstat(fd.fd, &st) != 0) fail(path, std::string("cannot be examined: ") + std::strerror(errno));
+    file_size = static_cast<std::uint64_t>(st.st_size);
+    dump_header h{};
+    if (file_size < dump_header_bytes || !read_at(fd.fd, &h, sizeof h, 0))
+        fail(path, "is not a cojob dump (shorter than its header)");
+    if (std::memcmp(h.magic, magic, sizeof magic) != 0) fail(path, "is not a cojob dump (bad magic)");
+    if (h.format != format_version)
+        fail(path, "has dump format " + std::to_string(h.format) + "; this build reads format " +
+                       std::to_string(format_version));
+    if (h.header_checksum != checksum_of(h)) fail(path, "has a corrupt header (checksum mismatch)");
+    h.type_name[sizeof h.type_name - 1] = '\0';
+    if (h.type_key != expected.type_key)
+        fail(path, "holds a " + demangle(h.type_name) + ", not a " + demangle(expected.type_name));
+    if (h.stored_bytes != file_size - dump_header_bytes || h.payload_bytes > max_payload)
+        fail(path, "is truncated (" + std::to_string(file_size - dump_header_bytes) + " of " +
+                       std::to_string(h.stored_bytes) + " payload bytes)");
+    return h;
+}
+
+}  // namespace
+
+std::uint64_t type_name_key(const char* mangled) noexcept { return XXH3_64bits(mangled, std::strlen(mangled)); }
+
+void write_dump(const std::filesystem::path& path, std::string& buffer, int level, const dump_type& type) {
+    const int max_level = std::min(ZSTD_maxCLevel(), 19);
+    if (level < 0 || level > max_level)
+        throw error("cojob::dump: compress=" + std::to_string(level) + " is not valid; expected 0 (raw, mappable) or a zstd level 1.." +
+                    std::to_string(max_level));
+    dump_header h{};
+    std::memcpy(h.magic, magic, sizeof magic);
+    h.format = format_version;
+    h.type_key = type.type_key;
+    h.element_key = type.element_key;
+    h.element_size = type.element_size;
+    if (type.element_key) h.flags |= flag_array;
+    std::strncpy(h.type_name, type.type_name, sizeof h.type_name - 1);
+    h.payload_bytes = buffer.size() - dump_header_bytes;
+    h.stored_bytes = h.payload_bytes;
+    if (level > 0) {
+        std::string packed(dump_header_bytes + ZSTD_compressBound(h.payload_bytes), '\0');
+        const std::size_t n = ZSTD_compress(packed.data() + dump_header_bytes, packed.size() - dump_header_bytes,
+                                            buffer.data() + dump_header_bytes, h.payload_bytes, level);
+        if (ZSTD_isError(n)) throw error(std::string("cojob::dump: zstd failed: ") + ZSTD_getErrorName(n));
+        packed.resize(dump_header_bytes + n);
+        buffer.swap(packed);
+        h.flags |= flag_zstd;
+        h.stored_bytes = n;
+    }
+    // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
+    if (h.flags & flag_zstd) h.payload_checksum = XXH3_64bits(buffer.data() + dump_header_bytes, h.stored_bytes);
+    h.header_checksum = checksum_of(h);
+    std::memcpy(buffer.data(), &h, sizeof h);
+
+    static std::atomic<unsigned> counter{0};
+    const std::string temp = path.string() + "." + std::to_string(::getpid()) + "." +
+                             std::to_string(counter.fetch_add(1)) + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(errno));
+    std::size_t done = 0;
+    int err = 0;
+    while (done < buffer.size()) {
+        const ssize_t n = ::write(fd, buffer.data() + done, buffer.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::close(fd) != 0 && !err) err = errno;
+    if (!err && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
+    if (err) {
+        ::unlink(temp.c_str());
+        throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(err));
+    }
+}
+
+dump_reader::dump_reader(const std::filesystem::path& path, const dump_type& expected) : path_(path.string()) {
+    fd_closer fd{-1};
+    std::uint64_t size = 0;
+    const dump_header h = read_header(path, expected, fd, size);
+    std::string stored(h.stored_bytes, '\0');
+    if (!read_at(fd.fd, stored.data(), stored.size(), dump_header_bytes)) fail(path, "is truncated (short read)");
+    if (h.flags & flag_zstd) {
+        if (XXH3_64bits(stored.data(), stored.size()) != h.payload_checksum)
+            fail(path, "is corrupt (payload checksum mismatch)");
+        if (ZSTD_getFrameContentSize(stored.data(), stored.size()) != h.payload_bytes)
+            fail(path, "is corrupt (compressed frame of unexpected size)");
+        payload_.assign(h.payload_bytes, '\0');
+        const std::size_t n = ZSTD_decompress(payload_.data(), payload_.size(), stored.data(), stored.size());
+        if (ZSTD_isError(n) || n != h.payload_bytes) fail(path, "is corrupt (cannot be decompressed)");
+    } else {
+        if (h.payload_bytes != h.stored_bytes) fail(path, "is corrupt (sizes disagree)");
+        payload_ = std::move(stored);
+    }
+}
+
+void dump_reader::finish(const byte_source& s) const {
+    if (!s.at_end()) throw error("cojob::load: " + path_ + " has bytes after the value (written by another type?)");
+}
+
+void dump_reader::damaged(const char* why) const {
+    throw error("cojob::load: " + path_ + " does not parse as the type asked for (" + why + ")");
+}
+
+void locate_array(const std::filesystem::path& path, const dump_type& expected, std::uint64_t& offset,
+                  std::uint64_t& count) {
+    fd_closer fd{-1};
+    std::uint64_t size = 0;
+    const dump_header h = read_header(path, expected, fd, size);
+    if (h.flags & flag_zstd)
+        throw error("cojob::load_mmap: " + path.string() +
+                    " is compressed (zstd) and cannot be memory-mapped; load it into memory with "
+                    "cojob::load<std::vector<T>>(path), or dump it with compress=0");
+    if (!(h.flags & flag_array) || h.element_size != expected.element_size)
+        fail(path, "does not hold one array of " + std::to_string(expected.element_size) + "-byte elements");
+    if (!read_at(fd.fd, &count, sizeof count, dump_header_bytes)) fail(path, "is truncated (no element count)");
+    const std::uint64_t bytes = count * h.element_size;
+    offset = dump_header_bytes + sizeof count;
+    if (bytes >= byte_sink::array_alignment)
+        offset = (offset + byte_sink::array_alignment - 1) / byte_sink::array_alignment * byte_sink::array_alignment;
+    if (count > max_payload || offset + bytes != size)
+        fail(path, "is damaged (" + std::to_string(count) + " elements do not fit its " + std::to_string(size) +
+                       " bytes)");
+}
+
+}  // namespace cojob::detail
