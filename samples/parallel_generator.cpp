@@ -8,9 +8,11 @@
 //              it arrives (the seed's second run)
 //   slow       the same stream with a consumer that sleeps after each array: cojob's window
 //              holds the workers back, so memory stays flat (joblib keeps dispatching)
-// A thread samples the resident memory of this process and of its worker processes (from /proc,
-// every 50 ms) during each run. The program prints the peaks and wall times, writes the curves
-// as an SVG with a log scale (the seed's figure), and exits nonzero when a sum is wrong.
+// Each run is a fresh copy of this program (glibc keeps much of what a process freed, so a run
+// would otherwise start with the heap of the one before). In it a thread samples the resident
+// memory of the process and of its worker processes (from /proc, every 50 ms). The program
+// prints the peaks and wall times, writes the curves as an SVG with a log scale (the seed's
+// figure), and exits nonzero when a sum is wrong.
 //
 // Usage: parallel_generator [--full] [--tasks N] [--backend threads|processes|both]
 //                           [--runs list,generator,slow] [--slow-ms MS] [--svg PATH]
@@ -22,6 +24,8 @@
 #include <cojob/cojob.hpp>
 
 #include <dirent.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +36,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -53,6 +58,8 @@ std::vector<double> return_big_object(long i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return std::vector<double>(rows * cols, static_cast<double>(i));
 }
+
+extern char** environ;
 
 namespace {
 
@@ -182,7 +189,8 @@ struct settings {
     std::string svg = "parallel_generator.svg";
     std::string tsv;
     metric counted = metric::rss;
-    cojob::batch_size_spec batch_size = "auto";
+    std::string batch_size = "auto";
+    std::string one_run;  ///< internal: run the one (backend, run) asked for here, outcome into this file
     bool quiet = false;
 };
 
@@ -249,7 +257,8 @@ outcome run(const settings& cfg, cojob::backend backend, const std::string& mode
     {
         cojob::parallel par{{.n_jobs = 2,
                              .backend = backend,
-                             .batch_size = cfg.batch_size,
+                             .batch_size = cfg.batch_size == "auto" ? cojob::batch_size_spec("auto")
+                                                                    : cojob::batch_size_spec(std::stoi(cfg.batch_size)),
                              .return_as = stream ? cojob::return_as::generator : cojob::return_as::list}};
         accumulator acc(cfg.quiet);
         if (stream) {
@@ -414,10 +423,10 @@ settings parse(int argc, char** argv) {
             cfg.tsv = value();
         } else if (a == "--batch-size") {
             const auto v = value();
-            if (v == "auto")
-                cfg.batch_size = "auto";
-            else
-                cfg.batch_size = static_cast<int>(std::max(to_long(v, "--batch-size takes a count or auto"), 1L));
+            if (v != "auto" && to_long(v, "--batch-size takes a count or auto") < 1) usage("--batch-size takes a count of at least 1");
+            cfg.batch_size = v;
+        } else if (a == "--one-run") {
+            cfg.one_run = value();
         } else if (a == "--pss") {
             cfg.counted = metric::pss;
         } else if (a == "--quiet") {
@@ -429,27 +438,75 @@ settings parse(int argc, char** argv) {
     return cfg;
 }
 
+const char* backend_word(cojob::backend b) { return b == cojob::backend::threads ? "threads" : "processes"; }
+
+/// The child's side of run_in_child: runs one (backend, run), prints as the seed does, and
+/// writes its outcome ("wall sum_ok", then one "t parent workers" line per sample) to `cfg.one_run`.
+int run_one(const settings& cfg) {
+    const cojob::backend b = cfg.backends.front();
+    const std::string& mode = cfg.runs.front();
+    std::printf("[cojob %s] %s: %ld tasks returning 16 MB, n_jobs=2%s\n", backend_word(b), mode.c_str(), cfg.tasks,
+                mode == "slow" ? (", consumer sleeps " + std::to_string(cfg.slow_ms) + " ms").c_str() : "");
+    std::printf("Accumulate results:");
+    std::fflush(stdout);
+    const outcome r = run(cfg, b, mode);
+    std::printf("\n%s. Peak memory usage (%s): %.2f MB (%.2f MB above the start; workers %.2f MB). Wall %.2f s\n",
+                r.sum_ok ? "All tasks completed and reduced successfully" : "WRONG SUM",
+                cfg.counted == metric::rss ? "RSS" : "PSS", r.peak_total(), r.peak_above_start(), r.peak_workers(), r.wall);
+    std::fflush(stdout);
+    std::ofstream f(cfg.one_run);
+    f.precision(17);
+    f << r.wall << ' ' << r.sum_ok << '\n';
+    for (const auto& x : r.samples) f << x.t << ' ' << x.parent << ' ' << x.workers << '\n';
+    return f && r.sum_ok ? 0 : 1;
+}
+
+/// Runs one (backend, run) in a fresh copy of this program, so that no run starts with the heap
+/// an earlier one left behind (glibc keeps much of what a process freed), and reads its outcome.
+outcome run_in_child(const settings& cfg, cojob::backend b, const std::string& mode) {
+    outcome out;
+    out.backend = backend_word(b);
+    out.mode = mode;
+    const std::string file = (std::filesystem::temp_directory_path() /
+                              ("parallel_generator-" + std::to_string(::getpid()) + ".run")).string();
+    std::vector<std::string> args{"parallel_generator", "--one-run", file, "--backend", backend_word(b), "--runs", mode,
+                                  "--tasks", std::to_string(cfg.tasks), "--slow-ms", std::to_string(cfg.slow_ms),
+                                  "--batch-size", cfg.batch_size};
+    if (cfg.counted == metric::pss) args.emplace_back("--pss");
+    if (cfg.quiet) args.emplace_back("--quiet");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    pid_t pid = -1;
+    if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) {
+        std::fprintf(stderr, "parallel_generator: cannot start a run\n");
+        return out;
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::ifstream f(file);
+    if (f >> out.wall >> out.sum_ok) {
+        for (sample x; f >> x.t >> x.parent >> x.workers;) out.samples.push_back(x);
+    }
+    std::remove(file.c_str());
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.sum_ok = false;
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     cojob::init(argc, argv);  // worker processes serve tasks here and never return
     const settings cfg = parse(argc, argv);
+    if (!cfg.one_run.empty()) return run_one(cfg);
 
     std::vector<outcome> results;
     bool ok = true;
     for (cojob::backend b : cfg.backends) {
         for (const auto& mode : cfg.runs) {
-            std::printf("[cojob %s] %s: %ld tasks returning 16 MB, n_jobs=2%s\n",
-                        b == cojob::backend::threads ? "threads" : "processes", mode.c_str(),
-                        cfg.tasks, mode == "slow" ? (", consumer sleeps " + std::to_string(cfg.slow_ms) + " ms").c_str() : "");
-            std::printf("Accumulate results:");
-            std::fflush(stdout);
-            outcome r = run(cfg, b, mode);
-            std::printf("\n%s. Peak memory usage (%s): %.2f MB (%.2f MB above the start; workers %.2f MB). Wall %.2f s\n",
-                        r.sum_ok ? "All tasks completed and reduced successfully" : "WRONG SUM",
-                        cfg.counted == metric::rss ? "RSS" : "PSS", r.peak_total(),
-                        r.peak_above_start(), r.peak_workers(), r.wall);
-            ok = ok && r.sum_ok;
+            outcome r = run_in_child(cfg, b, mode);
+            ok = ok && r.sum_ok && !r.samples.empty();
             results.push_back(std::move(r));
         }
     }
@@ -464,8 +521,8 @@ int main(int argc, char** argv) {
     if (!cfg.tsv.empty()) {
         std::ofstream t(cfg.tsv);
         for (const auto& r : results)
-            t << "cojob " << r.backend << '\t' << r.mode << '\t' << r.wall << '\t' << r.peak_total() << '\t' << r.peak_above_start()
-              << '\t' << r.peak_workers() << '\t' << (r.sum_ok ? "ok" : "wrong") << '\n';
+            t << "cojob " << r.backend << '\t' << r.mode << '\t' << r.wall << '\t' << r.peak_total() << '\t'
+              << r.peak_above_start() << '\t' << r.peak_workers() << '\t' << (r.sum_ok ? "ok" : "wrong") << '\n';
     }
     try {
         write_svg(cfg.svg, results, cfg);
