@@ -16,9 +16,10 @@
 //
 // Usage: parallel_generator [--full] [--tasks N] [--backend threads|processes|both]
 //                           [--runs list,generator,slow] [--slow-ms MS] [--svg PATH]
-//                           [--tsv PATH] [--batch-size N|auto] [--pss] [--quiet]
+//                           [--tsv PATH] [--batch-size N|auto] [--values N] [--pss] [--quiet]
 // The default is a short run (24 tasks, both backends, ~15 s); --full is the seed's 150 tasks.
 // --pss counts proportional instead of resident memory (pages two processes share, counted once).
+// --values N makes each result N doubles instead of 2,000,000 (--values 1: cojob's own overhead).
 // --tsv writes one line per run: implementation, run, wall s, peak MB, above start MB, workers MB,
 // ok|wrong (bench/run_generator_side_by_side.sh reads it).
 #include <cojob/cojob.hpp>
@@ -51,12 +52,14 @@
 // ---------------------------------------------------------------------------------------------
 // The task (a free function with external linkage: worker processes call it by its address).
 
-constexpr std::size_t rows = 10000, cols = 200;
+/// 10000 x 200 doubles: 16 MB.
+constexpr long seed_values = 10000 * 200;
 
-/// time.sleep(.1); return i * np.ones((10000, 200), dtype=np.float64)
-std::vector<double> return_big_object(long i) {
+/// time.sleep(.1); return i * np.ones((10000, 200), dtype=np.float64), flattened; `values`
+/// is the seed's 10000 * 200 unless --values says otherwise.
+std::vector<double> return_big_object(long i, long values) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    return std::vector<double>(rows * cols, static_cast<double>(i));
+    return std::vector<double>(static_cast<std::size_t>(values), static_cast<double>(i));
 }
 
 extern char** environ;
@@ -183,6 +186,7 @@ private:
 
 struct settings {
     long tasks = 24;
+    long values = seed_values;  ///< doubles per result
     std::vector<cojob::backend> backends{cojob::backend::threads, cojob::backend::processes};
     std::vector<std::string> runs{"list", "generator", "slow"};
     long slow_ms = 100;
@@ -217,7 +221,7 @@ struct outcome {
 /// accumulator_sum: adds each array into the total, printing a dot per array.
 class accumulator {
 public:
-    explicit accumulator(bool quiet) : total_(rows * cols, 0.0), quiet_(quiet) {}
+    accumulator(long values, bool quiet) : total_(static_cast<std::size_t>(values), 0.0), quiet_(quiet) {}
     void add(const std::vector<double>& value) {
         if (value.size() != total_.size()) {
             std::fprintf(stderr, "\nparallel_generator: a result has %zu values, expected %zu\n", value.size(),
@@ -243,8 +247,9 @@ private:
     bool size_ok_ = true;
 };
 
-auto big_tasks(long n) {
-    return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(return_big_object)(i); });
+auto big_tasks(long n, long values) {
+    return std::views::iota(0L, n) |
+           std::views::transform([values](long i) { return cojob::delayed(return_big_object)(i, values); });
 }
 
 outcome run(const settings& cfg, cojob::backend backend, const std::string& mode) {
@@ -260,14 +265,14 @@ outcome run(const settings& cfg, cojob::backend backend, const std::string& mode
                              .batch_size = cfg.batch_size == "auto" ? cojob::batch_size_spec("auto")
                                                                     : cojob::batch_size_spec(std::stoi(cfg.batch_size)),
                              .return_as = stream ? cojob::return_as::generator : cojob::return_as::list}};
-        accumulator acc(cfg.quiet);
+        accumulator acc(cfg.values, cfg.quiet);
         if (stream) {
-            for (auto&& value : par.stream(big_tasks(cfg.tasks))) {
+            for (auto&& value : par.stream(big_tasks(cfg.tasks, cfg.values))) {
                 acc.add(value);
                 if (mode == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(cfg.slow_ms));
             }
         } else {
-            std::vector<std::vector<double>> res = par(big_tasks(cfg.tasks));
+            std::vector<std::vector<double>> res = par(big_tasks(cfg.tasks, cfg.values));
             for (const auto& value : res) acc.add(value);
         }  // del res
         out.sum_ok = acc.check(cfg.tasks);
@@ -284,6 +289,12 @@ std::string fmt(double v, int decimals = 1) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     return buf;
+}
+
+/// "16 MB" for the seed's arrays.
+std::string size_text(long values) {
+    const double mb = static_cast<double>(values) * 8 / 1e6;
+    return mb >= 1 ? fmt(mb, mb < 10 ? 1 : 0) + " MB" : std::to_string(values * 8) + " bytes";
 }
 
 std::string label_mb(double mb) {
@@ -326,7 +337,7 @@ void write_svg(const std::string& path, const std::vector<outcome>& results, con
         svg << "<text x=\"" << left << "\" y=\"" << y0 + 22 << "\" font-size=\"14\" font-weight=\"bold\">"
             << "cojob " << backends[p] << ": " << (cfg.counted == metric::rss ? "resident" : "proportional")
             << " memory of the process and its workers, n_jobs=2, " << cfg.tasks
-            << " tasks of 16 MB</text>\n";
+            << " tasks of " << size_text(cfg.values) << "</text>\n";
         svg << "<rect x=\"" << left << "\" y=\"" << y0 + top << "\" width=\"" << plot_w << "\" height=\"" << plot_h
             << "\" fill=\"none\" stroke=\"#444\"/>\n";
         for (double e = lo; e <= hi + 1e-9; e += 1) {
@@ -370,7 +381,7 @@ void write_svg(const std::string& path, const std::vector<outcome>& results, con
                  "parallel_generator: %s\n"
                  "usage: parallel_generator [--full] [--tasks N] [--backend threads|processes|both]\n"
                  "                          [--runs list,generator,slow] [--slow-ms MS] [--svg PATH] [--tsv PATH]\n"
-                 "                          [--batch-size N|auto] [--pss] [--quiet]\n",
+                 "                          [--batch-size N|auto] [--values N] [--pss] [--quiet]\n",
                  why);
     std::exit(2);
 }
@@ -421,6 +432,9 @@ settings parse(int argc, char** argv) {
             cfg.svg = value();
         } else if (a == "--tsv") {
             cfg.tsv = value();
+        } else if (a == "--values") {
+            cfg.values = to_long(value(), "--values takes a count");
+            if (cfg.values < 1) usage("--values takes a count of at least 1");
         } else if (a == "--batch-size") {
             const auto v = value();
             if (v != "auto" && to_long(v, "--batch-size takes a count or auto") < 1) usage("--batch-size takes a count of at least 1");
@@ -445,7 +459,8 @@ const char* backend_word(cojob::backend b) { return b == cojob::backend::threads
 int run_one(const settings& cfg) {
     const cojob::backend b = cfg.backends.front();
     const std::string& mode = cfg.runs.front();
-    std::printf("[cojob %s] %s: %ld tasks returning 16 MB, n_jobs=2%s\n", backend_word(b), mode.c_str(), cfg.tasks,
+    std::printf("[cojob %s] %s: %ld tasks returning %s, n_jobs=2%s\n", backend_word(b), mode.c_str(), cfg.tasks,
+                size_text(cfg.values).c_str(),
                 mode == "slow" ? (", consumer sleeps " + std::to_string(cfg.slow_ms) + " ms").c_str() : "");
     std::printf("Accumulate results:");
     std::fflush(stdout);
@@ -471,7 +486,7 @@ outcome run_in_child(const settings& cfg, cojob::backend b, const std::string& m
                               ("parallel_generator-" + std::to_string(::getpid()) + ".run")).string();
     std::vector<std::string> args{"parallel_generator", "--one-run", file, "--backend", backend_word(b), "--runs", mode,
                                   "--tasks", std::to_string(cfg.tasks), "--slow-ms", std::to_string(cfg.slow_ms),
-                                  "--batch-size", cfg.batch_size};
+                                  "--batch-size", cfg.batch_size, "--values", std::to_string(cfg.values)};
     if (cfg.counted == metric::pss) args.emplace_back("--pss");
     if (cfg.quiet) args.emplace_back("--quiet");
     std::vector<char*> argv;
