@@ -45,7 +45,8 @@ static_assert(sizeof(frame_header) == 32);
 std::size_t begin_frame(byte_buffer& b);
 /// Fills in the header of the frame that starts at `at` and runs to the end of `b`.
 void end_frame(byte_buffer& b, std::size_t at, frame_kind kind);
-/// The header of an arena response whose payload is `b` after the header at its start.
+/// The header of an arena response whose payload is `b` after the header at its start (no
+/// checksum: the payload does not cross the pipe).
 [[nodiscard]] frame_header arena_header(const byte_buffer& b);
 /// Reads and checks a header: magic, version, kind and length.
 /// @throws wire_error saying what is wrong.

@@ -9,10 +9,12 @@
 
 #include <cereal/cereal.hpp>
 
+#include <compare>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -85,6 +87,79 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
     ar(ref.path, ref.bytes, ref.mode);
     if (ref.bytes != bytes) throw_size_mismatch();
     std::memcpy(data, map_shared(ref), bytes);
+}
+
+/// Asks for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes): filling
+/// a fresh multi-megabyte vector then takes a few page faults instead of thousands, which
+/// halves its cost on this kind of machine. Best effort (compiled in src/wire.cpp).
+void advise_huge_pages(void* p, std::size_t bytes) noexcept;
+
+/// Reads elements of E from bytes that need not be aligned for E (a random-access iterator
+/// for `vector::insert`, which then copies without first zeroing the new elements).
+template <class E>
+struct unaligned_reader {
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = E;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const E*;
+    using reference = E;
+
+    const char* p = nullptr;
+
+    E operator*() const noexcept {
+        E e;
+        std::memcpy(&e, p, sizeof e);
+        return e;
+    }
+    E operator[](difference_type d) const noexcept { return *(*this + d); }
+    unaligned_reader& operator++() noexcept { return *this += 1; }
+    unaligned_reader operator++(int) noexcept {
+        auto t = *this;
+        *this += 1;
+        return t;
+    }
+    unaligned_reader& operator--() noexcept { return *this -= 1; }
+    unaligned_reader operator--(int) noexcept {
+        auto t = *this;
+        *this -= 1;
+        return t;
+    }
+    unaligned_reader& operator+=(difference_type d) noexcept {
+        p += d * static_cast<difference_type>(sizeof(E));
+        return *this;
+    }
+    unaligned_reader& operator-=(difference_type d) noexcept { return *this += -d; }
+    friend unaligned_reader operator+(unaligned_reader i, difference_type d) noexcept { return i += d; }
+    friend unaligned_reader operator+(difference_type d, unaligned_reader i) noexcept { return i += d; }
+    friend unaligned_reader operator-(unaligned_reader i, difference_type d) noexcept { return i -= d; }
+    friend difference_type operator-(const unaligned_reader& a, const unaligned_reader& b) noexcept {
+        return (a.p - b.p) / static_cast<difference_type>(sizeof(E));
+    }
+    friend bool operator==(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p == b.p; }
+    friend auto operator<=>(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p <=> b.p; }
+};
+
+/// Reads a large vector of numbers (4 MiB or more) whose bytes are inline, in one pass: its
+/// storage is reserved (with huge pages) and filled straight from the payload, where cereal
+/// would zero it first and copy after. Returns false, having read nothing, for anything else
+/// (small, shared, truncated), which the caller then reads the ordinary way.
+template <wire_input Ar, class E>
+    requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
+bool load_large_vector(Ar& ar, std::vector<E>& v) {
+    unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
+    if (!ar.peek(head, sizeof head)) return false;
+    std::uint64_t n = 0;
+    std::memcpy(&n, head, sizeof n);
+    if (n > ar.remaining() / sizeof(E)) return false;
+    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
+    if (bytes < (std::size_t{4} << 20) || head[sizeof n] != 0) return false;
+    ar.skip(sizeof head);
+    const char* p = ar.take(bytes);
+    v.clear();
+    v.reserve(static_cast<std::size_t>(n));
+    advise_huge_pages(v.data(), bytes);
+    v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + bytes});
+    return true;
 }
 
 template <wire_output Ar, class E, std::size_t N>

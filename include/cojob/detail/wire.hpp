@@ -40,6 +40,7 @@
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 namespace cojob::detail {
 
@@ -185,6 +186,12 @@ public:
         return std::exchange(p_, p_ + n);
     }
     void skip(std::size_t n) { (void)take(n); }
+    /// Copies the next n bytes without passing over them; false when fewer remain.
+    bool peek(void* out, std::size_t n) const noexcept {
+        if (remaining() < n) return false;
+        std::memcpy(out, p_, n);
+        return true;
+    }
 
 private:
     const char* begin_;
@@ -333,6 +340,23 @@ void decode_failure(wire_in& in, std::string& mangled_type, task_failure& facts)
 
 [[nodiscard]] std::int64_t steady_now_ns() noexcept;
 
+template <class T>
+inline constexpr bool is_plain_vector = false;
+template <class T>
+inline constexpr bool is_plain_vector<std::vector<T, std::allocator<T>>> = true;
+
+/// Reads a result: a large `std::vector` of numbers in one pass (load_large_vector), anything
+/// else through cereal.
+template <class R>
+void read_result(wire_in& in, R& r) {
+    if constexpr (is_plain_vector<R>) {
+        using E = typename R::value_type;
+        if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>)
+            if (load_large_vector(in, r)) return;
+    }
+    in(r);
+}
+
 // ---- the typed halves ------------------------------------------------------------------
 
 template <class Task>
@@ -401,7 +425,7 @@ struct remote {
             results.reserve(static_cast<std::size_t>(completed));
             for (std::uint64_t i = 0; i < completed; ++i) {
                 R r{};
-                in(r);
+                read_result(in, r);
                 results.push_back(std::move(r));
             }
         }
