@@ -279,6 +279,8 @@ TEST_CASE("processes: a worker that dies fails the call with worker_died; the po
 #if defined(__SANITIZE_ADDRESS__)
     // AddressSanitizer catches the segmentation fault itself, reports it and exits with code 1.
     constexpr const char* segv = "exited with code 1";
+#elif defined(__SANITIZE_THREAD__)
+    constexpr const char* segv = "exited with code 66";  // ThreadSanitizer's exit code
 #else
     constexpr const char* segv = "SIGSEGV";
 #endif
