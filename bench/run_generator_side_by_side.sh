@@ -20,6 +20,7 @@
 #   SLOW_MS    the slow consumer's sleep after each result (default 100)
 #   REPEATS    runs of each case (default 1)
 #   BACKENDS   cojob backends (default "threads processes")
+#   JOBLIB_BACKENDS  joblib backends (default "loky threading"; empty: cojob alone)
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
@@ -28,7 +29,8 @@ build=${BUILD_DIR:-$root/build-generator}
 tasks=${TASKS:-150}
 slow_ms=${SLOW_MS:-100}
 repeats=${REPEATS:-1}
-backends=${BACKENDS:-threads processes}
+backends=${BACKENDS-threads processes}
+joblib_backends=${JOBLIB_BACKENDS-loky threading}
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$root" --buildtype=release -Dtests=false -Dbenchmarks=false >&2
@@ -79,7 +81,7 @@ for b in $backends; do
     [ "$b" = processes ] && continue
     cojob_runs "$b" || status=1
 done
-for backend in loky threading; do
+for backend in $joblib_backends; do
     for _ in $(seq "$repeats"); do
         for run in list generator slow; do
             "$python" "$here/joblib/bench_generator.py" --tasks "$tasks" --slow-ms "$slow_ms" --backend "$backend" \
