@@ -102,6 +102,12 @@ void wait_for_request(int fd) {
     const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
     shared_arena arena(has_arena ? worker_arena_fd : -1, true);
     byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
+    if (has_arena) {
+        ctx.acquire_output = [](void* held) {
+            arena_flag::wait_released(*static_cast<std::atomic<std::uint32_t>*>(held));
+        };
+        ctx.acquire_arg = &status->arena_held;
+    }
     byte_buffer in;
     try {
         const auto at = begin_frame(out);
@@ -129,9 +135,11 @@ void wait_for_request(int fd) {
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());
         }
-        // The parent may still be reading the previous response out of the arena.
-        if (has_arena) {
-            arena_flag::wait_released(status->arena_held);
+        // The parent may still be reading the previous response out of the arena: the batch
+        // waits for it only when it has a first result to write (ctx.acquire_output), so that
+        // the parent's decoding overlaps the first task. Only the frame header's 32 bytes are
+        // written before that, and the parent never reads those from the arena.
+        if (has_arena && status->arena_held.load(std::memory_order_acquire) == 0) {
             out.clear();
             out.shrink_if_above(arena_keep_bytes);
         }

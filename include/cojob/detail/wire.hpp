@@ -317,6 +317,15 @@ struct worker_context {
     /// Shared with the parent: the task now running and since when (for timeouts), or null.
     std::atomic<std::uint64_t>* running = nullptr;
     std::atomic<std::int64_t>* running_since = nullptr;
+    /// Called once per batch before the response's payload is first written, after the first
+    /// task ran (the worker waits there for its result arena, so that the parent's reading of
+    /// the previous response overlaps the task), or null.
+    void (*acquire_output)(void* arg) = nullptr;
+    void* acquire_arg = nullptr;
+
+    void acquire() const {
+        if (acquire_output) acquire_output(acquire_arg);
+    }
 };
 
 /// Runs a decoded request: reads the tasks from `in`, runs them, writes the response to `out`.
@@ -451,10 +460,18 @@ struct remote {
         std::optional<F> common;
         if (shared && n) common.emplace(read_function(in));
         const bool track = (flags & 1) != 0 && ctx.running_since;
-        // Results are written after a placeholder count, patched at the end.
-        const std::size_t count_at = out.buffer().size();
+        // Results are written after a placeholder count, patched at the end; nothing is written
+        // before the first task has run (see worker_context::acquire_output).
+        std::size_t count_at = 0;
         std::uint64_t completed = 0;
-        out(completed);
+        bool begun = false;
+        const auto begin = [&] {
+            if (begun) return;
+            begun = true;
+            ctx.acquire();
+            count_at = out.buffer().size();
+            out(completed);
+        };
         for (std::uint64_t i = 0; i < n; ++i) {
             F f = shared ? *common : read_function(in);  // the function comes before the arguments
             Task t(std::move(f), read_arguments(in));
@@ -463,22 +480,27 @@ struct remote {
             try {
                 if constexpr (std::is_void_v<R>) {
                     t();
+                    begin();
                 } else {
+                    R r = t();
+                    begin();
                     const std::size_t mark = out.buffer().size();
                     try {
-                        out(t());
+                        out(r);
                     } catch (...) {
                         out.buffer().resize(mark);  // drop a half-written result
                         throw;
                     }
                 }
             } catch (...) {
+                begin();
                 std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
                 encode_current_failure(out, static_cast<std::size_t>(i), t.function_name(), t.describe_arguments());
                 return;
             }
             ++completed;
         }
+        begin();
         std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
         out(std::uint8_t{0});
         if (track) ctx.running_since->store(0, std::memory_order_release);  // nothing runs until the next batch
