@@ -5,17 +5,16 @@
 
 #include <cojob/cojob.hpp>
 
-#include <dirent.h>
+#include "children.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <ranges>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,37 +45,8 @@ namespace {
 
 constexpr auto processes = cojob::backend::processes;
 
-int open_descriptors() {
-    int n = 0;
-    DIR* d = ::opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-    ::closedir(d);
-    return n - 1;  // the directory's own descriptor
-}
-
-/// Children of this process, alive or zombie.
-int child_processes() {
-    int children = 0;
-    const int self = static_cast<int>(::getpid());
-    DIR* d = ::opendir("/proc");
-    if (!d) return -1;
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-        std::string line;
-        if (!std::getline(f, line)) continue;
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        char state = 0;
-        int ppid = 0;
-        rest >> state >> ppid;
-        children += ppid == self;
-    }
-    ::closedir(d);
-    return children;
-}
+int open_descriptors() { return children::open_descriptors(); }
+int child_processes() { return children::all(); }
 
 bool block_is_right(const std::vector<double>& v, int i, std::int64_t n) {
     if (static_cast<std::int64_t>(v.size()) != n) return false;

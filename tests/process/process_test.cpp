@@ -4,6 +4,7 @@
 
 #include <cojob/cojob.hpp>
 
+#include "children.hpp"
 #include "roles.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 
-#include <dirent.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -22,7 +22,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <future>
 #include <map>
 #include <ranges>
@@ -127,28 +126,7 @@ namespace {
 
 auto iota(int n) { return std::views::iota(0, n); }
 
-/// Children of this process that are zombies (exited, not reaped).
-int zombie_children() {
-    int zombies = 0;
-    const int self = static_cast<int>(::getpid());
-    DIR* d = ::opendir("/proc");
-    if (!d) return 0;
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-        std::string line;
-        if (!std::getline(f, line)) continue;
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        char state = 0;
-        int ppid = 0;
-        rest >> state >> ppid;
-        if (ppid == self && state == 'Z') ++zombies;
-    }
-    ::closedir(d);
-    return zombies;
-}
+int zombie_children() { return children::zombies(); }
 
 bool alive(int pid) { return ::kill(pid, 0) == 0; }
 
