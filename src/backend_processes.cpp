@@ -118,7 +118,8 @@ struct worker_proc {
     byte_buffer in;
 
     [[nodiscard]] bool idle() const noexcept { return !dead && jobs.empty(); }
-    [[nodiscard]] bool has_room() const noexcept { return !dead && jobs.size() < depth; }
+    /// A worker killed on purpose takes nothing more: its end of file is on its way.
+    [[nodiscard]] bool has_room() const noexcept { return !dead && !interrupted && jobs.size() < depth; }
     [[nodiscard]] bool serves(const call_state& c) const noexcept {
         for (const auto& j : jobs)
             if (j.call.get() == &c) return true;
@@ -208,7 +209,7 @@ public:
 private:
     [[nodiscard]] int live() const noexcept {
         int n = 0;
-        for (const auto& w : pool_) n += !w->dead;
+        for (const auto& w : pool_) n += !w->dead && !w->interrupted;  // an interrupted one is on its way out
         return n;
     }
 
