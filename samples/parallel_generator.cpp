@@ -118,14 +118,14 @@ std::vector<long> descendants(long root) {
         ::closedir(d);
     }
     std::vector<long> out;
-    std::vector<long> todo{root};
-    while (!todo.empty()) {
-        const long p = todo.back();
-        todo.pop_back();
+    std::vector<long> pending{root};
+    while (!pending.empty()) {
+        const long p = pending.back();
+        pending.pop_back();
         auto [b, e] = children_of.equal_range(p);
         for (auto it = b; it != e; ++it) {
             out.push_back(it->second);
-            todo.push_back(it->second);
+            pending.push_back(it->second);
         }
     }
     return out;

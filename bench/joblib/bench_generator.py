@@ -59,11 +59,11 @@ def descendants(root):
             continue
         fields = line[line.rfind(")") + 2:].split()
         children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
+    out, pending = [], [root]
+    while pending:
+        for c in children.get(pending.pop(), []):
             out.append(c)
-            todo.append(c)
+            pending.append(c)
     return out
 
 

@@ -1,7 +1,7 @@
 // cojob/detail/shared_arrays.hpp - how arrays cross to process workers: std::span<const T>
 // inline and aligned (the worker's span points into the request) below max_nbytes, or as a
 // reference to a shared segment above it; large binary blocks (std::vector, std::string) the
-// same way; cojob::memmap always by reference to its file. Included by cojob/detail/wire.hpp.
+// same way; cojob::memmap always by reference to its file. Included by cojob/detail/wire_archive.hpp.
 #pragma once
 
 #include <cojob/memmap.hpp>
@@ -143,9 +143,9 @@ struct unaligned_reader {
 /// storage is reserved (with huge pages) and filled straight from the payload, where cereal
 /// would zero it first and copy after. Returns false, having read nothing, for anything else
 /// (small, shared, truncated), which the caller then reads the ordinary way.
-template <wire_input Ar, class E>
+template <wire_input Ar, class E, class A>
     requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
-bool load_large_vector(Ar& ar, std::vector<E>& v) {
+bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
     unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
     if (!ar.peek(head, sizeof head)) return false;
     std::uint64_t n = 0;
