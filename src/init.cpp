@@ -4,6 +4,7 @@
 #include <cojob/init.hpp>
 
 #include "arena.hpp"
+#include "mpi_link.hpp"
 #include "sharing.hpp"
 #include "util.hpp"
 #include "wire.hpp"
@@ -70,7 +71,7 @@ void wait_for_request(int fd) {
 }
 
 [[noreturn]] void serve(int parent) {
-    serving.store(true);
+    enter_worker_mode();
     // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     ::signal(SIGINT, SIG_IGN);
     // The parent's death ends the worker: by signal when the thread that started it ends, and
@@ -110,10 +111,7 @@ void wait_for_request(int fd) {
     }
     byte_buffer in;
     try {
-        const auto at = begin_frame(out);
-        wire_out ar(out);
-        ar(build_identity(), static_cast<std::int32_t>(current_pid()));
-        end_frame(out, at, frame_kind::hello);
+        write_hello(out);
         write_all(worker_response_fd, out.data(), out.size());
     } catch (...) {
         std::_Exit(3);
@@ -144,18 +142,9 @@ void wait_for_request(int fd) {
             out.shrink_if_above(arena_keep_bytes);
         }
         try {
-            wire_in req(in.data(), in.size());
-            std::uint64_t key = 0;
-            req(key);
-            invoker_fn invoke = find_invoker(key);
-            if (!invoke)
-                throw wire_error("cojob: the worker does not know this task type (is the worker another build?)");
-            out.clear();
-            const auto at = begin_frame(out);
-            wire_out res(out);
-            invoke(req, res, ctx);
+            run_request(in.data(), in.size(), out, ctx);
             // A response that stays in the arena gets its header below, without a checksum.
-            if (!(has_arena && out.size() >= arena_min_response)) end_frame(out, at, frame_kind::response);
+            if (!(has_arena && out.size() >= arena_min_response)) end_frame(out, 0, frame_kind::response);
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not decode a request: ") + e.what());
         }
@@ -184,14 +173,72 @@ void wait_for_request(int fd) {
 
 const std::string& program_name() { return name_storage(); }
 bool in_worker_process() noexcept { return serving.load(); }
+void enter_worker_mode() noexcept { serving.store(true); }
+
+void write_hello(byte_buffer& out) {
+    const auto at = begin_frame(out);
+    wire_out ar(out);
+    ar(build_identity(), static_cast<std::int32_t>(current_pid()));
+    end_frame(out, at, frame_kind::hello);
+}
+
+void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx) {
+    wire_in req(payload, n);
+    std::uint64_t key = 0;
+    req(key);
+    invoker_fn invoke = find_invoker(key);
+    if (!invoke) throw wire_error("cojob: the worker does not know this task type (is the worker another build?)");
+    out.clear();
+    (void)begin_frame(out);
+    wire_out res(out);
+    invoke(req, res, ctx);
+}
+
+namespace {
+std::atomic<const mpi_support*> mpi_linked{nullptr};
+}
+
+void register_mpi_support(const mpi_support& s) noexcept { mpi_linked.store(&s); }
+const mpi_support* linked_mpi_support() noexcept { return mpi_linked.load(); }
+
+bool launched_by_mpi() noexcept {
+    // Open MPI's mpirun, PMIx launchers (srun --mpi=pmix, prun) and PMI-1/2 ones (MPICH, srun).
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+        if (std::getenv(var)) return true;
+    return false;
+}
+
+int mpi_worker_ranks() {
+    const mpi_support* s = linked_mpi_support();
+    if (!s)
+        throw error("cojob::options: backend=mpi needs the cojob-mpi library: include <cojob/mpi.hpp> in the "
+                    "program and link it with dependency('cojob-mpi') (pkg-config cojob-mpi)");
+    const int ranks = s->worker_ranks();
+    if (ranks < 0)
+        throw error("cojob::options: backend=mpi needs the program started by an MPI launcher, such as "
+                    "`mpirun -n 3 ./app` or `srun -n 3 ./app`, and cojob::init(argc, argv) called first in main");
+    if (ranks == 0)
+        throw error("cojob::options: backend=mpi found a single rank; start more (`mpirun -n 3 ./app` gives rank 0 "
+                    "two workers)");
+    return ranks;
+}
+
+std::unique_ptr<backend_base> make_mpi_backend(const resolved_options& opts) {
+    return linked_mpi_support()->make_backend(opts);  // resolve() checked it is there
+}
 
 }  // namespace detail
 
 void init(int argc, char** argv) {
     if (argc > 0 && argv && argv[0]) detail::name_storage() = argv[0];
-    detail::init_ran.store(true);
+    const bool again = detail::init_ran.exchange(true);
     const char* spec = std::getenv(detail::worker_env);
-    if (!spec) return;
+    if (!spec) {
+        // An MPI job: rank 0 returns to run main, the other ranks serve it (src/mpi/).
+        if (const auto* mpi = detail::linked_mpi_support(); mpi && !again && detail::launched_by_mpi())
+            mpi->start(argc, argv);
+        return;
+    }
     int in = -1, out = -1, status = -1, arena = -1, parent = -1;
     if (std::sscanf(spec, "%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent) != 5 ||
         in != detail::worker_request_fd || out != detail::worker_response_fd || status != detail::worker_status_fd ||

@@ -4,6 +4,7 @@
 #include <cojob/options.hpp>
 
 #include "engine.hpp"
+#include "mpi_link.hpp"
 #include "worker.hpp"
 
 #include <sched.h>
@@ -26,6 +27,7 @@ const char* backend_name(backend b) noexcept {
         case backend::sequential: return "SequentialBackend";
         case backend::threads: return "ThreadingBackend";
         case backend::processes: return "ProcessBackend";
+        case backend::mpi: return "MPIBackend";
     }
     return "UnknownBackend";
 }
@@ -331,15 +333,25 @@ resolved_options resolve(const options& o) {
 
     resolved_options r;
     r.n_jobs_requested = pick(o.n_jobs, scope.n_jobs).value_or(1);
-    r.n_jobs = effective_n_jobs(r.n_jobs_requested);
     const auto kind = pick(o.backend, scope.backend);
-    if (kind && *kind != backend::sequential && *kind != backend::threads && *kind != backend::processes)
+    if (kind && *kind != backend::sequential && *kind != backend::threads && *kind != backend::processes &&
+        *kind != backend::mpi)
         throw error("cojob::options: backend=" + std::to_string(static_cast<int>(*kind)) +
-                    " is not a backend; expected sequential, threads or processes");
-    r.kind = r.n_jobs == 1 ? backend::sequential : kind.value_or(backend::threads);
-    // Inside a worker process, an inner call runs on threads (joblib's nested backend): worker
-    // processes of worker processes would only multiply processes on the same CPUs.
-    if (r.kind == backend::processes && in_worker_process()) r.kind = backend::threads;
+                    " is not a backend; expected sequential, threads, processes or mpi");
+    // Inside a worker (process or rank), an inner call runs on threads (joblib's nested
+    // backend): workers of workers would only multiply processes on the same CPUs.
+    const bool nested = in_worker_process() && (kind == backend::processes || kind == backend::mpi);
+    if (kind == backend::mpi && !nested) {
+        // n_jobs counts worker ranks: -1 all of them, more than there are is capped.
+        const int ranks = mpi_worker_ranks();
+        r.n_jobs = r.n_jobs_requested < 0 ? std::max(ranks + 1 + r.n_jobs_requested, 1)
+                                          : std::min(effective_n_jobs(r.n_jobs_requested), ranks);
+        r.kind = backend::mpi;
+    } else {
+        r.n_jobs = effective_n_jobs(r.n_jobs_requested);
+        r.kind = r.n_jobs == 1 ? backend::sequential : kind.value_or(backend::threads);
+        if (nested) r.kind = r.n_jobs == 1 ? backend::sequential : backend::threads;
+    }
     if (r.kind == backend::sequential) r.n_jobs = 1;
     r.verbose = std::max(0, pick(o.verbose, scope.verbose).value_or(0));
     r.pre_dispatch = pick(o.pre_dispatch, scope.pre_dispatch).value_or(pre_dispatch_spec("2*n_jobs")).evaluate(r.n_jobs);

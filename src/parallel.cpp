@@ -3,6 +3,7 @@
 #include <cojob/parallel.hpp>
 
 #include "engine.hpp"
+#include "mpi_link.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,6 +26,7 @@ engine::engine(resolved_options o) : opts(std::move(o)) {
     switch (opts.kind) {
         case cojob::backend::sequential: backend = make_sequential_backend(); break;
         case cojob::backend::processes: backend = make_processes_backend(opts); break;
+        case cojob::backend::mpi: backend = make_mpi_backend(opts); break;
         default: backend = make_threads_backend(opts.n_jobs); break;
     }
     sizer.configure(opts.batch_size, backend->min_ideal_batch_seconds());

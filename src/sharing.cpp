@@ -18,7 +18,8 @@ namespace cojob::detail {
 
 namespace {
 
-thread_local call_sharing* current = nullptr;
+thread_local array_placer* current = nullptr;
+thread_local const block_store* current_blocks = nullptr;
 
 std::atomic<std::uint64_t> total_arrays{0}, total_segments{0}, total_bytes{0};
 
@@ -122,14 +123,21 @@ bool call_sharing::share(const void* data, std::size_t bytes, shared_ref& ref) {
     return true;
 }
 
-sharing_scope::sharing_scope(call_sharing* s) noexcept : previous_(std::exchange(current, s)) {}
+sharing_scope::sharing_scope(array_placer* s) noexcept : previous_(std::exchange(current, s)) {}
 sharing_scope::~sharing_scope() { current = previous_; }
+
+blocks_scope::blocks_scope(const block_store& s) noexcept : previous_(std::exchange(current_blocks, &s)) {}
+blocks_scope::~blocks_scope() { current_blocks = previous_; }
 
 bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref) {
     return current && current->share(data, bytes, ref);
 }
 
 const char* map_shared(const shared_ref& ref) {
+    if (ref.path.starts_with("mpi:")) {
+        if (const char* p = current_blocks ? current_blocks->find(ref) : nullptr) return p;
+        throw wire_error("cojob: a request names an array (" + ref.path + ") that this rank never received");
+    }
     auto& maps = worker_mappings();
     for (const auto& m : maps)
         if (m.path == ref.path && m.bytes == ref.bytes && m.mode == ref.mode) return static_cast<const char*>(m.base);

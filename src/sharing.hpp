@@ -49,15 +49,27 @@ private:
     std::vector<segment> free_;
 };
 
+/// Places the large arguments of the requests this thread encodes: a call of the process
+/// backend (call_sharing), or one MPI rank's share of a call (src/mpi/mpi_blocks.hpp).
+class array_placer {
+public:
+    /// When `bytes` at `data` are to be shared: places them, fills `ref` and returns true.
+    virtual bool share(const void* data, std::size_t bytes, shared_ref& ref) = 0;
+
+protected:
+    array_placer() = default;
+    ~array_placer() = default;
+};
+
 /// The arrays one call has placed, by address and size.
-class call_sharing {
+class call_sharing final : public array_placer {
 public:
     call_sharing(sharing_settings settings, segment_pool& pool) : settings_(std::move(settings)), pool_(&pool) {}
     call_sharing(const call_sharing&) = delete;
     call_sharing& operator=(const call_sharing&) = delete;
     ~call_sharing();  ///< the segments go back to the pool
 
-    bool share(const void* data, std::size_t bytes, shared_ref& ref);
+    bool share(const void* data, std::size_t bytes, shared_ref& ref) override;
 
 private:
     sharing_settings settings_;
@@ -66,16 +78,40 @@ private:
     std::vector<segment> segments_;
 };
 
-/// Makes `s` the call whose requests this thread encodes, until the scope ends.
+/// Makes `s` the placer of the requests this thread encodes, until the scope ends.
 class sharing_scope {
 public:
-    explicit sharing_scope(call_sharing* s) noexcept;
+    explicit sharing_scope(array_placer* s) noexcept;
     ~sharing_scope();
     sharing_scope(const sharing_scope&) = delete;
     sharing_scope& operator=(const sharing_scope&) = delete;
 
 private:
-    call_sharing* previous_;
+    array_placer* previous_;
+};
+
+/// Worker side: arrays kept in memory rather than in files, named by references whose path
+/// starts with "mpi:" (an MPI rank receives them ahead of the requests that use them).
+class block_store {
+public:
+    /// The bytes `ref` names, or null.
+    [[nodiscard]] virtual const char* find(const shared_ref& ref) const noexcept = 0;
+
+protected:
+    block_store() = default;
+    ~block_store() = default;
+};
+
+/// Makes `s` where this thread's requests find "mpi:" references, until the scope ends.
+class blocks_scope {
+public:
+    explicit blocks_scope(const block_store& s) noexcept;
+    ~blocks_scope();
+    blocks_scope(const blocks_scope&) = delete;
+    blocks_scope& operator=(const blocks_scope&) = delete;
+
+private:
+    const block_store* previous_;
 };
 
 /// Worker side: unmaps what the request just answered mapped.

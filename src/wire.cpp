@@ -59,7 +59,7 @@ frame_header parse_header(const char* bytes) {
     if (h.version != wire_version)
         throw wire_error("cojob: frame of wire version " + std::to_string(h.version) + " on the worker pipe; this build speaks version " +
                          std::to_string(wire_version));
-    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::arena_response))
+    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::end_call))
         throw wire_error("cojob: corrupt frame on the worker pipe (unknown kind " + std::to_string(h.kind) + ")");
     if (h.length > max_frame_payload)
         throw wire_error("cojob: corrupt frame on the worker pipe (length " + std::to_string(h.length) + ")");

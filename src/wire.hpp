@@ -23,6 +23,12 @@ enum class frame_kind : std::uint16_t {
     response = 3,  ///< worker -> parent: results, and the failure if a task threw
     fault = 4,     ///< worker -> parent: it could not read a request (then it exits)
     arena_response = 5,  ///< worker -> parent: a response whose payload waits in the worker's arena
+    // MPI ranks only (src/mpi/):
+    progress = 6,  ///< rank -> rank 0: the index of the tracked task that just started
+    stop = 7,      ///< rank 0 -> rank: finish and leave
+    bye = 8,       ///< rank -> rank 0: nothing more will come from this rank
+    block = 9,     ///< rank 0 -> rank: a large array argument, kept for the rest of the call
+    end_call = 10, ///< rank 0 -> rank: a call ended; drop its arrays
 };
 
 /// Bytes of a frame that travel through the pipe: an arena response sends its header only.

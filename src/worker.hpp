@@ -2,6 +2,8 @@
 // status page through which a worker tells its parent which task runs.
 #pragma once
 
+#include <cojob/detail/wire.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -28,5 +30,14 @@ struct worker_status {
 [[nodiscard]] const std::string& program_name();
 /// Whether this process is a worker serving tasks (inside `init`).
 [[nodiscard]] bool in_worker_process() noexcept;
+/// Marks this process as a worker serving tasks: its inner parallel calls run on threads.
+void enter_worker_mode() noexcept;
+
+/// Appends the hello frame a worker starts with (build identity and pid) to `out`.
+void write_hello(byte_buffer& out);
+/// Runs the request whose payload is [payload, payload + n) and leaves its response in `out`
+/// (cleared first) as a frame whose header the caller fills in (end_frame, arena_header).
+/// @throws what reading the request throws; the worker reports it as a fault.
+void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx);
 
 }  // namespace cojob::detail

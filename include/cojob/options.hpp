@@ -18,6 +18,7 @@ enum class backend {
     sequential,  ///< on the caller's thread, one after the other (what n_jobs=1 means)
     threads,     ///< on a pool of threads owned by the `parallel` object (default for n_jobs > 1)
     processes,   ///< on crash-isolated worker processes (re-executions of the program)
+    mpi,         ///< on the other ranks of an MPI job (`mpirun -n K ./app`): cojob/mpi.hpp
 };
 
 /// The name joblib users know a backend by in verbose output ("ThreadingBackend", ...).
@@ -98,7 +99,8 @@ struct options {
     /// Workers: k > 0, -1 for every CPU, -k for all but k-1 (joblib's rule, floored at 1);
     /// 0 is an error. CPUs counted by `cpu_count()`. Default 1.
     std::optional<int> n_jobs{};
-    /// Default: `sequential` when n_jobs resolves to 1, else `threads`.
+    /// Default: `sequential` when n_jobs resolves to 1, else `threads`. With `mpi`, n_jobs counts
+    /// worker ranks: -1 is all of them, and a larger count is capped to them.
     std::optional<cojob::backend> backend{};
     /// joblib's progress lines: 0 silent, 1..10 sparser to denser, >10 every batch; to stderr
     /// below 50, stdout from 50. Default 0.

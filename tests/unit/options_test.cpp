@@ -94,7 +94,16 @@ TEST_CASE("backend=processes resolves (its workers start at the first call)", "[
 
 TEST_CASE("an unknown backend value is refused, naming the accepted ones", "[options][backend][error]") {
     CHECK_THAT(option_error({.n_jobs = 2, .backend = static_cast<cojob::backend>(42)}),
-               Catch::Contains("sequential, threads or processes"));
+               Catch::Contains("sequential, threads, processes or mpi"));
+}
+
+TEST_CASE("backend=mpi in a program without cojob-mpi says what to link", "[options][backend][error]") {
+    CHECK(std::string(cojob::backend_name(cojob::backend::mpi)) == "MPIBackend");
+    for (int n : {-1, 1, 4}) {
+        const std::string text = option_error({.n_jobs = n, .backend = cojob::backend::mpi});
+        CHECK_THAT(text, Catch::Contains("backend=mpi needs the cojob-mpi library"));
+        CHECK_THAT(text, Catch::Contains("<cojob/mpi.hpp>"));
+    }
 }
 
 // --- pre_dispatch ------------------------------------------------------------------------------

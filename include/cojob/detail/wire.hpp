@@ -98,6 +98,10 @@ struct worker_context {
     /// the previous response overlaps the task), or null.
     void (*acquire_output)(void* arg) = nullptr;
     void* acquire_arg = nullptr;
+    /// Called as a tracked task starts, with its index in the batch, or null (MPI ranks tell
+    /// rank 0 this way: they share no memory with it).
+    void (*task_started)(void* arg, std::uint64_t index) = nullptr;
+    void* task_started_arg = nullptr;
 
     void acquire() const {
         if (acquire_output) acquire_output(acquire_arg);
@@ -247,7 +251,10 @@ struct remote {
             F f = shared ? *common : read_function(in);  // the function comes before the arguments
             Task t(std::move(f), read_arguments(in));
             if (ctx.running) ctx.running->store(i, std::memory_order_relaxed);  // names the task if we crash
-            if (track) ctx.running_since->store(steady_now_ns(), std::memory_order_release);
+            if (track) {
+                ctx.running_since->store(steady_now_ns(), std::memory_order_release);
+                if (ctx.task_started) ctx.task_started(ctx.task_started_arg, i);
+            }
             try {
                 if constexpr (std::is_void_v<R>) {
                     t();

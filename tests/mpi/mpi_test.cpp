@@ -1,0 +1,259 @@
+// tests/mpi/mpi_test.cpp - backend::mpi, run by `meson test` under `mpirun -n 3`: rank 0 runs
+// these cases, ranks 1 and 2 serve its tasks inside cojob::init.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cojob/cojob.hpp>
+#include <cojob/mpi.hpp>
+
+#include "kit.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+cojob::options on_ranks(int n_jobs = -1) {
+    cojob::options o;
+    o.n_jobs = n_jobs;
+    o.backend = cojob::backend::mpi;
+    return o;
+}
+
+long square(int x) { return static_cast<long>(x) * x; }
+int rank_of(int) { return cojob::mpi::rank(); }
+
+int picky(int x) {
+    if (x == 37) throw std::invalid_argument("picky refuses 37");
+    return x;
+}
+
+int slow_identity(int x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(x % 3 == 0 ? 30 : 1));
+    return x;
+}
+
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+struct window_sum {
+    double sum = 0;
+    std::uintptr_t address = 0;  ///< where the array lies on the rank
+    int rank = -1;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(sum, address, rank);
+    }
+};
+
+window_sum sum_window(std::span<const double> data, std::size_t from) {
+    window_sum w;
+    w.sum = std::accumulate(data.begin() + static_cast<std::ptrdiff_t>(from),
+                            data.begin() + static_cast<std::ptrdiff_t>(from + 1000), 0.0);
+    w.address = reinterpret_cast<std::uintptr_t>(data.data());
+    w.rank = cojob::mpi::rank();
+    return w;
+}
+
+std::vector<double> filled(int i) { return std::vector<double>(std::size_t{1} << 20, static_cast<double>(i)); }
+
+int inner_threads(int x) {
+    cojob::parallel inner{{.n_jobs = 2, .backend = cojob::backend::mpi}};  // becomes threads on a rank
+    auto r = inner(std::views::iota(0, 4) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
+    return x + static_cast<int>(std::accumulate(r.begin(), r.end(), 0L));
+}
+
+}  // namespace
+
+TEST_CASE("mpi: the job has three ranks and this is rank 0", "[mpi]") {
+    CHECK(cojob::mpi::rank() == 0);
+    CHECK(cojob::mpi::size() == 3);
+}
+
+TEST_CASE("mpi: results come back in input order, from both worker ranks", "[mpi]") {
+    cojob::options o = on_ranks();
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    const auto r = par(std::views::iota(0, 2000) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
+    REQUIRE(r.size() == 2000);
+    for (int i = 0; i < 2000; ++i) REQUIRE(r[static_cast<std::size_t>(i)] == square(i));
+
+    const auto ranks = par(std::views::iota(0, 200) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
+    const std::set<int> seen(ranks.begin(), ranks.end());
+    CHECK(seen == std::set<int>{1, 2});
+
+    // n_jobs counts worker ranks: one rank only, and more than there are is capped.
+    cojob::parallel one(on_ranks(1));
+    const auto only = one(std::views::iota(0, 50) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
+    CHECK(std::set<int>(only.begin(), only.end()) == std::set<int>{1});
+    cojob::parallel many(on_ranks(16));
+    CHECK(many(std::views::iota(0, 10) | std::views::transform([](int i) { return cojob::delayed(square)(i); })).size() == 10);
+}
+
+TEST_CASE("mpi: 1e5 tiny tasks with automatic batching", "[mpi]") {
+    cojob::parallel par(on_ranks());
+    const auto r = par(std::views::iota(0, 100000) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
+    REQUIRE(r.size() == 100000);
+    CHECK(r[99999] == square(99999));
+}
+
+TEST_CASE("mpi: a task's exception comes back with its type, and the object is usable again", "[mpi]") {
+    cojob::parallel par(on_ranks());
+    auto tasks = [] { return std::views::iota(0, 100) | std::views::transform([](int i) { return cojob::delayed(picky)(i); }); };
+    try {
+        (void)par(tasks());
+        FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        CHECK_THAT(what, Catch::Contains("picky refuses 37"));
+        CHECK_THAT(what, Catch::Contains("picky"));
+    }
+    const auto again = par(std::views::iota(0, 10) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
+    CHECK(again[9] == 81);
+}
+
+TEST_CASE("mpi: streams in input order and in completion order", "[mpi]") {
+    for (auto order : {cojob::return_as::generator, cojob::return_as::generator_unordered}) {
+        cojob::options o = on_ranks();
+        o.return_as = order;
+        o.batch_size = 1;
+        cojob::parallel par(o);
+        std::vector<int> got;
+        for (int v : par.stream(std::views::iota(0, 60) |
+                                std::views::transform([](int i) { return cojob::delayed(slow_identity)(i); })))
+            got.push_back(v);
+        REQUIRE(got.size() == 60);
+        if (order == cojob::return_as::generator) {
+            for (int i = 0; i < 60; ++i) CHECK(got[static_cast<std::size_t>(i)] == i);
+        } else {
+            std::vector<int> sorted = got;
+            std::sort(sorted.begin(), sorted.end());
+            for (int i = 0; i < 60; ++i) CHECK(sorted[static_cast<std::size_t>(i)] == i);
+        }
+    }
+}
+
+TEST_CASE("mpi: a stream dropped early leaves the object free", "[mpi]") {
+    cojob::options o = on_ranks();
+    o.return_as = cojob::return_as::generator;
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    int taken = 0;
+    for (int v : par.stream(std::views::iota(0, 1000) |
+                            std::views::transform([](int i) { return cojob::delayed(slow_identity)(i); }))) {
+        CHECK(v == taken);
+        if (++taken == 5) break;
+    }
+    cojob::parallel list(on_ranks());
+    CHECK(list(std::views::iota(0, 5) | std::views::transform([](int i) { return cojob::delayed(square)(i); }))[4] == 16);
+}
+
+TEST_CASE("mpi: large results and a large array sent once per rank and call", "[mpi]") {
+    cojob::parallel par(on_ranks());
+    const auto big = par(std::views::iota(0, 6) | std::views::transform([](int i) { return cojob::delayed(filled)(i); }));
+    REQUIRE(big.size() == 6);
+    for (int i = 0; i < 6; ++i) {
+        REQUIRE(big[static_cast<std::size_t>(i)].size() == (std::size_t{1} << 20));
+        CHECK(big[static_cast<std::size_t>(i)].back() == i);
+    }
+
+    std::vector<double> data(2'000'000);  // 16 MB: above max_nbytes
+    std::iota(data.begin(), data.end(), 0.0);
+    cojob::options o = on_ranks();
+    o.batch_size = 1;
+    cojob::parallel shared(o);
+    const auto sums = shared(std::views::iota(0, 40) | std::views::transform([&](int i) {
+                                 return cojob::delayed(sum_window)(std::span<const double>(data),
+                                                                   static_cast<std::size_t>(i) * 1000);
+                             }));
+    std::map<int, std::set<std::uintptr_t>> addresses;
+    for (int i = 0; i < 40; ++i) {
+        const auto& w = sums[static_cast<std::size_t>(i)];
+        const double first = i * 1000.0;
+        CHECK(w.sum == Approx(1000 * first + 999 * 1000 / 2.0));
+        addresses[w.rank].insert(w.address);
+    }
+    // Each rank kept one copy for all its tasks.
+    for (const auto& [rank, where] : addresses) {
+        CHECK(rank >= 1);
+        CHECK(where.size() == 1);
+    }
+}
+
+TEST_CASE("mpi: async_run completes in a coroutine on the caller's io_context", "[mpi][async]") {
+    cojob::parallel par(on_ranks());
+    asio::io_context io;
+    std::vector<long> got;
+    bool finished = false;
+    std::exception_ptr error;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            got = co_await par.async_run(
+                std::views::iota(0, 100) | std::views::transform([](int i) { return cojob::delayed(square)(i); }),
+                asio::use_awaitable);
+        },
+        [&](std::exception_ptr e) {
+            finished = true;
+            error = e;
+        });
+    io.run_for(30s);
+    REQUIRE(finished);
+    if (error) std::rethrow_exception(error);
+    REQUIRE(got.size() == 100);
+    CHECK(got[99] == 99L * 99);
+}
+
+TEST_CASE("mpi: a timeout ends the call, and the ranks serve the next one when free", "[mpi]") {
+    cojob::options o = on_ranks();
+    o.timeout = 0.3s;
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(par(std::views::iota(0, 4) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i == 1 ? 1500 : 1); })),
+                    cojob::timeout_error);
+    CHECK(std::chrono::steady_clock::now() - start < 1.2s);
+    cojob::parallel next(on_ranks());
+    CHECK(next(std::views::iota(0, 4) | std::views::transform([](int i) { return cojob::delayed(square)(i); }))[3] == 9);
+}
+
+TEST_CASE("mpi: an inner call on a rank runs on threads", "[mpi]") {
+    cojob::parallel par(on_ranks());
+    const auto r = par(std::views::iota(0, 4) | std::views::transform([](int i) { return cojob::delayed(inner_threads)(i); }));
+    CHECK(r[3] == 3 + 0 + 1 + 4 + 9);
+}
+
+TEST_CASE("mpi: verbose lines name the MPI backend and its worker ranks", "[mpi]") {
+    cojob::options o = on_ranks();
+    o.verbose = 10;
+    cojob::parallel par(o);
+    kit::stream_capture err(2);
+    CHECK(par(std::views::iota(0, 3) | std::views::transform([](int i) { return cojob::delayed(square)(i); })).size() == 3);
+    const std::string text = err.text();
+    CHECK_THAT(text, Catch::Contains("Using backend MPIBackend with 2 concurrent workers."));
+    CHECK_THAT(text, Catch::Contains("Done 3 out of 3 | elapsed"));
+}
+
+int main(int argc, char** argv) {
+    cojob::init(argc, argv);  // ranks 1 and 2 stay in here
+    return Catch::Session().run(argc, argv);
+}
