@@ -9,6 +9,7 @@
 #include "../sharing.hpp"
 #include "../wire.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,8 +19,51 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace cojob::detail {
+
+/// Fills in the header of the frame that starts at `at`, without a checksum: MPI delivers a
+/// message whole or reports an error, so the checksum that guards the pipes' byte streams
+/// would only add a pass over every byte on each side (a sixth of a large transfer's time).
+inline void seal_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
+    frame_header h;
+    h.kind = static_cast<std::uint16_t>(kind);
+    h.length = b.size() - at - sizeof(frame_header);
+    std::memcpy(b.data() + at, &h, sizeof h);
+}
+
+/// Large buffers kept for reuse: faulting in fresh pages for 64 MB costs more than copying it.
+class buffer_pool {
+public:
+    /// A buffer of at least `bytes` capacity if one is kept, else an empty one.
+    byte_buffer take(std::size_t bytes) {
+        auto best = kept_.end();
+        for (auto it = kept_.begin(); it != kept_.end(); ++it)
+            if (it->capacity() >= bytes && (best == kept_.end() || it->capacity() < best->capacity())) best = it;
+        if (best == kept_.end()) return byte_buffer();
+        byte_buffer b = std::move(*best);
+        kept_.erase(best);
+        return b;
+    }
+    void give(byte_buffer b) {
+        if (b.capacity() < min_kept) return;
+        b.clear();
+        kept_.push_back(std::move(b));
+        if (kept_.size() > max_kept)
+            kept_.erase(std::min_element(kept_.begin(), kept_.end(),
+                                         [](const byte_buffer& x, const byte_buffer& y) { return x.capacity() < y.capacity(); }));
+    }
+
+private:
+    static constexpr std::size_t min_kept = std::size_t{1} << 20;
+    static constexpr std::size_t max_kept = 4;
+    std::vector<byte_buffer> kept_;
+};
+
+/// A block frame's payload: its name, its size, padding, then the bytes, which start 16-byte
+/// aligned in a buffer that holds the whole frame from an aligned start.
+inline constexpr std::size_t block_alignment = 16;
 
 /// Rank 0, while one request for one rank is encoded: places each large array of the call,
 /// sending it first when the rank does not hold it yet.
@@ -27,8 +71,8 @@ class block_sender final : public array_placer {
 public:
     using sent_set = std::set<std::pair<const void*, std::size_t>>;
 
-    block_sender(const call_state& call, sent_set& sent, std::function<void(byte_buffer&)> send)
-        : call_(call_prefix(&call)), limit_(call.eng->opts.max_nbytes), sent_(sent), send_(std::move(send)) {}
+    block_sender(const call_state& call, sent_set& sent, buffer_pool& pool, std::function<void(byte_buffer&)> send)
+        : call_(call_prefix(&call)), limit_(call.eng->opts.max_nbytes), sent_(sent), pool_(pool), send_(std::move(send)) {}
 
     /// What the names of a call's arrays start with: "mpi:<call>:".
     static std::string call_prefix(const void* call) {
@@ -45,14 +89,16 @@ public:
         ref.bytes = bytes;
         ref.mode = static_cast<std::uint8_t>(mmap_mode::r);
         if (sent_.emplace(data, bytes).second) {
-            byte_buffer frame;
+            byte_buffer frame = pool_.take(bytes + 256);
             const auto at = begin_frame(frame);
             {
                 wire_out ar(frame);
                 ar(ref.path, static_cast<std::uint64_t>(bytes));
+                static constexpr char zeros[block_alignment] = {};
+                ar.write(zeros, (block_alignment - frame.size() % block_alignment) % block_alignment);
                 ar.write(data, bytes);
             }
-            end_frame(frame, at, frame_kind::block);
+            seal_frame(frame, at, frame_kind::block);
             send_(frame);
         }
         return true;
@@ -62,10 +108,11 @@ private:
     std::string call_;
     std::optional<std::size_t> limit_;
     sent_set& sent_;
+    buffer_pool& pool_;
     std::function<void(byte_buffer&)> send_;
 };
 
-/// A worker rank's arrays of the current call.
+/// A worker rank's arrays: each stays in the frame that brought it until its call ends.
 class rank_blocks final : public block_store {
 public:
     rank_blocks() = default;
@@ -73,42 +120,46 @@ public:
     rank_blocks& operator=(const rank_blocks&) = delete;
     ~rank_blocks() = default;
 
-    /// Keeps the array a `block` frame carries.
-    void store(const char* payload, std::size_t n) {
-        wire_in ar(payload, n);
+    /// Keeps the array of the block frame in `frame` (taken over), and puts in `frame` a kept
+    /// buffer to receive the next frame into.
+    void store(byte_buffer& frame) {
+        wire_in ar(frame.data() + sizeof(frame_header), frame.size() - sizeof(frame_header));
         std::string path;
         std::uint64_t bytes = 0;
         ar(path, bytes);
+        const std::size_t at = sizeof(frame_header) + ar.position();
+        ar.skip((block_alignment - at % block_alignment) % block_alignment);
         const char* p = ar.take(static_cast<std::size_t>(bytes));
-        // Aligned for any element type a span may view it as.
-        std::unique_ptr<char, free_deleter> copy(static_cast<char*>(std::aligned_alloc(64, round_up(bytes))));
-        if (!copy) throw std::bad_alloc();
-        std::memcpy(copy.get(), p, static_cast<std::size_t>(bytes));
-        blocks_[path] = block{std::move(copy), static_cast<std::size_t>(bytes)};
+        if (reinterpret_cast<std::uintptr_t>(p) % block_alignment != 0) misaligned_span();
+        block b{std::move(frame), p, static_cast<std::size_t>(bytes)};
+        if (auto old = blocks_.find(path); old != blocks_.end()) pool_.give(std::move(old->second.frame));
+        blocks_.insert_or_assign(std::move(path), std::move(b));
+        frame = pool_.take(0);
     }
     /// Drops the arrays whose names start with `prefix` (one call's: block_sender::call_prefix).
-    void drop(const std::string& prefix) noexcept {
+    void drop(const std::string& prefix) {
         auto it = blocks_.lower_bound(prefix);
-        while (it != blocks_.end() && it->first.starts_with(prefix)) it = blocks_.erase(it);
+        while (it != blocks_.end() && it->first.starts_with(prefix)) {
+            pool_.give(std::move(it->second.frame));
+            it = blocks_.erase(it);
+        }
     }
     void clear() noexcept { blocks_.clear(); }
 
     const char* find(const shared_ref& ref) const noexcept override {
         const auto it = blocks_.find(ref.path);
-        return it != blocks_.end() && it->second.bytes == ref.bytes ? it->second.data.get() : nullptr;
+        return it != blocks_.end() && it->second.bytes == ref.bytes ? it->second.data : nullptr;
     }
 
 private:
-    struct free_deleter {
-        void operator()(char* p) const noexcept { std::free(p); }
-    };
     struct block {
-        std::unique_ptr<char, free_deleter> data;
+        byte_buffer frame;
+        const char* data = nullptr;
         std::size_t bytes = 0;
     };
-    static std::size_t round_up(std::uint64_t n) { return static_cast<std::size_t>((n + 63) / 64 * 64); }
 
     std::map<std::string, block> blocks_;
+    buffer_pool pool_;
 };
 
 }  // namespace cojob::detail
