@@ -157,17 +157,15 @@ void on_fatal_signal(int sig) {
 }
 
 void send_progress(void* /*arg*/, std::uint64_t index) {
-    // Small and eager: the frame is copied out before MPI_Isend returns, and nobody waits on it.
-    static byte_buffer b;
-    b.clear();
+    // Small, so MPI sends it eagerly: the send returns without waiting for rank 0.
+    byte_buffer b;
     const auto at = begin_frame(b);
-    wire_out ar(b);
-    ar(index);
-    seal_frame(b, at, frame_kind::progress);
-    MPI_Request r;
-    if (MPI_Isend(b.data(), static_cast<int>(b.size()), MPI_BYTE, 0, frame_tag, comm, &r) == MPI_SUCCESS) {
-        MPI_Wait(&r, MPI_STATUS_IGNORE);
+    {
+        wire_out ar(b);
+        ar(index);
     }
+    seal_frame(b, at, frame_kind::progress);
+    (void)MPI_Send(b.data(), static_cast<int>(b.size()), MPI_BYTE, 0, frame_tag, comm);
 }
 
 void fault_frame(byte_buffer& out, const std::string& message) {
@@ -185,10 +183,9 @@ void fault_frame(byte_buffer& out, const std::string& message) {
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, on_fatal_signal);
 
     byte_buffer in, out;
-    std::atomic<std::uint64_t> running{0};
     std::atomic<std::int64_t> since{0};
     worker_context ctx;
-    ctx.running = &running;
+    ctx.running = &running_index;  // named by on_fatal_signal
     ctx.running_since = &since;
     ctx.task_started = &send_progress;
     rank_blocks blocks;

@@ -22,7 +22,7 @@ cp "$src/tests/consumer/meson.build" "$src/tests/consumer/meson_options.txt" "$s
 cp -r "$src/meson.build" "$src/meson_options.txt" "$src/include" "$src/src" "$work/consumer/subprojects/cojob/"
 mkdir -p "$work/consumer/subprojects/cojob/subprojects"
 cp -r "$src/subprojects/"*.wrap "$src/subprojects/packagefiles" "$work/consumer/subprojects/cojob/subprojects/"
-meson setup "$work/build-sub" "$work/consumer" -Dfind=subproject --buildtype=debug >/dev/null
+meson setup "$work/build-sub" "$work/consumer" -Dfind=subproject --buildtype=debug -Dcojob:mpi=disabled >/dev/null
 ninja -C "$work/build-sub" >/dev/null
 "$work/build-sub/consumer"
 echo "consumer: both ways work"

@@ -7,6 +7,7 @@
 #include <cojob/mpi.hpp>
 
 #include "kit.hpp"
+#include "scratch_dir.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -75,6 +76,11 @@ window_sum sum_window(std::span<const double> data, std::size_t from) {
 }
 
 std::vector<double> filled(int i) { return std::vector<double>(std::size_t{1} << 20, static_cast<double>(i)); }
+
+int fill(cojob::memmap<double> out, std::size_t i, double value) {
+    out[i] = value;
+    return cojob::mpi::rank();
+}
 
 int inner_threads(int x) {
     cojob::parallel inner{{.n_jobs = 2, .backend = cojob::backend::mpi}};  // becomes threads on a rank
@@ -197,6 +203,19 @@ TEST_CASE("mpi: large results and a large array sent once per rank and call", "[
         CHECK(rank >= 1);
         CHECK(where.size() == 1);
     }
+}
+
+TEST_CASE("mpi: a memmap travels by path: the ranks fill a w+ output rank 0 sees", "[mpi][memmap]") {
+    kit::scratch_dir dir("cojob-mpi");
+    cojob::memmap<double> out(dir.file("out"), cojob::mmap_mode::w_plus, {64});
+    cojob::options o = on_ranks();
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    const auto ranks = par(std::views::iota(0, 64) | std::views::transform([&](int i) {
+                               return cojob::delayed(fill)(out, static_cast<std::size_t>(i), 0.5 * i);
+                           }));
+    for (std::size_t i = 0; i < 64; ++i) CHECK(out[i] == 0.5 * static_cast<double>(i));
+    CHECK(std::set<int>(ranks.begin(), ranks.end()) == std::set<int>{1, 2});
 }
 
 TEST_CASE("mpi: async_run completes in a coroutine on the caller's io_context", "[mpi][async]") {
