@@ -7,7 +7,8 @@
 //   dispatch batches of one empty task rank 0 turns around per second
 //   feed     bytes per second rank 0 sends to the ranks as large array arguments
 //   results  bytes per second of 16 MB results coming back
-// Prints medians. Environment: REPEATS (7), STREAM_REPEATS (3), N_TINY (100000).
+// Prints medians. Environment: REPEATS (7), STREAM_REPEATS (3), N_TINY (100000), CASES (a list
+// of the names above; all by default).
 #include <cojob/cojob.hpp>
 #include <cojob/mpi.hpp>
 
@@ -19,6 +20,7 @@
 #include <numeric>
 #include <ranges>
 #include <span>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -150,19 +152,32 @@ int main(int argc, char** argv) {
     std::printf("cojob mpi benchmark: %d ranks, n_jobs=2 on both backends, %d repeats (%d for the stream)\n",
                 cojob::mpi::size(), repeats, stream_repeats);
     std::printf("%-44s %14s %14s %8s\n", "case", "mpi", "processes", "ratio");
+    const char* cases_env = std::getenv("CASES");
+    const std::string cases = cases_env ? cases_env : "tiny,stream,dispatch,feed,results";
+    const auto wanted = [&](const char* name) { return cases.find(name) != std::string::npos; };
     const auto both = [](auto f) {
         const double m = f(cojob::backend::mpi), p = f(cojob::backend::processes);
         return std::pair{m, p};
     };
-    auto [tm, tp] = both([&](cojob::backend b) { return tiny_ns(b, n_tiny, repeats); });
-    std::printf("%-44s %11.1f ns %11.1f ns %7.2fx\n", "1e5 tiny tasks, per task", tm, tp, tm / tp);
-    auto [sm, sp] = both([&](cojob::backend b) { return stream_seconds(b, stream_repeats); });
-    std::printf("%-44s %12.2f s %12.2f s %7.2fx\n", "stream seed, 150 x 16 MB, generator, wall", sm, sp, sm / sp);
-    auto [dm, dp] = both([&](cojob::backend b) { return dispatch_per_second(b, repeats); });
-    std::printf("%-44s %12.0f/s %12.0f/s %7.2fx\n", "dispatch: batches of one empty task", dm, dp, dp / dm);
-    auto [fm, fp] = both([&](cojob::backend b) { return feed_bytes_per_second(b, repeats); });
-    std::printf("%-44s %9.2f GB/s %9.2f GB/s %7.2fx\n", "feed: a fresh 64 MB array argument", fm / 1e9, fp / 1e9, fp / fm);
-    auto [rm, rp] = both([&](cojob::backend b) { return result_bytes_per_second(b, repeats); });
-    std::printf("%-44s %9.2f GB/s %9.2f GB/s %7.2fx\n", "results: 16 x 16 MB", rm / 1e9, rp / 1e9, rp / rm);
+    if (wanted("tiny")) {
+        auto [m, p] = both([&](cojob::backend b) { return tiny_ns(b, n_tiny, repeats); });
+        std::printf("%-44s %11.1f ns %11.1f ns %7.2fx\n", "1e5 tiny tasks, per task", m, p, m / p);
+    }
+    if (wanted("stream")) {
+        auto [m, p] = both([&](cojob::backend b) { return stream_seconds(b, stream_repeats); });
+        std::printf("%-44s %12.2f s %12.2f s %7.2fx\n", "stream seed, 150 x 16 MB, generator, wall", m, p, m / p);
+    }
+    if (wanted("dispatch")) {
+        auto [m, p] = both([&](cojob::backend b) { return dispatch_per_second(b, repeats); });
+        std::printf("%-44s %12.0f/s %12.0f/s %7.2fx\n", "dispatch: batches of one empty task", m, p, p / m);
+    }
+    if (wanted("feed")) {
+        auto [m, p] = both([&](cojob::backend b) { return feed_bytes_per_second(b, repeats); });
+        std::printf("%-44s %9.2f GB/s %9.2f GB/s %7.2fx\n", "feed: a fresh 64 MB array argument", m / 1e9, p / 1e9, p / m);
+    }
+    if (wanted("results")) {
+        auto [m, p] = both([&](cojob::backend b) { return result_bytes_per_second(b, repeats); });
+        std::printf("%-44s %9.2f GB/s %9.2f GB/s %7.2fx\n", "results: 16 x 16 MB", m / 1e9, p / 1e9, p / m);
+    }
     return 0;
 }

@@ -79,14 +79,6 @@ private:
     int rounds_ = 0;
 };
 
-/// Sends a whole frame, blocking (worker ranks).
-void send_frame(int dest, const byte_buffer& b) {
-    for (std::size_t at = 0; at < b.size(); at += chunk)
-        check(MPI_Send(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, dest, frame_tag,
-                       comm),
-              "send");
-}
-
 /// Receives the frame whose first message `msg` matched: its header tells how many more
 /// pieces follow from the same rank. Returns the header; the frame is in `in`.
 frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffer& in) {
@@ -176,13 +168,55 @@ void fault_frame(byte_buffer& out, const std::string& message) {
     seal_frame(out, at, frame_kind::fault);
 }
 
+/// A worker rank's frames to rank 0, sent without waiting from two buffers in turn: the rank
+/// starts its next batch while rank 0 is still taking the last response.
+class outbox {
+public:
+    /// The buffer to write the next frame into (empty; its earlier send has completed).
+    byte_buffer& next() {
+        slot_ ^= 1;
+        settle(slot_);
+        bufs_[slot_].clear();
+        return bufs_[slot_];
+    }
+    /// Sends what `next()` returned.
+    void post() {
+        const byte_buffer& b = bufs_[slot_];
+        for (std::size_t at = 0; at < b.size(); at += chunk) {
+            MPI_Request r;
+            check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, 0, frame_tag,
+                            comm, &r),
+                  "isend");
+            reqs_[slot_].push_back(r);
+        }
+    }
+    void flush() {
+        settle(0);
+        settle(1);
+    }
+
+private:
+    void settle(int k) {
+        if (!reqs_[k].empty()) {
+            check(MPI_Waitall(static_cast<int>(reqs_[k].size()), reqs_[k].data(), MPI_STATUSES_IGNORE), "waitall");
+            reqs_[k].clear();
+        }
+        bufs_[k].shrink_if_above(64u << 20);
+    }
+
+    byte_buffer bufs_[2];
+    std::vector<MPI_Request> reqs_[2];
+    int slot_ = 1;
+};
+
 [[noreturn]] void serve_rank() {
     enter_worker_mode();
     std::snprintf(fatal_prefix, sizeof fatal_prefix, "cojob: MPI rank %d (pid %d on %s)", my_rank,
                   static_cast<int>(::getpid()), host_name().c_str());
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, on_fatal_signal);
 
-    byte_buffer in, out;
+    byte_buffer in;
+    outbox box;
     std::atomic<std::int64_t> since{0};
     worker_context ctx;
     ctx.running = &running_index;  // named by on_fatal_signal
@@ -190,9 +224,13 @@ void fault_frame(byte_buffer& out, const std::string& message) {
     ctx.task_started = &send_progress;
     rank_blocks blocks;
     int status = 0;
+    const auto fault = [&](const std::string& why) {
+        fault_frame(box.next(), "cojob: MPI rank " + std::to_string(my_rank) + " " + why);
+        box.post();
+    };
     try {
-        write_hello(out);
-        send_frame(0, out);
+        write_hello(box.next());
+        box.post();
         backoff wait;
         for (;;) {
             int flag = 0;
@@ -208,9 +246,7 @@ void fault_frame(byte_buffer& out, const std::string& message) {
             try {
                 h = receive_frame(msg, st, in);
             } catch (const wire_error& e) {
-                fault_frame(out, std::string("cojob: MPI rank ") + std::to_string(my_rank) +
-                                     " could not read a request: " + e.what());
-                send_frame(0, out);
+                fault(std::string("could not read a request: ") + e.what());
                 continue;
             }
             const char* payload = in.data() + sizeof(frame_header);
@@ -228,27 +264,25 @@ void fault_frame(byte_buffer& out, const std::string& message) {
                 continue;
             }
             if (kind != frame_kind::request) {
-                fault_frame(out, "cojob: MPI rank " + std::to_string(my_rank) + " got a frame that is not a request");
-                send_frame(0, out);
+                fault("got a frame that is not a request");
                 continue;
             }
+            byte_buffer& out = box.next();
             try {
                 blocks_scope scope(blocks);
                 run_request(payload, static_cast<std::size_t>(h.length), out, ctx);
                 seal_frame(out, 0, frame_kind::response);
             } catch (const std::exception& e) {
-                fault_frame(out, std::string("cojob: MPI rank ") + std::to_string(my_rank) +
-                                     " could not decode a request: " + e.what());
+                fault_frame(out, "cojob: MPI rank " + std::to_string(my_rank) + " could not decode a request: " + e.what());
             }
             std::cout.flush();
             std::fflush(nullptr);  // what the tasks printed comes before their results
-            send_frame(0, out);
-            out.shrink_if_above(64u << 20);
+            box.post();
             in.shrink_if_above(64u << 20);
         }
-        out.clear();
-        append_frame(out, frame_kind::bye);
-        send_frame(0, out);
+        append_frame(box.next(), frame_kind::bye);
+        box.post();
+        box.flush();
     } catch (const std::exception& e) {
         std::cerr << "cojob: MPI rank " << my_rank << " stops serving: " << e.what() << '\n';
         status = 1;
