@@ -452,16 +452,27 @@ private:
                 std::lock_guard lock(m_);
                 if (queue_.empty()) return any;
                 const int limit = std::min(queue_.front().ranks, world - 1);
+                bool usable = false;
                 for (int r = 1; r <= limit; ++r) {
                     const auto& s = ranks_[static_cast<std::size_t>(r)];
+                    usable |= !s.gone;
                     if (s.gone || s.jobs.size() >= depth) continue;
                     if (to < 0 || s.jobs.size() < ranks_[static_cast<std::size_t>(to)].jobs.size()) to = r;
                 }
-                if (to < 0) return any;
+                if (to < 0 && usable) return any;
                 j = std::move(queue_.front());
                 queue_.pop_front();
             }
             any = true;
+            if (to < 0) {  // every rank it may use broke the protocol (another build, garbage)
+                j.batch->error = std::make_exception_ptr(
+                    error("cojob: backend=mpi has no rank left to run this batch: every rank among the first " +
+                          std::to_string(j.ranks) + " was given up (see the error of the call that lost them)"));
+                j.batch->completed = 0;
+                returned(j.owner);
+                call_state::finished(std::move(j.call), std::move(j.batch));
+                continue;
+            }
             send_request(to, std::move(j));
         }
     }
