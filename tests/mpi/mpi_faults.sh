@@ -18,8 +18,17 @@ cat "$err"
 [ "$rc" -ne 124 ] || fail "the job whose rank aborted hung (killed by timeout after 60 s)"
 grep -q "cojob: MPI rank [12] (pid [0-9]* on .*) was killed by signal 6 (SIGABRT) while running task" "$err" ||
     fail "no line from cojob naming the rank that died"
+# No process of the job is left (read from /proc: procps may not be installed).
+left_of_job() {
+    local f
+    for f in /proc/[0-9]*/cmdline; do
+        { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "^$prog crash" && echo "${f%/cmdline}"
+    done
+    return 0
+}
 sleep 0.5
-if pgrep -f "$(basename "$prog") crash" >/dev/null; then fail "processes of the job are left: $(pgrep -af "$(basename "$prog") crash")"; fi
+left=$(left_of_job)
+[ -z "$left" ] || fail "processes of the job are left: $left"
 echo "crash: mpirun exited with $rc after ${elapsed} s"
 
 out=$(env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_RANK -u PMI_SIZE timeout 30 "$prog" unlaunched) ||
