@@ -24,36 +24,18 @@
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-root=$(CDPATH='' cd -- "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build-generator}
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$here/common.sh"
 tasks=${TASKS:-150}
 slow_ms=${SLOW_MS:-100}
 repeats=${REPEATS:-1}
 backends=${BACKENDS-threads processes}
 joblib_backends=${JOBLIB_BACKENDS-loky threading}
 
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dbenchmarks=false >&2
-fi
-ninja -C "$build" samples/parallel_generator >/dev/null
-
-python=
-for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
-    if "$candidate" -c 'import joblib, numpy' >/dev/null 2>&1; then
-        python=$candidate
-        break
-    fi
-done
-if [ -z "$python" ]; then
-    echo "run_generator_side_by_side.sh: no Python with joblib and numpy found; set PYTHON" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
-
-revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "# cojob vs joblib, the generator seed ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) CPUs, cojob commit $revision)"
+bench_build build-generator "-Dtests=false -Dbenchmarks=false" samples/parallel_generator
+bench_python "joblib, numpy"
+bench_tmp
+bench_header "cojob vs joblib, the generator seed"
 echo "# $tasks tasks, slow consumer $slow_ms ms per result, $repeats run(s) each; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 

@@ -17,28 +17,11 @@
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-root=$(CDPATH='' cd -- "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
-
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dsamples=false >&2
-fi
-ninja -C "$build" bench/bench_memory >/dev/null
-
-python=
-for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
-    if "$candidate" -c 'import joblib, numpy' >/dev/null 2>&1; then
-        python=$candidate
-        break
-    fi
-done
-if [ -z "$python" ]; then
-    echo "run_memory_side_by_side.sh: no Python with joblib and numpy found; set PYTHON" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$here/common.sh"
+bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_memory
+bench_python "joblib, numpy"
+bench_tmp
 cojob_dir=
 joblib_dir=
 if [ -n "${CACHE_DIR:-}" ]; then
@@ -46,8 +29,7 @@ if [ -n "${CACHE_DIR:-}" ]; then
     joblib_dir="--dir=$CACHE_DIR/joblib-bench-memory"
 fi
 
-revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "# cojob vs joblib, memory cases ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), cojob commit $revision)"
+bench_header "cojob vs joblib, memory cases"
 echo
 echo "Load average (1, 5, 15 min) before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 echo

@@ -14,31 +14,12 @@
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-root=$(CDPATH='' cd -- "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
-
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dsamples=false >&2
-fi
-ninja -C "$build" bench/bench_processes >/dev/null
-
-python=
-for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
-    if "$candidate" -c 'import joblib, numpy' >/dev/null 2>&1; then
-        python=$candidate
-        break
-    fi
-done
-if [ -z "$python" ]; then
-    echo "run_processes_side_by_side.sh: no Python with joblib and numpy found; set PYTHON" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
-
-revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "# cojob vs joblib, process backends ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), cojob commit $revision, load $(cut -d' ' -f1-3 /proc/loadavg))"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$here/common.sh"
+bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_processes
+bench_python "joblib, numpy"
+bench_tmp
+bench_header "cojob vs joblib, process backends"
 echo
 "$build/bench/bench_processes" tsv="$tmp/cojob.tsv"
 echo

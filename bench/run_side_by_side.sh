@@ -7,38 +7,19 @@
 # Environment:
 #   BUILD_DIR    build directory (default: build-bench under the repository root); set up as an
 #                optimized build when it does not exist, and brought up to date with ninja
-#   PYTHON       interpreter with joblib (default: the first of python3, /usr/bin/python3 that
-#                imports joblib)
+#   PYTHON       interpreter with joblib (default: the first of /usr/bin/python3, python3 that
+#                imports joblib; see bench/common.sh)
 #   COJOB_ARGS   extra arguments for bench_core (e.g. "repeats=31 calls=5000")
 #   JOBLIB_ARGS  extra arguments for bench/joblib/bench_core.py (e.g. "--repeats 9")
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-root=$(CDPATH='' cd -- "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
-
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dsamples=false >&2
-fi
-ninja -C "$build" bench/bench_core >/dev/null
-
-python=
-for candidate in ${PYTHON:-} python3 /usr/bin/python3; do
-    if "$candidate" -c 'import joblib' >/dev/null 2>&1; then
-        python=$candidate
-        break
-    fi
-done
-if [ -z "$python" ]; then
-    echo "run_side_by_side.sh: no Python with joblib found; set PYTHON" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
-
-revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "# cojob vs joblib, core cases ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), cojob commit $revision)"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$here/common.sh"
+bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_core
+bench_python joblib
+bench_tmp
+bench_header "cojob vs joblib, core cases"
 echo
 # shellcheck disable=SC2086  # the extra arguments are meant to be split
 "$build/bench/bench_core" tsv="$tmp/cojob.tsv" ${COJOB_ARGS:-}
