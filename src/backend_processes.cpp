@@ -629,7 +629,7 @@ private:
     std::vector<worker_ptr> pool_;
     std::deque<job> queue_;
     sharing_settings sharing_settings_;
-    segment_pool segments_;  ///< before sharing_: the calls give their segments back to it
+    segment_store segments_;  ///< before sharing_: the calls give their segments back to it
     std::map<const call_state*, std::unique_ptr<call_sharing>> sharing_;
 };
 

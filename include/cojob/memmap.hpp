@@ -45,6 +45,12 @@ private:
     bool shared_writable_ = false;
 };
 
+/// Tags memmap's constructor over a mapping already made (cojob's wire code).
+struct adopt_mapping_t {
+    explicit adopt_mapping_t() = default;
+};
+inline constexpr adopt_mapping_t adopt_mapping{};
+
 }  // namespace detail
 
 /// An array of `T` backed by a file (numpy's `np.memmap`): `shape` gives its dimensions
@@ -97,6 +103,14 @@ public:
             bytes = static_cast<std::int64_t>(n * sizeof(T));
         }
         map_ = detail::file_mapping::open(path_, mode_, offset_, bytes, sizeof(T), alignof(T));
+        if (shape_.empty()) shape_ = {static_cast<std::size_t>(map_->bytes() / sizeof(T))};
+        size_ = static_cast<std::size_t>(map_->bytes() / sizeof(T));
+    }
+
+    /// For cojob's wire code: the same array over `map`, a mapping of `path` made already.
+    memmap(detail::adopt_mapping_t, std::string path, mmap_mode mode, std::vector<std::size_t> shape, std::uint64_t offset,
+           std::shared_ptr<detail::file_mapping> map)
+        : path_(std::move(path)), mode_(mode), offset_(offset), shape_(std::move(shape)), map_(std::move(map)) {
         if (shape_.empty()) shape_ = {static_cast<std::size_t>(map_->bytes() / sizeof(T))};
         size_ = static_cast<std::size_t>(map_->bytes() / sizeof(T));
     }

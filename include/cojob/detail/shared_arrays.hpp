@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -30,6 +31,12 @@ struct shared_ref {
     std::string path;         ///< a path the worker can open (the parent's descriptor under /proc)
     std::uint64_t bytes = 0;  ///< mapped from offset 0
     std::uint8_t mode = 0;    ///< cojob::mmap_mode the worker maps it with
+    std::uint64_t id = 0;     ///< the segment's identity: a worker keeps its mapping by it
+
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(path, bytes, mode, id);
+    }
 };
 
 // ---- compiled in src/sharing.cpp ---------------------------------------------------------
@@ -41,6 +48,11 @@ bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref);
 /// Worker side: the bytes of `ref`, mapped until the current request has been answered.
 /// @throws cojob::error when the segment cannot be opened or mapped.
 const char* map_shared(const shared_ref& ref);
+/// A memmap's mapping as a request delivers it: in a worker, mappings of files in mode r or r+
+/// are kept across consecutive requests that use them (while the path names the same file),
+/// so tasks of a batch and batches of a call map each file once; elsewhere a new mapping.
+std::shared_ptr<file_mapping> request_file_mapping(const std::string& path, mmap_mode mode, std::uint64_t offset,
+                                                   std::int64_t bytes, std::size_t element_size, std::size_t alignment);
 /// The absolute form of a memmap's path, so a worker finds it whatever its directory.
 std::string absolute_path(const std::string& path);
 /// @throws wire_error: a span's bytes in a request are not aligned for its elements.
@@ -67,7 +79,7 @@ void save_blob(Ar& ar, const void* data, std::size_t bytes) {
     const std::uint8_t shared = share_bytes(data, bytes, ref) ? 1 : 0;
     ar.write(&shared, 1);
     if (shared)
-        ar(ref.path, ref.bytes, ref.mode);
+        ar(ref);
     else
         ar.write(data, bytes);
 }
@@ -84,7 +96,7 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
         return;
     }
     shared_ref ref;
-    ar(ref.path, ref.bytes, ref.mode);
+    ar(ref);
     if (ref.bytes != bytes) throw_size_mismatch();
     std::memcpy(data, map_shared(ref), bytes);
 }
@@ -170,7 +182,7 @@ void CEREAL_SAVE_FUNCTION_NAME(Ar& ar, const std::span<E, N>& s) {
     const std::uint8_t shared = share_bytes(s.data(), bytes, ref) ? 1 : 0;
     ar(shared, static_cast<std::uint64_t>(s.size()));
     if (shared) {
-        ar(ref.path, ref.bytes, ref.mode);
+        ar(ref);
         return;
     }
     // Inline, padded so the worker's span is aligned: request payloads start on a 16-byte
@@ -190,7 +202,7 @@ void CEREAL_LOAD_FUNCTION_NAME(Ar& ar, std::span<E, N>& s) {
     const char* p = nullptr;
     if (shared) {
         shared_ref ref;
-        ar(ref.path, ref.bytes, ref.mode);
+        ar(ref);
         if (ref.bytes / sizeof(E) != n) throw_size_mismatch();
         p = ref.bytes ? map_shared(ref) : nullptr;
     } else {
@@ -232,7 +244,14 @@ void CEREAL_LOAD_FUNCTION_NAME(Ar& ar, memmap<E>& m) {
         m = memmap<E>();
         return;
     }
-    m = memmap<E>(std::move(path), static_cast<mmap_mode>(mode), std::move(shape), offset);
+    std::int64_t bytes = -1;
+    if (!shape.empty()) {
+        std::size_t n = 1;
+        for (std::size_t d : shape) n *= d;
+        bytes = static_cast<std::int64_t>(n * sizeof(E));
+    }
+    auto map = request_file_mapping(path, static_cast<mmap_mode>(mode), offset, bytes, sizeof(E), alignof(E));
+    m = memmap<E>(adopt_mapping, std::move(path), static_cast<mmap_mode>(mode), std::move(shape), offset, std::move(map));
 }
 
 /// Views whose bytes live in a request: arguments only, never results.
