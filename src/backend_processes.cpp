@@ -48,6 +48,8 @@ namespace {
 constexpr int pipe_bytes = 1 << 20;  // F_SETPIPE_SZ: 16 MiB move ~8x faster than through 64 KiB
 constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t depth = 2;  // batches a worker holds: the running one and the next
+// Batches this long make a round trip of idling (~0.1 ms) cheap next to a badly placed batch.
+constexpr std::int64_t long_batch_ns = 2'000'000;
 
 struct fd_guard {
     int fd = -1;
@@ -140,7 +142,7 @@ public:
 
     const char* name() const noexcept override { return backend_name(cojob::backend::processes); }
     bool inline_completion() const noexcept override { return false; }
-    double min_ideal_batch_seconds() const noexcept override { return 0.2; }
+    double min_ideal_batch_seconds() const noexcept override { return 0.002; }
     bool can_interrupt() const noexcept override { return true; }
 
     void begin_call(call_state& call) override {
@@ -345,6 +347,10 @@ private:
                 }
                 pool_.push_back(free);
             }
+            // At the end of a call's input, a batch of long tasks waits for an idle worker
+            // instead of queueing behind a running batch: the other worker may free up first,
+            // and a task queued on the wrong worker costs the call a whole task at its end.
+            if (!free->jobs.empty() && long_batches_ && queue_.front().call->source.exhausted) return;
             job j = std::move(queue_.front());
             queue_.pop_front();
             send(free, std::move(j));
@@ -483,6 +489,7 @@ private:
                         w->in.consume(total);
                         job j = std::move(w->jobs.front());
                         w->jobs.pop_front();
+                        long_batches_ = batch_base::now_ns() - j.batch->dispatched_ns > long_batch_ns;
                         // Killed just after it answered: the answer stands, the process goes.
                         if (w->interrupted && w->jobs.empty()) retire(*w);
                         call_state::finished(std::move(j.call), std::move(j.batch));
@@ -628,6 +635,7 @@ private:
     int inner_threads_;
     std::vector<worker_ptr> pool_;
     std::deque<job> queue_;
+    bool long_batches_ = false;  ///< the last batch answered took longer than long_batch_ns
     sharing_settings sharing_settings_;
     segment_store segments_;  ///< before sharing_: the calls give their segments back to it
     std::map<const call_state*, std::unique_ptr<call_sharing>> sharing_;
