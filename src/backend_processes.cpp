@@ -109,7 +109,7 @@ struct worker_proc {
     bool greeted = false;      ///< its hello frame arrived and matched
     bool dead = false;         ///< reaped or being replaced
     bool interrupted = false;  ///< killed on purpose for its call
-    std::uint64_t epoch = 0;   ///< bumps when the worker is dropped: stale handlers see it
+    std::uint64_t epoch = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
 
     std::unique_ptr<asio::posix::stream_descriptor> rd, wr;  ///< bound to `bound_to`
     asio::any_io_executor bound_to;
@@ -321,6 +321,9 @@ private:
     }
 
     static void unbind(worker_proc& w) noexcept {
+        // A wait that completed before release() still runs its handler (already queued on the
+        // old executor): the new epoch makes it a no-op instead of a read through a null rd.
+        ++w.epoch;
         if (w.rd) (void)w.rd->release();
         if (w.wr) (void)w.wr->release();
         w.rd.reset();
