@@ -18,6 +18,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 namespace cojob::detail {
@@ -90,6 +92,7 @@ std::vector<worker_file>& worker_files() {
 std::atomic<std::uint64_t> next_segment_id{1};
 
 constexpr std::size_t compare_chunk = std::size_t{1} << 20;
+constexpr std::size_t parallel_compare_bytes = std::size_t{16} << 20;
 
 /// Makes the segment's content equal to [data, data + bytes), writing only the chunks that differ.
 void bring_up_to_date(segment& s, const void* data, std::size_t bytes, const std::string& folder) {
@@ -99,14 +102,35 @@ void bring_up_to_date(segment& s, const void* data, std::size_t bytes, const std
         s.map = static_cast<char*>(p);
     }
     const char* from = static_cast<const char*>(data);
+    char* to = s.map;
+    const auto sync = [from, to](std::size_t begin, std::size_t end) noexcept {
+        std::uint64_t written = 0;
+        for (std::size_t at = begin; at < end; at += compare_chunk) {
+            const std::size_t n = std::min(compare_chunk, end - at);
+            if (std::memcmp(to + at, from + at, n) != 0) {
+                std::memcpy(to + at, from + at, n);
+                written += n;
+            }
+        }
+        return written;
+    };
     std::uint64_t written = 0;
-    for (std::size_t at = 0; at < bytes; at += compare_chunk) {
-        const std::size_t n = std::min(compare_chunk, bytes - at);
-        if (std::memcmp(s.map + at, from + at, n) != 0) {
-            std::memcpy(s.map + at, from + at, n);
-            written += n;
+    // A large array is compared by two threads, half each: the workers wait for this call's
+    // first request, so the CPUs are free, and one thread alone does not reach the memory's
+    // bandwidth here (80 MB: 13-16 ms alone, 8 ms in two halves, on an idle machine).
+    const std::size_t half = bytes >= parallel_compare_bytes ? (bytes / 2 + compare_chunk - 1) / compare_chunk * compare_chunk : bytes;
+    std::uint64_t written_by_helper = 0;
+    std::thread helper;
+    if (half < bytes) {
+        try {
+            helper = std::thread([&] { written_by_helper = sync(half, bytes); });
+        } catch (const std::system_error&) {
+            written_by_helper = sync(half, bytes);  // no thread to be had: do it here
         }
     }
+    written = sync(0, half);
+    if (helper.joinable()) helper.join();
+    written += written_by_helper;
     total_bytes.fetch_add(written, std::memory_order_relaxed);
     if (written == 0) total_unchanged.fetch_add(1, std::memory_order_relaxed);
 }
