@@ -72,6 +72,7 @@ void wait_for_request(int fd) {
 
 [[noreturn]] void serve(int parent) {
     enter_worker_mode();
+    keep_worker_mappings();  // this loop releases them after every request (src/sharing.hpp)
     // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     ::signal(SIGINT, SIG_IGN);
     // The parent's death ends the worker: by signal when the thread that started it ends, and

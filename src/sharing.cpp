@@ -2,8 +2,6 @@
 // worker's mappings of them.
 #include "sharing.hpp"
 
-#include "worker.hpp"
-
 #include <cojob/detail/wire.hpp>
 #include <cojob/errors.hpp>
 
@@ -90,6 +88,9 @@ std::vector<worker_file>& worker_files() {
 }
 
 std::atomic<std::uint64_t> next_segment_id{1};
+
+/// Set in a process worker, whose loop calls release_request_mappings after every request.
+bool keep_mappings = false;
 
 constexpr std::size_t compare_chunk = std::size_t{1} << 20;
 constexpr std::size_t parallel_compare_bytes = std::size_t{16} << 20;
@@ -287,7 +288,7 @@ std::shared_ptr<file_mapping> request_file_mapping(const std::string& path, mmap
                                                    std::int64_t bytes, std::size_t element_size, std::size_t alignment) {
     // Only a worker keeps them, and only shared mappings: a copy-on-write one would carry one
     // task's private writes into the next.
-    if (!in_worker_process() || (mode != mmap_mode::r && mode != mmap_mode::r_plus))
+    if (!keep_mappings || (mode != mmap_mode::r && mode != mmap_mode::r_plus))
         return file_mapping::open(path, mode, offset, bytes, element_size, alignment);
     struct stat st {};
     const bool found = ::stat(path.c_str(), &st) == 0;
@@ -315,6 +316,8 @@ void release_request_mappings() noexcept {
     auto& files = worker_files();
     std::erase_if(files, [](worker_file& f) { return !std::exchange(f.used, false); });
 }
+
+void keep_worker_mappings() noexcept { keep_mappings = true; }
 
 std::size_t worker_mapping_count() noexcept { return worker_mappings().size() + worker_files().size(); }
 

@@ -139,6 +139,11 @@ private:
     const block_store* previous_;
 };
 
+/// Worker side, once, in a worker whose loop calls release_request_mappings after every
+/// request (a process worker): memmap files may then stay mapped between requests. Elsewhere
+/// (an MPI rank, the parent decoding results) every memmap maps its file afresh.
+void keep_worker_mappings() noexcept;
+
 /// Worker side, after each request: unmaps the segments and memmap files this request did not
 /// use (and every copy-on-write mapping); the others stay mapped for the next request, which
 /// is usually the next batch of the same call or the next call on the same array.

@@ -48,7 +48,7 @@ bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref);
 /// Worker side: the bytes of `ref`, mapped until the current request has been answered.
 /// @throws cojob::error when the segment cannot be opened or mapped.
 const char* map_shared(const shared_ref& ref);
-/// A memmap's mapping as a request delivers it: in a worker, mappings of files in mode r or r+
+/// A memmap's mapping as a request delivers it: in a process worker, mappings of files in mode r or r+
 /// are kept across consecutive requests that use them (while the path names the same file),
 /// so tasks of a batch and batches of a call map each file once; elsewhere a new mapping.
 std::shared_ptr<file_mapping> request_file_mapping(const std::string& path, mmap_mode mode, std::uint64_t offset,
