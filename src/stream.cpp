@@ -35,7 +35,16 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order) noexcept
     : eng_(std::move(eng)), completion_order_(completion_order) {}
 
-stream_core::~stream_core() = default;
+stream_core::~stream_core() {
+    if (holds_engine_) eng_->running.store(false);
+}
+
+void stream_core::workers_released() noexcept {
+    if (holds_engine_ && !holds_workers()) {
+        holds_engine_ = false;
+        eng_->running.store(false);
+    }
+}
 
 std::optional<asio::any_io_executor> stream_core::bind_async(const asio::any_io_executor& ex) {
     if (mode_ == mode::blocking) return std::nullopt;
@@ -79,7 +88,12 @@ void stream_core::start_call() {
 }
 
 void stream_core::call_done(std::exception_ptr ex) noexcept {
-    eng_->running.store(false);
+    // Results left in worker processes keep their workers from answering another call: the
+    // object stays busy until they are read or dropped.
+    if (holds_workers())
+        holds_engine_ = true;
+    else
+        eng_->running.store(false);
     std::exception_ptr failure = ex ? ex : call_->result();
     call_->keep_alive.reset();  // breaks the cycle call -> this -> call
     call_.reset();
@@ -94,11 +108,14 @@ void stream_core::call_done(std::exception_ptr ex) noexcept {
 
 // Posted, never run inline: the scheduler must not resume on the consumer's stack. The posts
 // hold the call weakly, so a queue of the engine's own io_context never keeps it alive.
-void stream_core::batch_consumed() {
-    if (call_ && !closed_)
-        asio::post(executor_, [w = std::weak_ptr<call_state>(call_)] {
-            if (auto c = w.lock()) c->consumer_took();
-        });
+// One wake-up is enough for any number of results taken before it runs.
+void stream_core::result_consumed() {
+    if (!call_ || closed_ || wake_posted_) return;
+    wake_posted_ = true;
+    asio::post(executor_, [self = weak_from_this(), w = std::weak_ptr<call_state>(call_)] {
+        if (auto s = self.lock()) s->wake_posted_ = false;
+        if (auto c = w.lock()) c->consumer_took();
+    });
 }
 
 void stream_core::close_on_executor() noexcept {
