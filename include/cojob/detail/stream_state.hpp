@@ -32,6 +32,7 @@ namespace cojob::detail {
 
 class engine;
 class call_state;
+struct interrupt_watch;
 
 /// The untyped half of a stream. Its state is touched only on the call's executor: the
 /// consumer's thread for a blocking consumer (which drives the engine's private io_context),
@@ -95,6 +96,8 @@ private:
     void start_call();
     void call_done(std::exception_ptr e) noexcept;
     void drive();
+    void watch_interrupt();
+    void unwatch_interrupt() noexcept;
 
     std::shared_ptr<engine> eng_;
     std::shared_ptr<call_state> call_;  ///< while the call runs
@@ -108,6 +111,9 @@ private:
     bool drained_ = false;
     bool wake_posted_ = false;  ///< a consumer_took is queued for the scheduler
     bool holds_engine_ = false;  ///< the call ended, but results still wait in its workers
+    /// Blocking consumer on processes: Ctrl-C (SIGINT) stops the call, as it does par(range).
+    std::unique_ptr<interrupt_watch> interrupt_;
+    bool interrupted_ = false;  ///< SIGINT ended the call; told once as cojob::cancelled
 };
 
 /// The results of a stream whose tasks return R.
