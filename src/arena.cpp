@@ -8,7 +8,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <ctime>
 #include <string>
 #include <system_error>
@@ -81,6 +83,28 @@ const char* shared_arena::view(std::size_t n) {
         remap(size);
     }
     return map_;
+}
+
+void shared_arena::forget_pages() noexcept {
+    if (map_) (void)::madvise(map_, mapped_, MADV_DONTNEED);
+}
+
+void shared_arena::copy_out(std::size_t offset, std::size_t n, void (*sink)(void*, const char*, std::size_t),
+                            void* ctx) {
+    // Small enough to stay in the cache between the read and the sink's copy.
+    constexpr std::size_t piece = 256 * 1024;
+    thread_local std::unique_ptr<char[]> buffer;
+    if (!buffer) buffer.reset(new char[piece]);
+    while (n > 0) {
+        const std::size_t want = std::min(n, piece);
+        const ssize_t r = ::pread(fd_, buffer.get(), want, static_cast<off_t>(offset));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) fail("cojob: reading a result arena");
+        if (r == 0) throw wire_error("cojob: a worker's arena ended inside a response");
+        sink(ctx, buffer.get(), static_cast<std::size_t>(r));
+        offset += static_cast<std::size_t>(r);
+        n -= static_cast<std::size_t>(r);
+    }
 }
 
 namespace arena_flag {

@@ -42,6 +42,14 @@ public:
 
     /// Parent: the first `n` bytes, mapped. @throws wire_error when the file is shorter.
     [[nodiscard]] const char* view(std::size_t n);
+    /// Parent, after reading a response: unmaps the pages from this process (the file keeps
+    /// them; the next view maps them again), so that they are resident in the worker only and
+    /// not counted a second time in this process's resident set.
+    void forget_pages() noexcept;
+    /// Parent: copies the file's bytes [offset, offset + n) to `sink` in pieces through a small
+    /// buffer (pread), without mapping them into this process. @throws wire_error when the
+    /// file is shorter, std::system_error on a read error.
+    void copy_out(std::size_t offset, std::size_t n, void (*sink)(void* ctx, const char* p, std::size_t n), void* ctx);
 
 private:
     void remap(std::size_t bytes);

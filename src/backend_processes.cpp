@@ -95,6 +95,32 @@ void ignore_sigpipe_once() {
     (void)done;
 }
 
+/// A stream's response left in its worker's arena (see deferred_payload). Destroying it hands
+/// the arena back: the pages leave this process and the worker may write again.
+class arena_payload final : public deferred_payload {
+public:
+    arena_payload(std::shared_ptr<shared_arena> arena, std::shared_ptr<worker_status> status, std::size_t bytes)
+        : arena_(std::move(arena)), status_(std::move(status)), bytes_(bytes) {}
+    ~arena_payload() override {
+        arena_->forget_pages();
+        arena_flag::release(status_->arena_held);
+    }
+    arena_payload(const arena_payload&) = delete;
+    arena_payload& operator=(const arena_payload&) = delete;
+
+    const char* data() override { return arena_->view(sizeof(frame_header) + bytes_) + sizeof(frame_header); }
+    std::size_t size() const noexcept override { return bytes_; }
+    void copy_out(std::size_t offset, std::size_t n, void (*sink)(void*, const char*, std::size_t), void* ctx) override {
+        if (offset > bytes_ || n > bytes_ - offset) throw wire_error("cojob: a read past the end of a worker's arena");
+        arena_->copy_out(sizeof(frame_header) + offset, n, sink, ctx);
+    }
+
+private:
+    std::shared_ptr<shared_arena> arena_;
+    std::shared_ptr<worker_status> status_;
+    std::size_t bytes_;
+};
+
 struct job {
     std::unique_ptr<batch_base> batch;
     std::shared_ptr<call_state> call;
@@ -104,8 +130,10 @@ struct worker_proc {
     pid_t pid = -1;
     int to = -1;    ///< request pipe, parent's end (non-blocking)
     int from = -1;  ///< response pipe, parent's end (non-blocking)
-    worker_status* status = nullptr;
-    std::unique_ptr<shared_arena> arena;  ///< its result arena, mapped read-only
+    /// The shared status page and the result arena (mapped read-only): shared with the
+    /// deferred payloads of a stream, which may outlive the worker.
+    std::shared_ptr<worker_status> status;
+    std::shared_ptr<shared_arena> arena;
     bool greeted = false;      ///< its hello frame arrived and matched
     bool dead = false;         ///< reaped or being replaced
     bool interrupted = false;  ///< killed on purpose for its call
@@ -236,7 +264,7 @@ private:
             }
         } page_guard{page};
 
-        auto arena = std::make_unique<shared_arena>(shared_arena::make_fd(), false);
+        auto arena = std::make_shared<shared_arena>(shared_arena::make_fd(), false);
         const int arena_dup = ::fcntl(arena->fd(), F_DUPFD_CLOEXEC, 10);
         if (arena_dup < 0) throw_errno("cojob: fcntl(F_DUPFD_CLOEXEC)");
         fd_guard child_arena(arena_dup);
@@ -291,9 +319,9 @@ private:
         ::fcntl(resp_r.fd, F_SETFL, ::fcntl(resp_r.fd, F_GETFL) | O_NONBLOCK);
         w->to = req_w.release();
         w->from = resp_r.release();
-        w->status = status;
-        w->arena = std::move(arena);
+        w->status = std::shared_ptr<worker_status>(status, [](worker_status* p) { ::munmap(p, sizeof(worker_status)); });
         page_guard.p = nullptr;
+        w->arena = std::move(arena);
         return w;
     }
 
@@ -487,8 +515,22 @@ private:
                     case frame_kind::arena_response: {
                         if (!w->greeted) throw wire_error("cojob: a worker answered before its handshake");
                         if (w->jobs.empty()) throw wire_error("cojob: a worker answered a request it was not sent");
-                        w->jobs.front().batch->decode(ar);
-                        if (in_arena) arena_flag::release(w->status->arena_held);  // the worker may write it again
+                        batch_base& b = *w->jobs.front().batch;
+                        if (in_arena && h.reserved != arena_response_failed && w->jobs.front().call->sink.streaming()) {
+                            // A stream reads the results when its consumer takes them; until then
+                            // they stay in the arena, and the worker waits before writing the next.
+                            std::uint64_t completed = 0;
+                            ar(completed);
+                            if (completed > b.size) throw wire_error("cojob: a worker answered more tasks than it was sent");
+                            b.completed = static_cast<std::size_t>(completed);
+                            b.deferred = std::make_unique<arena_payload>(w->arena, w->status, static_cast<std::size_t>(h.length));
+                        } else {
+                            b.decode(ar);
+                            if (in_arena) {
+                                w->arena->forget_pages();
+                                arena_flag::release(w->status->arena_held);  // the worker may write it again
+                            }
+                        }
                         w->in.consume(total);
                         job j = std::move(w->jobs.front());
                         w->jobs.pop_front();
@@ -602,8 +644,7 @@ private:
         if (w.to >= 0) ::close(w.to);
         if (w.from >= 0) ::close(w.from);
         w.to = w.from = -1;
-        if (w.status) ::munmap(w.status, sizeof(worker_status));
-        w.status = nullptr;
+        w.status.reset();
         w.arena.reset();
     }
 

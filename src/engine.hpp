@@ -150,8 +150,9 @@ private:
     [[nodiscard]] bool can_dispatch() const;
     void report_failure(batch_base& b);
     bool deliver(std::unique_ptr<batch_base> b);
-    /// Batches counted in the pre_dispatch window.
-    [[nodiscard]] std::size_t outstanding_batches() const;
+    /// What counts in the pre_dispatch window: batches, or for streams with automatic batch
+    /// sizes results (see window_counts_results_).
+    [[nodiscard]] std::size_t outstanding() const;
     /// A stream whose window is full of results its consumer has not taken yet.
     [[nodiscard]] bool waiting_for_consumer() const;
 
@@ -162,7 +163,12 @@ private:
     std::map<std::size_t, batch_base*> in_flight_;  ///< by input position, for timeouts
     std::size_t next_to_deliver_ = 0;
     std::size_t slice_ = 1;
-    std::size_t window_batches_ = 0;  ///< 0 = unbounded
+    std::size_t window_ = 0;  ///< 0 = unbounded
+    /// A stream with batch_size="auto" counts its window in results: auto batching must not
+    /// multiply what a slow consumer lets pile up. Fixed batch sizes and lists count batches.
+    bool window_counts_results_ = false;
+    std::size_t in_flight_tasks_ = 0;  ///< tasks in in_flight_
+    std::size_t reorder_tasks_ = 0;    ///< tasks in reorder_
     bool cancel_requested_ = false;
     bool stopping_ = false;
     bool abandoned_ = false;  ///< ended without waiting for in-flight batches (timeout)

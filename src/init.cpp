@@ -154,7 +154,7 @@ void wait_for_request(int fd) {
         try {
             if (has_arena && out.size() >= arena_min_response) {
                 // The payload stays in the arena until the parent has decoded it.
-                const frame_header h = arena_header(out);
+                const frame_header h = arena_header(out, ctx.failed);
                 status->arena_held.store(1, std::memory_order_release);
                 write_all(worker_response_fd, &h, sizeof h);
             } else {
@@ -192,6 +192,7 @@ void run_request(const char* payload, std::size_t n, byte_buffer& out, const wor
     out.clear();
     (void)begin_frame(out);
     wire_out res(out);
+    ctx.failed = false;
     invoke(req, res, ctx);
 }
 

@@ -23,6 +23,8 @@ public:
     void completed(std::size_t size, double seconds) noexcept;
     void reset() noexcept;
     [[nodiscard]] std::size_t current() const noexcept { return fixed_ ? fixed_ : effective_; }
+    /// Whether the user chose the batch size (false for "auto").
+    [[nodiscard]] bool fixed() const noexcept { return fixed_ != 0; }
 
 private:
     std::size_t fixed_ = 0;

@@ -87,6 +87,7 @@ void call_state::close() {
     finished_.clear();
     reorder_.clear();
     in_flight_.clear();
+    reorder_tasks_ = in_flight_tasks_ = 0;
 }
 
 template <class Token>
@@ -109,9 +110,10 @@ auto call_state::async_wait_event(Token&& token) {
         token);
 }
 
-std::size_t call_state::outstanding_batches() const {
+std::size_t call_state::outstanding() const {
     // A stream also counts what came back but was not consumed yet: that is its backpressure.
-    return in_flight_.size() + (sink.streaming() ? reorder_.size() + sink.held() : 0);
+    if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink.held_results();
+    return in_flight_.size() + (sink.streaming() ? reorder_.size() + sink.held_batches() : 0);
 }
 
 bool call_state::waiting_for_consumer() const {
@@ -127,7 +129,7 @@ void call_state::consumer_took() { wake(); }
 
 bool call_state::can_dispatch() const {
     if (stopping_ || held_back_ || (source.exhausted && source.staged == 0)) return false;
-    return window_batches_ == 0 || outstanding_batches() < window_batches_;
+    return window_ == 0 || outstanding() < window_;
 }
 
 void call_state::dispatch_more() {
@@ -140,7 +142,10 @@ void call_state::dispatch_more() {
                 printer_.batch_size_changed(fast, d, n);
             });
             std::size_t want = size * workers;
-            if (window_batches_) want = std::min(want, (window_batches_ - outstanding_batches()) * size);
+            if (window_) {
+                const std::size_t room = window_ - outstanding();
+                want = std::min(want, window_counts_results_ ? room : room * size);
+            }
             std::size_t got = 0;
             try {
                 got = source.fill(want);
@@ -159,6 +164,7 @@ void call_state::dispatch_more() {
         b->first = first;
         b->dispatched_ns = batch_base::now_ns();
         in_flight_.emplace(first, b.get());
+        in_flight_tasks_ += k;
         printer_.dispatched(k);
         be.submit(std::move(b), shared_from_this());
     }
@@ -213,6 +219,7 @@ bool call_state::deliver(std::unique_ptr<batch_base> b) {
 
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     in_flight_.erase(b->first);
+    in_flight_tasks_ -= b->size;
     eng->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && !sink.streaming()) {
@@ -228,6 +235,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
         return;
     }
     if (b->first != next_to_deliver_) {
+        reorder_tasks_ += b->size;
         reorder_.emplace(b->first, std::move(b));
         return;
     }
@@ -235,6 +243,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     for (auto it = reorder_.begin(); it != reorder_.end() && it->first == next_to_deliver_;) {
         auto next = std::move(it->second);
         it = reorder_.erase(it);
+        reorder_tasks_ -= next->size;
         if (!deliver(std::move(next))) return;
     }
 }
@@ -267,7 +276,9 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     const auto& o = c->eng->opts;
     backend_base& be = *c->eng->backend;
     c->track = o.timeout.has_value() && !be.inline_completion();
-    c->window_batches_ = be.inline_completion() ? 1 : o.pre_dispatch.value_or(0);
+    c->window_ = be.inline_completion() ? 1 : o.pre_dispatch.value_or(0);
+    // Inline backends keep one batch in flight whatever its size (nothing runs ahead there).
+    c->window_counts_results_ = c->sink.streaming() && !be.inline_completion() && !c->eng->sizer.fixed();
     c->printer_.start(o.verbose, o.n_jobs_requested, c->source.total, o.pre_dispatch.value_or(0), o.progress);
     if (!be.inline_completion()) c->printer_.using_backend(be.name(), o.n_jobs);
     if (c->track) c->timer_.emplace(c->executor);

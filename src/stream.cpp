@@ -8,8 +8,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
+
+#include <signal.h>
 
 #include <chrono>
 #include <thread>
@@ -32,10 +35,48 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 
 }  // namespace
 
+/// Ctrl-C while a blocking stream runs on processes: the call stops (workers killed) and the
+/// consumer's next step throws cojob::cancelled, as for par(range). Only when the program has
+/// not claimed SIGINT for itself; Asio restores the default disposition when it goes.
+struct interrupt_watch {
+    explicit interrupt_watch(asio::io_context& ctx) : signals(ctx, SIGINT) {}
+    asio::signal_set signals;
+};
+
 stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order) noexcept
     : eng_(std::move(eng)), completion_order_(completion_order) {}
 
-stream_core::~stream_core() = default;
+stream_core::~stream_core() {
+    if (holds_engine_) eng_->running.store(false);
+}
+
+void stream_core::watch_interrupt() {
+    struct sigaction current {};
+    if (eng_->opts.kind != cojob::backend::processes || ::sigaction(SIGINT, nullptr, &current) != 0 ||
+        current.sa_handler != SIG_DFL)
+        return;
+    interrupt_ = std::make_unique<interrupt_watch>(eng_->blocking_context);
+    interrupt_->signals.async_wait([w = weak_from_this()](boost::system::error_code ec, int) {
+        auto self = w.lock();
+        if (ec || !self || self->closed_) return;
+        self->interrupted_ = true;
+        self->close_on_executor();  // run from drive(), never on the scheduler's stack
+    });
+}
+
+void stream_core::unwatch_interrupt() noexcept {
+    if (!interrupt_) return;
+    boost::system::error_code ignored;
+    interrupt_->signals.cancel(ignored);  // its handler runs later, on this io_context, and returns
+    interrupt_.reset();
+}
+
+void stream_core::workers_released() noexcept {
+    if (holds_engine_ && !holds_workers()) {
+        holds_engine_ = false;
+        eng_->running.store(false);
+    }
+}
 
 std::optional<asio::any_io_executor> stream_core::bind_async(const asio::any_io_executor& ex) {
     if (mode_ == mode::blocking) return std::nullopt;
@@ -69,6 +110,7 @@ void stream_core::start_call() {
         executor_ = e.blocking_context.get_executor();
         work_ = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
             e.blocking_context.get_executor());
+        watch_interrupt();
     }
     // An async call keeps this state alive until it ends; a blocking one is driven to its end
     // by the consumer's thread before the state goes.
@@ -79,11 +121,17 @@ void stream_core::start_call() {
 }
 
 void stream_core::call_done(std::exception_ptr ex) noexcept {
-    eng_->running.store(false);
+    // Results left in worker processes keep their workers from answering another call: the
+    // object stays busy until they are read or dropped.
+    if (holds_workers())
+        holds_engine_ = true;
+    else
+        eng_->running.store(false);
     std::exception_ptr failure = ex ? ex : call_->result();
     call_->keep_alive.reset();  // breaks the cycle call -> this -> call
     call_.reset();
     work_.reset();
+    unwatch_interrupt();
     over_ = true;
     if (!closed_) failure_ = std::move(failure);
     try {
@@ -94,11 +142,14 @@ void stream_core::call_done(std::exception_ptr ex) noexcept {
 
 // Posted, never run inline: the scheduler must not resume on the consumer's stack. The posts
 // hold the call weakly, so a queue of the engine's own io_context never keeps it alive.
-void stream_core::batch_consumed() {
-    if (call_ && !closed_)
-        asio::post(executor_, [w = std::weak_ptr<call_state>(call_)] {
-            if (auto c = w.lock()) c->consumer_took();
-        });
+// One wake-up is enough for any number of results taken before it runs.
+void stream_core::result_consumed() {
+    if (!call_ || closed_ || wake_posted_) return;
+    wake_posted_ = true;
+    asio::post(executor_, [self = weak_from_this(), w = std::weak_ptr<call_state>(call_)] {
+        if (auto s = self.lock()) s->wake_posted_ = false;
+        if (auto c = w.lock()) c->consumer_took();
+    });
 }
 
 void stream_core::close_on_executor() noexcept {
@@ -154,6 +205,8 @@ void stream_core::wait_blocking() {
 // parallel::run_blocking does: work helping inside a worker, a short spin, then sleep.
 void stream_core::drive() {
     auto& ctx = eng_->blocking_context;
+    // Handlers first even when a result waits: a Ctrl-C must not wait behind buffered results.
+    if (interrupt_) ctx.poll();
     while (!has_result() && !over_) {
         if (ctx.poll() > 0) continue;
         if (call_ && eng_->backend->help(*call_)) continue;
@@ -179,6 +232,9 @@ void stream_core::drive() {
 }
 
 void stream_core::rethrow_failure_blocking() {
+    if (std::exchange(interrupted_, false))
+        throw cancelled("cojob::stream: the stream was interrupted (SIGINT); the worker processes running its tasks "
+                        "were stopped and its results dropped");
     std::exception_ptr e = take_failure();
     if (!e) return;
     if (is_operation_aborted(e))

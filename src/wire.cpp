@@ -44,11 +44,12 @@ void end_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
     std::memcpy(b.data() + at, &h, sizeof h);
 }
 
-frame_header arena_header(const byte_buffer& b) {
+frame_header arena_header(const byte_buffer& b, bool failed) {
     frame_header h;
     h.kind = static_cast<std::uint16_t>(frame_kind::arena_response);
     h.length = b.size() - sizeof(frame_header);
     h.checksum = 0;  // nothing crossed a byte stream: there is no framing to lose (see the parent)
+    h.reserved = failed ? arena_response_failed : 0;
     return h;
 }
 

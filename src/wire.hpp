@@ -43,7 +43,7 @@ struct frame_header {
     std::uint16_t kind = 0;
     std::uint64_t length = 0;    ///< payload bytes after the header (or in the arena)
     std::uint64_t checksum = 0;  ///< XXH3-64 of the payload
-    std::uint64_t reserved = 0;
+    std::uint64_t reserved = 0;  ///< arena responses: arena_response_failed or 0
 };
 static_assert(sizeof(frame_header) == 32);
 
@@ -52,8 +52,11 @@ std::size_t begin_frame(byte_buffer& b);
 /// Fills in the header of the frame that starts at `at` and runs to the end of `b`.
 void end_frame(byte_buffer& b, std::size_t at, frame_kind kind);
 /// The header of an arena response whose payload is `b` after the header at its start (no
-/// checksum: the payload does not cross the pipe).
-[[nodiscard]] frame_header arena_header(const byte_buffer& b);
+/// checksum: the payload does not cross the pipe). `failed`: a task of the batch failed
+/// (told in `reserved`, so that the parent knows without reading the results).
+[[nodiscard]] frame_header arena_header(const byte_buffer& b, bool failed);
+/// `frame_header::reserved` of an arena response whose batch has a failing task.
+inline constexpr std::uint64_t arena_response_failed = 1;
 /// Reads and checks a header: magic, version, kind and length.
 /// @throws wire_error saying what is wrong.
 frame_header parse_header(const char* bytes);

@@ -33,11 +33,14 @@ enum class order {
 /// (`for (auto&& r : s)`), never both.
 ///
 /// @par Backpressure
-/// Batches dispatched and not yet consumed, whether running, finished or waiting in the stream,
+/// Results dispatched and not yet consumed, whether running, finished or waiting in the stream,
 /// never exceed the `pre_dispatch` window (unless it is "all"): a slow consumer holds the
-/// workers back instead of letting results pile up. With one task per batch (the case for
-/// tasks longer than a few milliseconds), at most `pre_dispatch` results exist besides the one
-/// the consumer holds.
+/// workers back instead of letting results pile up, so at most `pre_dispatch` + `n_jobs`
+/// results exist besides the one the consumer holds. With `batch_size="auto"` the window counts
+/// results; with a fixed batch size it counts batches, as joblib's `pre_dispatch` does.
+/// On backend=processes a result that came back in a worker's result arena (large results) is
+/// read into this process only when the consumer takes it: results waiting for the consumer
+/// stay in their worker, which waits before writing its next one.
 ///
 /// @par Errors
 /// A task that throws ends the call as for `par(range)`, but the results before it come first:
@@ -53,10 +56,17 @@ enum class order {
 /// the workers running the call's tasks are killed (their memory goes with them) and replaced
 /// at the next call; the drop ends once their pipes report it, within milliseconds.
 ///
+/// @par Ctrl-C
+/// A blocking loop over a stream on backend=processes, in a program that left SIGINT at its
+/// default, ends with `cojob::cancelled` on Ctrl-C (workers stopped, buffered results dropped),
+/// as `par(range)` does.
+///
 /// @par Thread safety
 /// A stream is consumed by one consumer at a time; `next()` must not be awaited twice at once.
 /// Destroying the `parallel` object while its stream runs cancels the stream: `next()` then
-/// fails with `operation_aborted`, the loop with `cojob::cancelled`.
+/// fails with `operation_aborted`, the loop with `cojob::cancelled`. The `parallel` object runs
+/// one call at a time; on backend=processes, results of a finished call still waiting in its
+/// workers keep it busy until they are taken or the stream is dropped.
 ///
 /// @par Example
 /// @code

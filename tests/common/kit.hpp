@@ -1,19 +1,24 @@
 // tests/common/kit.hpp - the shared test kit: a value type that counts its copies and moves,
 // the process's thread count, a capture of stdout/stderr, a one-pass input range that records
-// what it produced and where, a gate a blocked task can be released from, and small helpers
-// for bounded waits and exception messages.
+// what it produced and where, a gate a blocked task can be released from, a bounded run of a
+// coroutine, and small helpers for bounded waits and exception messages.
 #pragma once
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -297,5 +302,25 @@ template <class Make>
 input_generator(std::size_t, Make, producer_log*) -> input_generator<Make>;
 template <class Make>
 input_generator(std::size_t, Make) -> input_generator<Make>;
+
+// ---------------------------------------------------------------------------------------------
+// run_coroutine: a coroutine on a fresh io_context driven by this thread, within a time limit.
+
+/// Runs the coroutine `body` (a callable returning `asio::awaitable<void>`) on a fresh
+/// io_context driven by this thread for at most `limit`; rethrows what it threw, and throws
+/// std::runtime_error when it did not finish in time.
+template <class Body>
+void run_coroutine(Body body, std::chrono::steady_clock::duration limit = std::chrono::seconds(20)) {
+    boost::asio::io_context ctx;
+    bool finished = false;
+    std::exception_ptr error;
+    boost::asio::co_spawn(ctx, std::move(body), [&](std::exception_ptr e) {
+        finished = true;
+        error = e;
+    });
+    ctx.run_for(limit);
+    if (!finished) throw std::runtime_error("kit::run_coroutine: the coroutine did not finish within its time limit");
+    if (error) std::rethrow_exception(error);
+}
 
 }  // namespace kit

@@ -60,21 +60,7 @@ std::vector<long> expected_squares(long n) {
     return v;
 }
 
-/// Runs the coroutine `body` on a fresh io_context driven by this thread, at most `limit`;
-/// fails if it did not finish, and rethrows what it threw.
-template <class Body>
-void run_coroutine(Body body, std::chrono::steady_clock::duration limit = 10s) {
-    asio::io_context ctx;
-    bool finished = false;
-    std::exception_ptr error;
-    asio::co_spawn(ctx, std::move(body), [&](std::exception_ptr e) {
-        finished = true;
-        error = e;
-    });
-    ctx.run_for(limit);
-    REQUIRE(finished);
-    if (error) std::rethrow_exception(error);
-}
+using kit::run_coroutine;
 
 /// Whether `e` holds a system_error with operation_aborted.
 bool is_operation_aborted(const std::exception_ptr& e) {

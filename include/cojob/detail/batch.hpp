@@ -48,6 +48,8 @@ struct batch_base {
     std::atomic<std::size_t> running{0};        ///< with track: task now running
     std::atomic<std::int64_t> running_since{0};  ///< with track: its start (steady ns), 0 before
     std::optional<task_failure> origin;          ///< where a remote task failed (pid, host, time)
+    /// A stream's results still in a worker process (read when consumed); results stays empty.
+    std::unique_ptr<deferred_payload> deferred;
 
     static std::int64_t now_ns() noexcept;
 
@@ -60,6 +62,7 @@ protected:
         running.store(0, std::memory_order_relaxed);
         running_since.store(0, std::memory_order_relaxed);
         origin.reset();
+        deferred.reset();
     }
 };
 
@@ -257,11 +260,13 @@ struct sink_base {
     virtual void accept(batch_base& b) = 0;
     /// The call will deliver this many results (sized inputs), told before the first.
     virtual void expect(std::size_t /*results*/) {}
-    /// Streams: results are consumed one by one, and batches delivered but not yet consumed
-    /// count in the pre_dispatch window (backpressure). Lists take everything at once.
+    /// Streams: results are consumed one by one, and what was delivered but not yet consumed
+    /// counts in the pre_dispatch window (backpressure). Lists take everything at once.
     [[nodiscard]] virtual bool streaming() const noexcept { return false; }
     /// Streams: batches delivered and not yet fully consumed.
-    [[nodiscard]] virtual std::size_t held() const noexcept { return 0; }
+    [[nodiscard]] virtual std::size_t held_batches() const noexcept { return 0; }
+    /// Streams: results delivered and not yet consumed.
+    [[nodiscard]] virtual std::size_t held_results() const noexcept { return 0; }
     /// Whether batches go to the sink as they complete rather than in input order.
     [[nodiscard]] virtual bool completion_order() const noexcept { return false; }
 };

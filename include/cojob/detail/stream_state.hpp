@@ -32,6 +32,7 @@ namespace cojob::detail {
 
 class engine;
 class call_state;
+struct interrupt_watch;
 
 /// The untyped half of a stream. Its state is touched only on the call's executor: the
 /// consumer's thread for a blocking consumer (which drives the engine's private io_context),
@@ -66,8 +67,8 @@ protected:
     // On the executor.
     /// Starts the call if the stream has not started yet (async consumers).
     void start_if_needed();
-    /// The consumer took the last result of a delivered batch: the window has room again.
-    void batch_consumed();
+    /// The consumer took a result: the window may have room again.
+    void result_consumed();
     /// The consumer gave up: stop the call, free results, fail a waiting `async_next`.
     void close_on_executor() noexcept;
     [[nodiscard]] bool over() const noexcept { return over_; }
@@ -81,6 +82,11 @@ protected:
     virtual void ready(bool from_scheduler) = 0;
     /// The consumer is gone: free buffered results; fail a waiting async consumer.
     virtual void abandon() noexcept = 0;
+    /// Whether results still wait in worker processes (deferred payloads).
+    [[nodiscard]] virtual bool holds_workers() const noexcept = 0;
+    /// A deferred payload was read or dropped: once none is left after the call ended, the
+    /// parallel object is free (its workers could not answer another call before).
+    void workers_released() noexcept;
 
     boost::asio::any_io_executor executor_;
 
@@ -90,6 +96,8 @@ private:
     void start_call();
     void call_done(std::exception_ptr e) noexcept;
     void drive();
+    void watch_interrupt();
+    void unwatch_interrupt() noexcept;
 
     std::shared_ptr<engine> eng_;
     std::shared_ptr<call_state> call_;  ///< while the call runs
@@ -101,6 +109,11 @@ private:
     bool over_ = false;
     bool closed_ = false;
     bool drained_ = false;
+    bool wake_posted_ = false;  ///< a consumer_took is queued for the scheduler
+    bool holds_engine_ = false;  ///< the call ended, but results still wait in its workers
+    /// Blocking consumer on processes: Ctrl-C (SIGINT) stops the call, as it does par(range).
+    std::unique_ptr<interrupt_watch> interrupt_;
+    bool interrupted_ = false;  ///< SIGINT ended the call; told once as cojob::cancelled
 };
 
 /// The results of a stream whose tasks return R.
@@ -112,7 +125,8 @@ public:
 
     using stream_core::stream_core;
 
-    [[nodiscard]] std::size_t held() const noexcept final { return chunks_.size(); }
+    [[nodiscard]] std::size_t held_batches() const noexcept final { return chunks_.size(); }
+    [[nodiscard]] std::size_t held_results() const noexcept final { return held_results_; }
 
     /// Blocking consumer: the next result, or nothing at the end.
     std::optional<R> next_blocking() {
@@ -155,21 +169,53 @@ protected:
     /// Takes the results of a batch (the batch keeps moved-from husks until it is reused).
     void push(std::vector<R>&& results) {
         if (results.empty() || closed()) return;
-        chunks_.push_back(std::move(results));
+        held_results_ += results.size();
+        chunks_.push_back(chunk{std::move(results), nullptr, 0});
+        chunks_.back().count = chunks_.back().results.size();
+        ready(true);
+    }
+    /// Takes `count` results still in a worker process, read when the first is taken.
+    void push(std::unique_ptr<deferred_payload> deferred, std::size_t count) {
+        if (count == 0 || closed()) return;
+        held_results_ += count;
+        chunks_.push_back(chunk{{}, std::move(deferred), count});
+        ++deferred_chunks_;
         ready(true);
     }
 
 private:
     [[nodiscard]] bool has_result() const noexcept final { return !chunks_.empty(); }
+    [[nodiscard]] bool holds_workers() const noexcept final { return deferred_chunks_ != 0; }
 
+    /// The next result, or nothing yet. @throws wire_error when results left in a worker
+    /// cannot be read (the batch is dropped).
     std::optional<R> take() {
         if (chunks_.empty()) return std::nullopt;
-        std::optional<R> r(std::move(chunks_.front()[head_]));
-        if (++head_ == chunks_.front().size()) {
+        chunk& c = chunks_.front();
+        if (c.deferred) {
+            try {
+                c.results = read_deferred<R>(*c.deferred);
+                if (c.results.size() != c.count) throw wire_error("cojob: a worker's arena holds fewer results than announced");
+            } catch (...) {
+                held_results_ -= c.count;
+                chunks_.pop_front();
+                head_ = 0;
+                --deferred_chunks_;
+                workers_released();
+                result_consumed();
+                throw;
+            }
+            c.deferred.reset();  // the worker may write its next response now
+            --deferred_chunks_;
+            workers_released();
+        }
+        std::optional<R> r(std::move(c.results[head_]));
+        --held_results_;
+        if (++head_ == c.count) {
             chunks_.pop_front();  // frees the husks (and the memory they point to) now
             head_ = 0;
-            batch_consumed();
         }
+        result_consumed();
         return r;
     }
 
@@ -194,9 +240,14 @@ private:
 
     void ready(bool from_scheduler) final {
         if (!waiter_) return;
-        std::optional<R> r = take();
+        std::optional<R> r;
         std::exception_ptr e;
-        if (!r) {
+        try {
+            r = take();
+        } catch (...) {
+            e = std::current_exception();
+        }
+        if (!r && !e) {
             if (!over()) return;
             e = take_failure();
         }
@@ -213,6 +264,9 @@ private:
     void abandon() noexcept final {
         chunks_.clear();
         head_ = 0;
+        held_results_ = 0;
+        deferred_chunks_ = 0;
+        workers_released();
         if (waiter_) {
             try {
                 complete(std::nullopt,
@@ -242,8 +296,17 @@ private:
         boost::asio::post(ex, [h = std::move(h), e]() mutable { std::move(h)(e, std::optional<R>{}); });
     }
 
-    std::deque<std::vector<R>> chunks_;  ///< one per delivered batch, in delivery order
+    /// The results of one delivered batch, or the worker's arena that still holds them.
+    struct chunk {
+        std::vector<R> results;
+        std::unique_ptr<deferred_payload> deferred;
+        std::size_t count = 0;
+    };
+
+    std::deque<chunk> chunks_;           ///< one per delivered batch, in delivery order
     std::size_t head_ = 0;               ///< next result in chunks_.front()
+    std::size_t held_results_ = 0;       ///< results in chunks_ not taken yet
+    std::size_t deferred_chunks_ = 0;    ///< chunks whose results are still in a worker
     handler_type waiter_;
     boost::asio::any_io_executor waiter_ex_;  ///< the waiter's executor, work tracked
     boost::asio::cancellation_slot slot_;
@@ -262,7 +325,10 @@ public:
 
     void accept(batch_base& b) override {
         auto& results = static_cast<typed_batch<task_type>&>(b).results;
-        this->push(std::move(results));
+        if (b.deferred)
+            this->push(std::move(b.deferred), b.completed);
+        else
+            this->push(std::move(results));
         results.clear();  // moved from: valid but unspecified
     }
 

@@ -102,6 +102,8 @@ struct worker_context {
     /// rank 0 this way: they share no memory with it).
     void (*task_started)(void* arg, std::uint64_t index) = nullptr;
     void* task_started_arg = nullptr;
+    /// Set by the invoker when its response reports a failing task.
+    mutable bool failed = false;
 
     void acquire() const {
         if (acquire_output) acquire_output(acquire_arg);
@@ -139,6 +141,78 @@ void read_result(wire_in& in, R& r) {
             if (load_large_vector(in, r)) return;
     }
     in(r);
+}
+
+/// A successful response left in a worker's result arena for a stream: its results are read
+/// when the consumer takes the first of them, so results waiting for a slow consumer stay in
+/// the worker (which holds them anyway) instead of existing twice. Made by the process
+/// backend (src/backend_processes.cpp).
+class deferred_payload {
+public:
+    deferred_payload() = default;
+    deferred_payload(const deferred_payload&) = delete;
+    deferred_payload& operator=(const deferred_payload&) = delete;
+    /// Hands the arena back to its worker, which may then write its next response.
+    virtual ~deferred_payload() = default;
+    /// The payload's bytes, mapped into this process.
+    [[nodiscard]] virtual const char* data() = 0;
+    [[nodiscard]] virtual std::size_t size() const noexcept = 0;
+    /// Copies the payload's bytes [offset, offset + n) to `sink` piece by piece, without
+    /// mapping them here (their pages stay counted in the worker only).
+    virtual void copy_out(std::size_t offset, std::size_t n, void (*sink)(void* ctx, const char* p, std::size_t n),
+                          void* ctx) = 0;
+};
+
+/// Reads a large vector of numbers of a deferred payload as load_large_vector does, but
+/// through copy_out. Returns false, having read nothing, for anything else.
+template <class E, class A>
+bool load_large_vector_copied(wire_in& in, deferred_payload& p, std::vector<E, A>& v) {
+    unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
+    if (!in.peek(head, sizeof head)) return false;
+    std::uint64_t n = 0;
+    std::memcpy(&n, head, sizeof n);
+    if (n > (in.remaining() - sizeof head) / sizeof(E)) return false;
+    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
+    if (bytes < (std::size_t{4} << 20) || head[sizeof n] != 0) return false;
+    in.skip(sizeof head);
+    const std::size_t offset = in.position();
+    in.skip(bytes);
+    v.clear();
+    v.reserve(static_cast<std::size_t>(n));
+    advise_huge_pages(v.data(), bytes);
+    p.copy_out(offset, bytes, [](void* ctx, const char* b, std::size_t k) {
+        auto& out = *static_cast<std::vector<E, A>*>(ctx);
+        out.insert(out.end(), unaligned_reader<E>{b}, unaligned_reader<E>{b + k});
+    }, &v);
+    return true;
+}
+
+/// The results of a deferred payload (the tasks before a failure never come this way).
+template <class R>
+std::vector<R> read_deferred(deferred_payload& p) {
+    std::vector<R> results;
+    if constexpr (wire_value<R>) {
+        wire_in in(p.data(), p.size());
+        std::uint64_t completed = 0;
+        in(completed);
+        if (completed > in.remaining()) throw wire_error("cojob: corrupt result count in a worker's arena");
+        results.reserve(static_cast<std::size_t>(completed));
+        for (std::uint64_t i = 0; i < completed; ++i) {
+            R r{};
+            bool done = false;
+            if constexpr (is_std_vector<R>) {
+                using E = typename R::value_type;
+                if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>)
+                    done = load_large_vector_copied(in, p, r);
+            }
+            if (!done) in(r);
+            results.push_back(std::move(r));
+        }
+    } else {
+        (void)p;  // never made: such results do not travel
+        throw wire_error("cojob: results of this type cannot come from a worker process");
+    }
+    return results;
 }
 
 // ---- the typed halves ------------------------------------------------------------------
@@ -243,6 +317,9 @@ struct remote {
         const auto begin = [&] {
             if (begun) return;
             begun = true;
+            // The arena may wait for a slow consumer of a stream: no task runs meanwhile, and
+            // a timeout must not count that wait.
+            if (track) ctx.running_since->store(0, std::memory_order_release);
             ctx.acquire();
             count_at = out.buffer().size();
             out(completed);
@@ -273,6 +350,7 @@ struct remote {
             } catch (...) {
                 begin();
                 std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
+                ctx.failed = true;
                 encode_current_failure(out, static_cast<std::size_t>(i), t.function_name(), t.describe_arguments());
                 return;
             }
