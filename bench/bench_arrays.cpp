@@ -27,6 +27,8 @@
 //   runs the joblib twin bench/joblib/bench_arrays.py in the same go.
 #include <cojob/cojob.hpp>
 
+#include "bench_kit.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,9 +73,8 @@ double element(std::span<const double> data, std::size_t i) { return data[i]; }
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+using bench_kit::clock_type;
+using bench_kit::seconds_since;
 
 struct window {
     std::size_t begin, end;
@@ -85,11 +86,7 @@ struct series {
     std::vector<double> values;
 };
 
-double median_of(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+using bench_kit::median;
 
 [[noreturn]] void wrong(const char* what) {
     std::fprintf(stderr, "bench_arrays: %s\n", what);
@@ -216,7 +213,7 @@ int main(int argc, char** argv) {
                 calls.push_back(seconds_since(t0));
                 if (got.size() != 2 || got[0] != data.size()) wrong("share: wrong size");
             }
-            record("share", median_of(calls));
+            record("share", median(calls));
         }
         if (wanted("share_changed")) {
             std::vector<double> calls;
@@ -228,7 +225,7 @@ int main(int argc, char** argv) {
                 calls.push_back(seconds_since(t0));
                 if (got.size() != 2 || got[0] != other[at] || got[1] != other[at]) wrong("share_changed: a worker saw stale data");
             }
-            record("share_changed", median_of(calls));
+            record("share_changed", median(calls));
         }
         std::printf("round %d:", r + 1);
         for (const char* id : order)
@@ -250,8 +247,8 @@ int main(int argc, char** argv) {
         const series& s = out[id];
         if (s.values.empty()) continue;
         const auto [lo, hi] = std::minmax_element(s.values.begin(), s.values.end());
-        std::printf("| %s | %.3f %s | %.3f | %.3f |\n", id, median_of(s.values), s.unit, *lo, *hi);
-        if (f) std::fprintf(f, "%s\t%.6g\t%.6g\t%.6g\t%s\n", id, median_of(s.values), *lo, *hi, s.unit);
+        std::printf("| %s | %.3f %s | %.3f | %.3f |\n", id, median(s.values), s.unit, *lo, *hi);
+        if (f) std::fprintf(f, "%s\t%.6g\t%.6g\t%.6g\t%s\n", id, median(s.values), *lo, *hi, s.unit);
     }
     if (f) std::fclose(f);
     return 0;

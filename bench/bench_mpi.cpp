@@ -12,6 +12,8 @@
 #include <cojob/cojob.hpp>
 #include <cojob/mpi.hpp>
 
+#include "bench_kit.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,19 +42,11 @@ double first_of(std::span<const double> data, int i) { return data[static_cast<s
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using bench_kit::clock_type;
+using bench_kit::env_int;
+using bench_kit::median;
+using bench_kit::seconds_since;
 
-double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
-int env_int(const char* name, int fallback) {
-    const char* v = std::getenv(name);
-    return v ? std::atoi(v) : fallback;
-}
 
 cojob::options on(cojob::backend b) {
     cojob::options o;

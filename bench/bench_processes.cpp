@@ -5,6 +5,8 @@
 // REPEATS (11), N_TINY (100000).
 #include <cojob/cojob.hpp>
 
+#include "bench_kit.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -25,25 +27,17 @@ std::vector<double> block(int i, int n) { return std::vector<double>(static_cast
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using bench_kit::clock_type;
+using bench_kit::env_int;
+using bench_kit::median;
+using bench_kit::seconds_since;
 
-double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
 
 struct row {
     const char* id;
     double value;
     const char* unit;
 };
-
-int env_int(const char* name, int fallback) {
-    const char* v = std::getenv(name);
-    return v ? std::atoi(v) : fallback;
-}
 
 }  // namespace
 

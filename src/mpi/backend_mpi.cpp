@@ -79,6 +79,18 @@ private:
     int rounds_ = 0;
 };
 
+/// Starts sending the frame in `b` to `dest`, in pieces MPI's int counts can hold; the
+/// requests to complete go to `requests`, and `b` must live until they have.
+void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests) {
+    for (std::size_t at = 0; at < b.size(); at += chunk) {
+        MPI_Request r;
+        check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, dest, frame_tag,
+                        comm, &r),
+              "isend");
+        requests.push_back(r);
+    }
+}
+
 /// Receives the frame whose first message `msg` matched: its header tells how many more
 /// pieces follow from the same rank. Returns the header; the frame is in `in`.
 frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffer& in) {
@@ -180,16 +192,7 @@ public:
         return bufs_[slot_];
     }
     /// Sends what `next()` returned.
-    void post() {
-        const byte_buffer& b = bufs_[slot_];
-        for (std::size_t at = 0; at < b.size(); at += chunk) {
-            MPI_Request r;
-            check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, 0, frame_tag,
-                            comm, &r),
-                  "isend");
-            reqs_[slot_].push_back(r);
-        }
-    }
+    void post() { isend_frame(0, bufs_[slot_], reqs_[slot_]); }
     void flush() {
         settle(0);
         settle(1);
@@ -381,7 +384,6 @@ public:
 private:
     struct rank_state {
         std::deque<mpi_job> jobs;  ///< sent, in order; the front one runs
-        bool greeted = false;
         bool gone = false;  ///< said bye, or spoke another build
         std::map<const call_state*, block_sender::sent_set> blocks;  ///< arrays it holds, by call
     };
@@ -506,13 +508,7 @@ private:
     }
 
     void start_send(int to, std::unique_ptr<outgoing> o) {
-        for (std::size_t at = 0; at < o->bytes.size(); at += chunk) {
-            MPI_Request r;
-            check(MPI_Isend(o->bytes.data() + at, static_cast<int>(std::min(chunk, o->bytes.size() - at)), MPI_BYTE,
-                            to, frame_tag, comm, &r),
-                  "isend");
-            o->requests.push_back(r);
-        }
+        isend_frame(to, o->bytes, o->requests);
         sends_.push_back(std::move(o));
     }
 
@@ -595,7 +591,6 @@ private:
                                            "); start the same program on every rank")));
                     return true;
                 }
-                rank.greeted = true;
                 return true;
             }
             case frame_kind::progress: {

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -321,6 +323,17 @@ void run_coroutine(Body body, std::chrono::steady_clock::duration limit = std::c
     ctx.run_for(limit);
     if (!finished) throw std::runtime_error("kit::run_coroutine: the coroutine did not finish within its time limit");
     if (error) std::rethrow_exception(error);
+}
+
+/// Whether `e` holds a boost::system::system_error with operation_aborted (a cancelled call).
+inline bool is_operation_aborted(const std::exception_ptr& e) {
+    try {
+        if (e) std::rethrow_exception(e);
+    } catch (const boost::system::system_error& s) {
+        return s.code() == boost::asio::error::operation_aborted;
+    } catch (...) {
+    }
+    return false;
 }
 
 }  // namespace kit

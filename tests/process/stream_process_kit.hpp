@@ -198,15 +198,7 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-inline bool is_operation_aborted(const std::exception_ptr& e) {
-    try {
-        if (e) std::rethrow_exception(e);
-    } catch (const boost::system::system_error& s) {
-        return s.code() == asio::error::operation_aborted;
-    } catch (...) {
-    }
-    return false;
-}
+using kit::is_operation_aborted;
 
 /// After a drop: the workers in `stuck` stop running soon, and the object runs a call at once,
 /// on fresh workers, without zombies left behind.

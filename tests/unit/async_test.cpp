@@ -60,18 +60,8 @@ std::vector<long> expected_squares(long n) {
     return v;
 }
 
+using kit::is_operation_aborted;
 using kit::run_coroutine;
-
-/// Whether `e` holds a system_error with operation_aborted.
-bool is_operation_aborted(const std::exception_ptr& e) {
-    try {
-        if (e) std::rethrow_exception(e);
-    } catch (const boost::system::system_error& s) {
-        return s.code() == asio::error::operation_aborted;
-    } catch (...) {
-    }
-    return false;
-}
 
 /// Runs `ctx` (on this thread) until `condition` holds or `limit` passes.
 template <class Condition>

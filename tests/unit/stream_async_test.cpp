@@ -47,15 +47,7 @@ namespace {
 
 using kit::run_coroutine;
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-    try {
-        if (e) std::rethrow_exception(e);
-    } catch (const boost::system::system_error& s) {
-        return s.code() == asio::error::operation_aborted;
-    } catch (...) {
-    }
-    return false;
-}
+using kit::is_operation_aborted;
 
 }  // namespace
 
