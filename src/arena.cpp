@@ -2,10 +2,16 @@
 // that hands it from the worker to the parent and back.
 #include "arena.hpp"
 
+#include "worker.hpp"
+
+#include <cojob/errors.hpp>
+
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +20,7 @@
 #include <ctime>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace cojob::detail {
 
@@ -89,22 +96,85 @@ void shared_arena::forget_pages() noexcept {
     if (map_) (void)::madvise(map_, mapped_, MADV_DONTNEED);
 }
 
-void shared_arena::copy_out(std::size_t offset, std::size_t n, void (*sink)(void*, const char*, std::size_t),
-                            void* ctx) {
-    // Small enough to stay in the cache between the read and the sink's copy.
-    constexpr std::size_t piece = 256 * 1024;
+namespace {
+
+/// Small enough to stay in the cache between a read and the sink's copy.
+constexpr std::size_t piece = 256 * 1024;
+
+char* piece_buffer() {
     thread_local std::unique_ptr<char[]> buffer;
     if (!buffer) buffer.reset(new char[piece]);
+    return buffer.get();
+}
+
+thread_local worker_memory* lender = nullptr;
+
+}  // namespace
+
+void shared_arena::copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) {
+    char* const buffer = piece_buffer();
     while (n > 0) {
         const std::size_t want = std::min(n, piece);
-        const ssize_t r = ::pread(fd_, buffer.get(), want, static_cast<off_t>(offset));
+        const ssize_t r = ::pread(fd_, buffer, want, static_cast<off_t>(offset));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) fail("cojob: reading a result arena");
         if (r == 0) throw wire_error("cojob: a worker's arena ended inside a response");
-        sink(ctx, buffer.get(), static_cast<std::size_t>(r));
+        sink(ctx, buffer, static_cast<std::size_t>(r));
         offset += static_cast<std::size_t>(r);
         n -= static_cast<std::size_t>(r);
     }
+}
+
+bool worker_memory::probe(std::uint64_t address) noexcept {
+    std::uint64_t value = 0;
+    const iovec local{&value, sizeof value};
+    const iovec remote{reinterpret_cast<void*>(static_cast<std::uintptr_t>(address)), sizeof value};
+    std::lock_guard lock(m_);
+    return pid_ > 0 && ::process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof value) &&
+           value == lend_probe_value;
+}
+
+void worker_memory::copy(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) {
+    char* const buffer = piece_buffer();
+    std::lock_guard lock(m_);  // the worker is not reaped meanwhile
+    const auto gone = [this](const std::string& why) {
+        return lent_result_lost("cojob: worker process " + std::to_string(known_) +
+                           " ended before the parent read a result it held (" + why + "); a vector of " +
+                           std::to_string(large_vector_bytes >> 20) + " MiB or more stays in its worker until it is taken");
+    };
+    if (pid_ <= 0) throw gone("reaped");
+    while (n > 0) {
+        // A whole piece before the sink sees it: pieces then hold whole elements.
+        const std::size_t want = std::min(n, piece);
+        std::size_t got = 0;
+        while (got < want) {
+            const iovec local{buffer + got, want - got};
+            const iovec remote{reinterpret_cast<void*>(static_cast<std::uintptr_t>(address + got)), want - got};
+            const ssize_t r = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) throw gone(r < 0 ? std::system_category().message(errno) : std::string("nothing read"));
+            got += static_cast<std::size_t>(r);
+        }
+        sink(ctx, buffer, want);
+        address += want;
+        n -= want;
+    }
+}
+
+pid_t worker_memory::reap(int& st, int options) noexcept {
+    std::lock_guard lock(m_);
+    if (pid_ <= 0) return -1;
+    const pid_t r = ::waitpid(pid_, &st, options);
+    if (r == pid_) pid_ = -1;
+    return r;
+}
+
+lend_scope::lend_scope(worker_memory* m) noexcept : previous_(std::exchange(lender, m)) {}
+lend_scope::~lend_scope() { lender = previous_; }
+
+void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) {
+    if (!lender) throw wire_error("cojob: a response lent a result, but no worker lends to this reader");
+    lender->copy(address, n, sink, ctx);
 }
 
 namespace arena_flag {

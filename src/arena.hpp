@@ -9,10 +9,14 @@
 #pragma once
 
 #include <cojob/detail/wire.hpp>
+#include <cojob/errors.hpp>
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 namespace cojob::detail {
 
@@ -49,7 +53,7 @@ public:
     /// Parent: copies the file's bytes [offset, offset + n) to `sink` in pieces through a small
     /// buffer (pread), without mapping them into this process. @throws wire_error when the
     /// file is shorter, std::system_error on a read error.
-    void copy_out(std::size_t offset, std::size_t n, void (*sink)(void* ctx, const char* p, std::size_t n), void* ctx);
+    void copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx);
 
 private:
     void remap(std::size_t bytes);
@@ -58,6 +62,49 @@ private:
     bool writable_ = false;
     char* map_ = nullptr;
     std::size_t mapped_ = 0;
+};
+
+/// Thrown by worker_memory::copy: the worker that lent a result is gone, and the result with it.
+class lent_result_lost : public worker_died {
+public:
+    using worker_died::worker_died;
+};
+
+/// A worker's memory as its parent reads lent results out of it (process_vm_readv: one copy,
+/// none in the worker). Shared by the worker's record and the deferred payloads of its
+/// responses. The worker is reaped through it, under its lock, so a read can never reach
+/// another process that was given the pid afterwards.
+class worker_memory {
+public:
+    explicit worker_memory(pid_t pid) noexcept : pid_(pid), known_(pid) {}
+
+    /// Reads the probe a hello points at: true when it holds lend_probe_value, i.e. this
+    /// process may read the worker's memory (no seccomp, Yama or dumpable rule against it).
+    [[nodiscard]] bool probe(std::uint64_t address) noexcept;
+    /// Copies the worker's bytes [address, address + n) to `sink` in pieces through a small
+    /// buffer. @throws lent_result_lost when the worker is gone or the read fails.
+    void copy(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx);
+    /// waitpid(pid, &st, options) under the lock; once it reaped the worker, reads fail.
+    /// Returns what waitpid returned (-1 when it was reaped already).
+    pid_t reap(int& st, int options) noexcept;
+
+private:
+    std::mutex m_;
+    pid_t pid_;     ///< -1 once reaped
+    pid_t known_;   ///< the worker's pid, for messages
+};
+
+/// Names the worker whose lent bytes copy_lent reads on this thread while the scope lasts
+/// (the process backend decoding a response).
+class lend_scope {
+public:
+    explicit lend_scope(worker_memory* m) noexcept;
+    ~lend_scope();
+    lend_scope(const lend_scope&) = delete;
+    lend_scope& operator=(const lend_scope&) = delete;
+
+private:
+    worker_memory* previous_;
 };
 
 /// The hand-over flag, a futex word in the shared status page.

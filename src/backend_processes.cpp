@@ -95,12 +95,14 @@ void ignore_sigpipe_once() {
     (void)done;
 }
 
-/// A stream's response left in its worker's arena (see deferred_payload). Destroying it hands
-/// the arena back: the pages leave this process and the worker may write again.
+/// A stream's response left in its worker's arena (see deferred_payload), with the results it
+/// lent. Destroying it hands the arena back: the pages leave this process, and the worker may
+/// write again and drop what it lent.
 class arena_payload final : public deferred_payload {
 public:
-    arena_payload(std::shared_ptr<shared_arena> arena, std::shared_ptr<worker_status> status, std::size_t bytes)
-        : arena_(std::move(arena)), status_(std::move(status)), bytes_(bytes) {}
+    arena_payload(std::shared_ptr<shared_arena> arena, std::shared_ptr<worker_status> status,
+                  std::shared_ptr<worker_memory> memory, std::size_t bytes)
+        : arena_(std::move(arena)), status_(std::move(status)), memory_(std::move(memory)), bytes_(bytes) {}
     ~arena_payload() override {
         arena_->forget_pages();
         arena_flag::release(status_->arena_held);
@@ -110,14 +112,18 @@ public:
 
     const char* data() override { return arena_->view(sizeof(frame_header) + bytes_) + sizeof(frame_header); }
     std::size_t size() const noexcept override { return bytes_; }
-    void copy_out(std::size_t offset, std::size_t n, void (*sink)(void*, const char*, std::size_t), void* ctx) override {
+    void copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) override {
         if (offset > bytes_ || n > bytes_ - offset) throw wire_error("cojob: a read past the end of a worker's arena");
         arena_->copy_out(sizeof(frame_header) + offset, n, sink, ctx);
+    }
+    void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) override {
+        memory_->copy(address, n, sink, ctx);
     }
 
 private:
     std::shared_ptr<shared_arena> arena_;
     std::shared_ptr<worker_status> status_;
+    std::shared_ptr<worker_memory> memory_;
     std::size_t bytes_;
 };
 
@@ -134,6 +140,8 @@ struct worker_proc {
     /// deferred payloads of a stream, which may outlive the worker.
     std::shared_ptr<worker_status> status;
     std::shared_ptr<shared_arena> arena;
+    /// Its memory, for lent results; every reaping goes through it (worker_memory::reap).
+    std::shared_ptr<worker_memory> memory;
     bool greeted = false;      ///< its hello frame arrived and matched
     bool dead = false;         ///< reaped or being replaced
     bool interrupted = false;  ///< killed on purpose for its call
@@ -315,6 +323,7 @@ private:
 
         auto w = std::make_shared<worker_proc>();
         w->pid = pid;
+        w->memory = std::make_shared<worker_memory>(pid);
         ::fcntl(req_w.fd, F_SETFL, ::fcntl(req_w.fd, F_GETFL) | O_NONBLOCK);
         ::fcntl(resp_r.fd, F_SETFL, ::fcntl(resp_r.fd, F_GETFL) | O_NONBLOCK);
         w->to = req_w.release();
@@ -332,7 +341,7 @@ private:
             int st = 0;
             if (w->interrupted) {
                 retire(*w);
-            } else if (::waitpid(w->pid, &st, WNOHANG) == w->pid) {
+            } else if (w->memory->reap(st, WNOHANG) == w->pid) {
                 w->pid = -1;
                 drop(*w);
             }
@@ -508,6 +517,10 @@ private:
                         if (identity != build_identity())
                             throw wire_error("cojob: worker process " + std::to_string(pid) + " is another build (" +
                                              identity + ", expected " + build_identity() + ")");
+                        std::uint64_t probe = 0;
+                        ar(probe);
+                        // Large vector results are lent when this process can read the worker's memory.
+                        if (w->memory->probe(probe)) w->status->lend.store(1, std::memory_order_release);
                         w->greeted = true;
                         break;
                     }
@@ -523,8 +536,10 @@ private:
                             ar(completed);
                             if (completed > b.size) throw wire_error("cojob: a worker answered more tasks than it was sent");
                             b.completed = static_cast<std::size_t>(completed);
-                            b.deferred = std::make_unique<arena_payload>(w->arena, w->status, static_cast<std::size_t>(h.length));
+                            b.deferred = std::make_unique<arena_payload>(w->arena, w->status, w->memory,
+                                                                         static_cast<std::size_t>(h.length));
                         } else {
+                            const lend_scope lending(w->memory.get());
                             b.decode(ar);
                             if (in_arena) {
                                 w->arena->forget_pages();
@@ -553,6 +568,9 @@ private:
                     default: throw wire_error("cojob: a worker sent a request frame");
                 }
                 w->in.consume(total);
+            } catch (const lent_result_lost&) {
+                lost(w, nullptr, true);  // it died before we read what it lent: tell how
+                return true;
             } catch (...) {
                 lost(w, std::current_exception());
                 return true;
@@ -562,13 +580,14 @@ private:
     }
 
     /// The worker ended its pipe (`why` null) or broke the protocol (`why`): kill and reap it,
-    /// and give its batch back with the reason.
-    void lost(const worker_ptr& w, std::exception_ptr why) {
+    /// and give its batch back with the reason. `answered`: it died after it answered its first
+    /// batch but before this process read the results that answer lent.
+    void lost(const worker_ptr& w, std::exception_ptr why, bool answered = false) {
         const bool was_interrupted = w->interrupted;
         const pid_t pid = w->pid;
         ::kill(pid, SIGKILL);
         int st = 0;
-        const bool reaped = ::waitpid(pid, &st, 0) == pid;
+        const bool reaped = w->memory->reap(st, 0) == pid;
         w->pid = -1;
         const bool greeted = w->greeted;
         const std::size_t index =
@@ -576,7 +595,22 @@ private:
         drop(*w);
         std::deque<job> jobs = std::move(w->jobs);
         w->jobs.clear();
-        if (jobs.empty()) return;
+        const std::string how = reaped ? describe_status(st) : std::string("ended");
+        if (answered && !jobs.empty()) {
+            job a = std::move(jobs.front());
+            jobs.pop_front();
+            a.batch->error = std::make_exception_ptr(worker_died(
+                "cojob: worker process " + std::to_string(pid) + " " + how + " before its results for tasks #" +
+                std::to_string(a.batch->first) + " to #" + std::to_string(a.batch->first + a.batch->size - 1) +
+                " were read (a vector result of " + std::to_string(large_vector_bytes >> 20) +
+                " MiB or more stays in its worker until the parent reads it)"));
+            a.batch->completed = 0;
+            call_state::finished(std::move(a.call), std::move(a.batch));
+        }
+        if (jobs.empty()) {
+            if (answered) pump();
+            return;
+        }
         // Batches behind the one that ran never started.
         for (std::size_t k = 1; k < jobs.size(); ++k) {
             jobs[k].batch->error = std::make_exception_ptr(cancelled("cojob: the worker holding this batch was lost"));
@@ -598,7 +632,6 @@ private:
             } catch (...) {
             }
         } else {
-            const std::string how = reaped ? describe_status(st) : std::string("ended");
             if (!greeted) {
                 b.error = std::make_exception_ptr(worker_died(
                     "cojob: worker process " + std::to_string(pid) + " " + how +
@@ -629,7 +662,7 @@ private:
         if (w.pid > 0) {
             ::kill(w.pid, SIGKILL);
             int st = 0;
-            ::waitpid(w.pid, &st, 0);
+            (void)w.memory->reap(st, 0);
             w.pid = -1;
         }
         drop(w);
@@ -661,10 +694,10 @@ private:
         for (auto& w : pool_) {
             if (w->dead || w->pid < 0) continue;
             int st = 0;
-            while (::waitpid(w->pid, &st, WNOHANG) == 0) {
+            while (w->memory->reap(st, WNOHANG) == 0) {
                 if (std::chrono::steady_clock::now() > deadline) {
                     ::kill(w->pid, SIGKILL);
-                    ::waitpid(w->pid, &st, 0);
+                    (void)w->memory->reap(st, 0);
                     break;
                 }
                 std::this_thread::sleep_for(std::chrono::microseconds(200));

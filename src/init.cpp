@@ -22,8 +22,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cojob {
 
@@ -104,11 +106,24 @@ void wait_for_request(int fd) {
     const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
     shared_arena arena(has_arena ? worker_arena_fd : -1, true);
     byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
+    // Large vector results lent to the parent (worker_context::lent): kept until the parent has
+    // read the response that lent them, which it says by releasing the arena.
+    std::vector<std::shared_ptr<void>> lent;
+    struct hand_over {
+        worker_status* status;
+        std::vector<std::shared_ptr<void>>* lent;
+        worker_context* ctx;
+    } hand{status, &lent, &ctx};
     if (has_arena) {
-        ctx.acquire_output = [](void* held) {
-            arena_flag::wait_released(*static_cast<std::atomic<std::uint32_t>*>(held));
+        ctx.acquire_output = [](void* arg) {
+            auto& h = *static_cast<hand_over*>(arg);
+            arena_flag::wait_released(h.status->arena_held);
+            h.lent->clear();
+            // Lending needs the parent's word that it can read this process (the probe of
+            // our hello), which may come after the first request: asked here, as late as can be.
+            h.ctx->lent = h.status->lend.load(std::memory_order_acquire) != 0 ? h.lent : nullptr;
         };
-        ctx.acquire_arg = &status->arena_held;
+        ctx.acquire_arg = &hand;
     }
     byte_buffer in;
     try {
@@ -141,18 +156,23 @@ void wait_for_request(int fd) {
         if (has_arena && status->arena_held.load(std::memory_order_acquire) == 0) {
             out.clear();
             out.shrink_if_above(arena_keep_bytes);
+            lent.clear();
         }
+        bool stays = false;  // the response stays in the arena, handed over by its flag
         try {
             run_request(in.data(), in.size(), out, ctx);
+            // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
+            // response lent, and the response must be handed over even when it is small.
+            stays = has_arena && (out.size() >= arena_min_response || !lent.empty());
             // A response that stays in the arena gets its header below, without a checksum.
-            if (!(has_arena && out.size() >= arena_min_response)) end_frame(out, 0, frame_kind::response);
+            if (!stays) end_frame(out, 0, frame_kind::response);
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not decode a request: ") + e.what());
         }
         release_request_mappings();  // shared arguments of this request (src/sharing.hpp)
         flush_output();  // what the tasks printed comes before their results
         try {
-            if (has_arena && out.size() >= arena_min_response) {
+            if (stays) {
                 // The payload stays in the arena until the parent has decoded it.
                 const frame_header h = arena_header(out, ctx.failed);
                 status->arena_held.store(1, std::memory_order_release);
@@ -176,10 +196,15 @@ const std::string& program_name() { return name_storage(); }
 bool in_worker_process() noexcept { return serving.load(); }
 void enter_worker_mode() noexcept { serving.store(true); }
 
+std::uint64_t lend_probe_address() noexcept {
+    static const volatile std::uint64_t probe = lend_probe_value;
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&probe));
+}
+
 void write_hello(byte_buffer& out) {
     const auto at = begin_frame(out);
     wire_out ar(out);
-    ar(build_identity(), static_cast<std::int32_t>(current_pid()));
+    ar(build_identity(), static_cast<std::int32_t>(current_pid()), lend_probe_address());
     end_frame(out, at, frame_kind::hello);
 }
 

@@ -24,7 +24,16 @@ struct worker_status {
     std::atomic<std::uint64_t> running{0};    ///< index inside the batch
     std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
     std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
+    /// Set by the parent once it has read this worker's memory (the hello's probe): large
+    /// vector results may then be lent (cojob/detail/shared_arrays.hpp, blob_lent).
+    std::atomic<std::uint32_t> lend{0};
 };
+
+/// What the probe a worker's hello points at holds: the parent reads it with
+/// process_vm_readv to learn whether it may read lent results that way.
+inline constexpr std::uint64_t lend_probe_value = 0x636f6a6f622d6c64;  // "cojob-ld"
+/// The address of this process's probe (in a worker, sent with its hello).
+[[nodiscard]] std::uint64_t lend_probe_address() noexcept;
 
 /// argv[0] as `init` saw it ("" before `init`).
 [[nodiscard]] const std::string& program_name();
@@ -33,7 +42,7 @@ struct worker_status {
 /// Marks this process as a worker serving tasks: its inner parallel calls run on threads.
 void enter_worker_mode() noexcept;
 
-/// Appends the hello frame a worker starts with (build identity and pid) to `out`.
+/// Appends the hello frame a worker starts with (build identity, pid, lend probe address) to `out`.
 void write_hello(byte_buffer& out);
 /// Runs the request whose payload is [payload, payload + n) and leaves its response in `out`
 /// (cleared first) as a frame whose header the caller fills in (end_frame, arena_header).

@@ -151,10 +151,55 @@ struct unaligned_reader {
     friend auto operator<=>(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p <=> b.p; }
 };
 
-/// Reads a large vector of numbers (4 MiB or more) whose bytes are inline, in one pass: its
-/// storage is reserved (with huge pages) and filled straight from the payload, where cereal
-/// would zero it first and copy after. Returns false, having read nothing, for anything else
-/// (small, shared, truncated), which the caller then reads the ordinary way.
+/// A vector of numbers this large is a "large vector": read in one pass (load_large_vector),
+/// and lent by a process worker whose parent can read its memory.
+inline constexpr std::size_t large_vector_bytes = std::size_t{4} << 20;
+/// save_blob's marker byte after a vector's size tag: 0 the bytes follow, 1 a shared segment.
+/// Results only: the address of the bytes in the worker, which keeps the vector alive until
+/// the parent has read it straight from its memory (one copy, and none in the worker).
+inline constexpr std::uint8_t blob_lent = 2;
+
+/// Receives bytes piece by piece (whole elements in every piece).
+using piece_sink = void (*)(void* ctx, const char* p, std::size_t n);
+
+/// Parent, while it decodes a response of a worker that lends (the process backend sets the
+/// worker for the decoding thread): copies the worker's bytes [address, address + n) to
+/// `sink`. @throws worker_died when the worker is gone, wire_error with no worker set
+/// (compiled in src/arena.cpp).
+void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx);
+
+/// Worker side of a lent vector: its size tag, the marker and the address of its elements.
+template <wire_output Ar>
+void save_lent(Ar& ar, const void* data, std::size_t count) {
+    const auto n = static_cast<std::uint64_t>(count);
+    const auto address = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(data));
+    ar.write(&n, sizeof n);
+    ar.write(&blob_lent, 1);
+    ar.write(&address, sizeof address);
+}
+
+/// Appends bytes holding whole elements of E, not necessarily aligned, to a std::vector<E, A>
+/// (a piece_sink; `ctx` is the vector).
+template <class E, class A>
+void append_elements(void* ctx, const char* p, std::size_t n) {
+    auto& v = *static_cast<std::vector<E, A>*>(ctx);
+    v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + n});
+}
+
+/// Empties `v` and reserves `n` elements, with huge pages, for a large vector's bytes.
+template <class E, class A>
+void prepare_large_vector(std::vector<E, A>& v, std::uint64_t n) {
+    if (n > v.max_size()) throw_size_mismatch();
+    v.clear();
+    v.reserve(static_cast<std::size_t>(n));
+    advise_huge_pages(v.data(), static_cast<std::size_t>(n) * sizeof(E));
+}
+
+/// Reads a large vector of numbers (large_vector_bytes or more) whose bytes are inline, or lent,
+/// in one pass: its storage is reserved (with huge pages) and filled straight from the payload
+/// or the worker, where cereal would zero it first and copy after. Returns false, having read
+/// nothing, for anything else (small, shared, truncated), which the caller then reads the
+/// ordinary way.
 template <wire_input Ar, class E, class A>
     requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
 bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
@@ -162,15 +207,21 @@ bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
     if (!ar.peek(head, sizeof head)) return false;
     std::uint64_t n = 0;
     std::memcpy(&n, head, sizeof n);
+    if (head[sizeof n] == blob_lent) {
+        ar.skip(sizeof head);
+        std::uint64_t address = 0;
+        ar.read(&address, sizeof address);
+        prepare_large_vector(v, n);
+        copy_lent(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
+        return true;
+    }
     if (n > ar.remaining() / sizeof(E)) return false;
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
-    if (bytes < (std::size_t{4} << 20) || head[sizeof n] != 0) return false;
+    if (bytes < large_vector_bytes || head[sizeof n] != 0) return false;
     ar.skip(sizeof head);
     const char* p = ar.take(bytes);
-    v.clear();
-    v.reserve(static_cast<std::size_t>(n));
-    advise_huge_pages(v.data(), bytes);
-    v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + bytes});
+    prepare_large_vector(v, n);
+    append_elements<E, A>(&v, p, bytes);
     return true;
 }
 

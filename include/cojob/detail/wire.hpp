@@ -102,6 +102,12 @@ struct worker_context {
     /// rank 0 this way: they share no memory with it).
     void (*task_started)(void* arg, std::uint64_t index) = nullptr;
     void* task_started_arg = nullptr;
+    /// Set in a process worker whose parent reads its memory: a task's result that is a large
+    /// vector of numbers (large_vector_bytes or more) is then kept alive here and lent, its
+    /// address written instead of its bytes (save_lent). acquire_output sets it, after it has
+    /// emptied the vector (by then the parent has read the previous response). Null elsewhere
+    /// (MPI ranks, no arena, a parent that cannot read the worker's memory).
+    std::vector<std::shared_ptr<void>>* lent = nullptr;
     /// Set by the invoker when its response reports a failing task.
     mutable bool failed = false;
 
@@ -159,31 +165,36 @@ public:
     [[nodiscard]] virtual std::size_t size() const noexcept = 0;
     /// Copies the payload's bytes [offset, offset + n) to `sink` piece by piece, without
     /// mapping them here (their pages stay counted in the worker only).
-    virtual void copy_out(std::size_t offset, std::size_t n, void (*sink)(void* ctx, const char* p, std::size_t n),
-                          void* ctx) = 0;
+    virtual void copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) = 0;
+    /// Copies bytes the response lent (blob_lent) from its worker's memory to `sink`.
+    /// @throws worker_died when that worker is gone.
+    virtual void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) = 0;
 };
 
 /// Reads a large vector of numbers of a deferred payload as load_large_vector does, but
-/// through copy_out. Returns false, having read nothing, for anything else.
+/// through copy_out or copy_lent. Returns false, having read nothing, for anything else.
 template <class E, class A>
 bool load_large_vector_copied(wire_in& in, deferred_payload& p, std::vector<E, A>& v) {
     unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
     if (!in.peek(head, sizeof head)) return false;
     std::uint64_t n = 0;
     std::memcpy(&n, head, sizeof n);
+    if (head[sizeof n] == blob_lent) {
+        in.skip(sizeof head);
+        std::uint64_t address = 0;
+        in.read(&address, sizeof address);
+        prepare_large_vector(v, n);
+        p.copy_lent(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
+        return true;
+    }
     if (n > (in.remaining() - sizeof head) / sizeof(E)) return false;
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
-    if (bytes < (std::size_t{4} << 20) || head[sizeof n] != 0) return false;
+    if (bytes < large_vector_bytes || head[sizeof n] != 0) return false;
     in.skip(sizeof head);
     const std::size_t offset = in.position();
     in.skip(bytes);
-    v.clear();
-    v.reserve(static_cast<std::size_t>(n));
-    advise_huge_pages(v.data(), bytes);
-    p.copy_out(offset, bytes, [](void* ctx, const char* b, std::size_t k) {
-        auto& out = *static_cast<std::vector<E, A>*>(ctx);
-        out.insert(out.end(), unaligned_reader<E>{b}, unaligned_reader<E>{b + k});
-    }, &v);
+    prepare_large_vector(v, n);
+    p.copy_out(offset, bytes, &append_elements<E, A>, &v);
     return true;
 }
 
@@ -339,6 +350,18 @@ struct remote {
                 } else {
                     R r = t();
                     begin();
+                    if constexpr (is_std_vector<R>) {
+                        using E = typename R::value_type;
+                        if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>) {
+                            if (ctx.lent && r.size() >= large_vector_bytes / sizeof(E)) {
+                                auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
+                                ctx.lent->push_back(kept);
+                                save_lent(out, kept->data(), kept->size());
+                                ++completed;
+                                continue;
+                            }
+                        }
+                    }
                     const std::size_t mark = out.buffer().size();
                     try {
                         out(r);
