@@ -7,6 +7,7 @@
 #include <cojob/errors.hpp>
 
 #include <linux/futex.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -71,6 +72,9 @@ char* shared_arena::resize_storage(std::size_t want, std::size_t keep, std::size
     if (bytes > mapped_) {
         if (::ftruncate(fd_, static_cast<off_t>(bytes)) != 0) fail("cojob: growing a result arena");
         remap(bytes);
+        // The arena grows when results stop being lent (or at the first large response): the
+        // heap then holds the freed chunks of lent vectors, which the arena now replaces.
+        if (writable_) (void)::malloc_trim(0);
     } else if (bytes < mapped_ && keep <= bytes) {
         remap(bytes);  // unmap first: nothing may touch the pages the file gives back
         if (::ftruncate(fd_, static_cast<off_t>(bytes)) != 0) fail("cojob: shrinking a result arena");

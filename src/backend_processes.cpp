@@ -520,7 +520,8 @@ private:
                         std::uint64_t probe = 0;
                         ar(probe);
                         // Large vector results are lent when this process can read the worker's memory.
-                        if (w->memory->probe(probe)) w->status->lend.store(1, std::memory_order_release);
+                        if (w->memory->probe(probe))
+                            w->status->lend.store(static_cast<std::uint32_t>(std::max(workers_, 1)), std::memory_order_release);
                         w->greeted = true;
                         break;
                     }

@@ -121,7 +121,9 @@ void wait_for_request(int fd) {
             h.lent->clear();
             // Lending needs the parent's word that it can read this process (the probe of
             // our hello), which may come after the first request: asked here, as late as can be.
-            h.ctx->lent = h.status->lend.load(std::memory_order_acquire) != 0 ? h.lent : nullptr;
+            const std::uint32_t readers = h.status->lend.load(std::memory_order_acquire);
+            h.ctx->lent = readers != 0 ? h.lent : nullptr;
+            h.ctx->lend_readers = readers;
         };
         ctx.acquire_arg = &hand;
     }
@@ -160,6 +162,7 @@ void wait_for_request(int fd) {
         }
         bool stays = false;  // the response stays in the arena, handed over by its flag
         try {
+            ctx.lend_mark_ns = steady_now_ns();
             run_request(in.data(), in.size(), out, ctx);
             // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
             // response lent, and the response must be handed over even when it is small.
@@ -177,6 +180,10 @@ void wait_for_request(int fd) {
                 const frame_header h = arena_header(out, ctx.failed);
                 status->arena_held.store(1, std::memory_order_release);
                 write_all(worker_response_fd, &h, sizeof h);
+                // A small response that lent its results needs no more than the arena's first
+                // step: pages an earlier response grew it by would sit beside the lent
+                // vectors. Given back now (the parent reads only the first bytes).
+                if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
             } else {
                 write_all(worker_response_fd, out.data(), out.size());
             }

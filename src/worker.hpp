@@ -24,8 +24,9 @@ struct worker_status {
     std::atomic<std::uint64_t> running{0};    ///< index inside the batch
     std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
     std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
-    /// Set by the parent once it has read this worker's memory (the hello's probe): large
-    /// vector results may then be lent (cojob/detail/shared_arrays.hpp, blob_lent).
+    /// Set by the parent once it has read this worker's memory (the hello's probe), to the
+    /// number of workers it reads from: large vector results may then be lent
+    /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
     std::atomic<std::uint32_t> lend{0};
 };
 

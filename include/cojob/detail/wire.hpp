@@ -7,6 +7,7 @@
 #include <cojob/detail/wire_archive.hpp>
 #include <cojob/errors.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -108,6 +109,14 @@ struct worker_context {
     /// emptied the vector (by then the parent has read the previous response). Null elsewhere
     /// (MPI ranks, no arena, a parent that cannot read the worker's memory).
     std::vector<std::shared_ptr<void>>* lent = nullptr;
+    /// Set with `lent`: how many workers the parent reads from. A result is lent only when
+    /// making it took at least this many nanoseconds per byte of it: then a parent reading
+    /// every worker's results at 1 GB/s keeps up, and the copy saved here is time won. Faster
+    /// tasks make the parent the bottleneck, and their results go in the arena (the worker
+    /// copies them, which the parent reads faster than a worker's memory).
+    std::uint32_t lend_readers = 0;
+    /// Steady ns when the batch began or its last large vector result was made.
+    mutable std::int64_t lend_mark_ns = 0;
     /// Set by the invoker when its response reports a failing task.
     mutable bool failed = false;
 
@@ -349,19 +358,25 @@ struct remote {
                     begin();
                 } else {
                     R r = t();
-                    begin();
                     if constexpr (is_std_vector<R>) {
                         using E = typename R::value_type;
                         if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>) {
-                            if (ctx.lent && r.size() >= large_vector_bytes / sizeof(E)) {
-                                auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
-                                ctx.lent->push_back(kept);
-                                save_lent(out, kept->data(), kept->size());
-                                ++completed;
-                                continue;
+                            if (r.size() >= large_vector_bytes / sizeof(E)) {
+                                const std::int64_t made = steady_now_ns();
+                                const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(made - ctx.lend_mark_ns, 0));
+                                ctx.lend_mark_ns = made;
+                                begin();  // sets ctx.lent
+                                if (ctx.lent && took >= std::uint64_t{ctx.lend_readers} * r.size() * sizeof(E)) {
+                                    auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
+                                    ctx.lent->push_back(kept);
+                                    save_lent(out, kept->data(), kept->size());
+                                    ++completed;
+                                    continue;
+                                }
                             }
                         }
                     }
+                    begin();
                     const std::size_t mark = out.buffer().size();
                     try {
                         out(r);

@@ -119,16 +119,19 @@ public:
         std::memmove(data_, data_ + n, size_ - n);
         size_ -= n;
     }
-    /// Frees the memory when it is much larger than what is usually needed.
+    /// Frees the memory when it is much larger than what is usually needed. A storage (the
+    /// result arena) shrinks to about the bytes it holds and keeps them; a heap buffer is
+    /// freed only when empty.
     void shrink_if_above(std::size_t limit) noexcept {
-        if (capacity_ <= limit || size_ != 0) return;
+        if (capacity_ <= limit) return;
         if (storage_) {
             try {
-                data_ = storage_->resize_storage(0, 0, capacity_);
+                data_ = storage_->resize_storage(size_, size_, capacity_);
             } catch (...) {  // keeping the room is harmless
             }
             return;
         }
+        if (size_ != 0) return;
         owned_.reset();
         data_ = nullptr;
         capacity_ = 0;
