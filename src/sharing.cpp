@@ -165,8 +165,9 @@ void bring_up_to_date(segment& s, const void* data, std::size_t bytes) {
 /// (~2.9 GB/s here: no page is zeroed, no page table filled); pwrites to one file are serialized
 /// by its inode lock, so the helper thread fills chunks from the back through the mapping instead
 /// (MADV_POPULATE_WRITE allocates and maps them without that lock, ~1.2 GB/s), and the two meet
-/// where the work balances (80 MB: ~23 ms instead of ~28). Any chunk that cannot be populated is
-/// written with pwrite as well, so a full folder is reported with the error pwrite gives.
+/// where the work balances (80 MB: ~23 ms instead of ~28, lightly loaded). Any chunk that cannot
+/// be populated is written with pwrite as well, so a full folder is reported with the error
+/// pwrite gives.
 int fill_new(segment& s, const void* data, std::size_t bytes) noexcept {
     while (::ftruncate(s.fd, static_cast<off_t>(bytes)) != 0)
         if (errno != EINTR) return errno;
