@@ -33,13 +33,13 @@ struct sharing_settings {
     mmap_mode mode = mmap_mode::r;
 };
 
-/// A nameless file, the parent's mapping of it (made when it is first reused), and the array
-/// it was last filled from.
+/// A nameless file, the parent's mapping of it (made when the file is), and the array it was
+/// last filled from.
 struct segment {
     int fd = -1;
     std::size_t capacity = 0;  ///< the file's size
     std::uint64_t id = 0;      ///< unique in this process: workers key their mappings by it
-    char* map = nullptr;       ///< read-write, MAP_SHARED, over [0, capacity); null until needed
+    char* map = nullptr;       ///< read-write, MAP_SHARED, over [0, capacity)
     const void* data = nullptr;  ///< the array it holds a copy of
     std::size_t bytes = 0;
     int users = 0;               ///< calls using it now: a segment in use is never rewritten

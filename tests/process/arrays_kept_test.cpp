@@ -11,7 +11,10 @@
 #include "scratch_dir.hpp"
 #include "sharing.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -72,6 +75,12 @@ namespace ktest {
 
 double kept_sum(std::span<const double> s) { return std::accumulate(s.begin(), s.end(), 0.0); }
 double kept_element(std::span<const double> s, std::size_t i) { return s[i]; }
+/// How many elements differ from the ramp from, from + 1, ...
+std::size_t kept_off_ramp(std::span<const double> s, double from) {
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) off += s[i] != from + static_cast<double>(i);
+    return off;
+}
 /// This worker's pid, where the span's elements are, and how many segments and files it maps.
 std::vector<std::uint64_t> kept_where(std::span<const double> s) {
     return {static_cast<std::uint64_t>(::getpid()), reinterpret_cast<std::uintptr_t>(s.data()),
@@ -128,6 +137,68 @@ TEST_CASE("arrays: a segment kept across calls is brought up to date, never serv
     data = ramp(n, -5.0);
     CHECK(sums() == std::vector<double>(4, sum_of(data)));
     CHECK(held_in(dir.path()).fds <= 2);  // the new vector may live elsewhere: a second segment
+}
+
+TEST_CASE("arrays: an array large enough for two filling threads arrives intact, the first time and when changed",
+          "[arrays][process][kept]") {
+    kit::scratch_dir dir("cojob-kept");
+    cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .temp_folder = dir.path().string()}};
+    // 20 MiB and 3 elements: past the two-thread threshold (16 MiB), and a last chunk that is not whole.
+    auto data = ramp((std::size_t{20} << 17) + 3, 0.5);
+    const auto off = [&](double from) {
+        return par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_off_ramp)(data, from); }));
+    };
+    auto before = cojob::detail::sharing_totals();
+    CHECK(off(0.5) == std::vector<std::size_t>(2, 0));
+    auto after = cojob::detail::sharing_totals();
+    CHECK(after.segments == before.segments + 1);
+    CHECK(after.bytes == before.bytes + data.size() * sizeof(double));
+
+    // Chunks at both ends and around the middle, where the two threads meet.
+    const std::vector<std::size_t> at = {0, data.size() / 2 - 1, data.size() / 2, data.size() / 2 + 131072, data.size() - 1};
+    for (std::size_t i : at) data[i] = -1.0;
+    before = after;
+    CHECK(off(0.5) == std::vector<std::size_t>(2, at.size()));
+    for (std::size_t i : at) data[i] = 0.5 + static_cast<double>(i);
+    CHECK(off(0.5) == std::vector<std::size_t>(2, 0));
+    after = cojob::detail::sharing_totals();
+    CHECK(after.segments == before.segments);
+    CHECK(after.bytes - before.bytes < data.size() * sizeof(double));  // only the changed chunks, twice
+
+    std::iota(data.begin(), data.end(), 7.0);  // rewritten whole
+    CHECK(off(7.0) == std::vector<std::size_t>(2, 0));
+}
+
+TEST_CASE("arrays: a folder that cannot hold a new segment gives a clear error and leaves nothing behind",
+          "[arrays][process][kept]") {
+    kit::scratch_dir dir("cojob-kept");
+    cojob::parallel par{{.n_jobs = 2, .backend = processes, .temp_folder = dir.path().string()}};
+    const auto data = ramp(std::size_t{3} << 20);  // 24 MiB
+    const auto sums = [&] { return par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(data); })); };
+    {
+        // A full folder, simulated without privileges: past the file size limit (RLIMIT_FSIZE)
+        // growing a file fails with EFBIG, as it would with ENOSPC. Restored before any check.
+        rlimit saved{};
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+        const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+        rlimit small = saved;
+        small.rlim_cur = 4 << 20;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+        std::string message;
+        try {
+            (void)sums();
+        } catch (const cojob::error& e) {
+            message = e.what();
+        }
+        ::setrlimit(RLIMIT_FSIZE, &saved);
+        std::signal(SIGXFSZ, old_handler);
+        CHECK_THAT(message, Catch::Contains("cannot place a shared argument of 25165824 bytes") &&
+                                Catch::Contains(dir.path().string()) && Catch::Contains("raise max_nbytes"));
+    }
+    const held h = held_in(dir.path());
+    CHECK(h.fds == 0);
+    CHECK(h.maps == 0);
+    CHECK(sums() == std::vector<double>(2, sum_of(data)));  // the same object works once there is room
 }
 
 TEST_CASE("arrays: a worker maps a shared array once for all its tasks, and keeps it for the next call on it",
