@@ -115,7 +115,7 @@ struct worker_context {
     /// tasks make the parent the bottleneck, and their results go in the arena (the worker
     /// copies them, which the parent reads faster than a worker's memory).
     std::uint32_t lend_readers = 0;
-    /// Steady ns when the batch began or its last large vector result was made.
+    /// Steady ns when the batch's tasks began, or the task after its last large vector result.
     mutable std::int64_t lend_mark_ns = 0;
     /// Set by the invoker when its response reports a failing task.
     mutable bool failed = false;
@@ -358,18 +358,20 @@ struct remote {
                     begin();
                 } else {
                     R r = t();
+                    bool large = false;  // a large vector of numbers: lent, or timed for the next
                     if constexpr (is_std_vector<R>) {
                         using E = typename R::value_type;
                         if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>) {
                             if (r.size() >= large_vector_bytes / sizeof(E)) {
+                                large = true;
                                 const std::int64_t made = steady_now_ns();
                                 const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(made - ctx.lend_mark_ns, 0));
-                                ctx.lend_mark_ns = made;
-                                begin();  // sets ctx.lent
+                                begin();  // sets ctx.lent (after a wait that must not count as making)
                                 if (ctx.lent && took >= std::uint64_t{ctx.lend_readers} * r.size() * sizeof(E)) {
                                     auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
                                     ctx.lent->push_back(kept);
                                     save_lent(out, kept->data(), kept->size());
+                                    ctx.lend_mark_ns = steady_now_ns();
                                     ++completed;
                                     continue;
                                 }
@@ -384,6 +386,7 @@ struct remote {
                         out.buffer().resize(mark);  // drop a half-written result
                         throw;
                     }
+                    if (large) ctx.lend_mark_ns = steady_now_ns();  // the next task starts now
                 }
             } catch (...) {
                 begin();
