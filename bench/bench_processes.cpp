@@ -7,8 +7,6 @@
 
 #include "bench_kit.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -139,10 +137,7 @@ int main(int argc, char** argv) {
             for (int k = 0; k < 8; ++k) {
                 std::vector<double> v;
                 v.reserve(source.size());
-                constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-                const auto at = reinterpret_cast<std::uintptr_t>(v.data());
-                const auto b = (at + huge - 1) & ~(huge - 1), e = (at + source.size() * sizeof(double)) & ~(huge - 1);
-                if (e > b) (void)::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+                cojob::detail::advise_huge_pages(v.data(), source.size() * sizeof(double));
                 v.insert(v.end(), source.begin(), source.end());
                 fresh.push_back(std::move(v));
             }

@@ -110,22 +110,20 @@ void wait_for_request(int fd) {
     // read the response that lent them, which it says by releasing the arena.
     std::vector<std::shared_ptr<void>> lent;
     struct hand_over {
-        worker_status* status;
+        std::atomic<std::uint32_t>* held;
         std::vector<std::shared_ptr<void>>* lent;
-        worker_context* ctx;
-    } hand{status, &lent, &ctx};
+    } hand{has_arena ? &status->arena_held : nullptr, &lent};
     if (has_arena) {
         ctx.acquire_output = [](void* arg) {
             auto& h = *static_cast<hand_over*>(arg);
-            arena_flag::wait_released(h.status->arena_held);
+            arena_flag::wait_released(*h.held);
             h.lent->clear();
-            // Lending needs the parent's word that it can read this process (the probe of
-            // our hello), which may come after the first request: asked here, as late as can be.
-            const std::uint32_t readers = h.status->lend.load(std::memory_order_acquire);
-            h.ctx->lent = readers != 0 ? h.lent : nullptr;
-            h.ctx->lend_readers = readers;
         };
         ctx.acquire_arg = &hand;
+        ctx.lent = &lent;
+        // Set by the parent once its probe of our hello worked, which may be after the first
+        // request: read at each large result.
+        ctx.lend_readers = &status->lend;
     }
     byte_buffer in;
     try {

@@ -196,33 +196,44 @@ void prepare_large_vector(std::vector<E, A>& v, std::uint64_t n) {
 }
 
 /// Reads a large vector of numbers (large_vector_bytes or more) whose bytes are inline, or lent,
-/// in one pass: its storage is reserved (with huge pages) and filled straight from the payload
-/// or the worker, where cereal would zero it first and copy after. Returns false, having read
-/// nothing, for anything else (small, shared, truncated), which the caller then reads the
-/// ordinary way.
-template <wire_input Ar, class E, class A>
+/// in one pass: its storage is reserved (with huge pages) and filled straight from the bytes,
+/// where cereal would zero it first and copy after. Where the bytes are is the caller's:
+/// `inline_bytes(n, sink, ctx)` passes the next n bytes of `ar` to the sink, `lent_bytes(address,
+/// n, sink, ctx)` copies them out of the worker. Returns false, having read nothing, for
+/// anything else (small, shared, truncated), which the caller then reads the ordinary way.
+template <wire_input Ar, class E, class A, class Inline, class Lent>
     requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
-bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
+bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent lent_bytes) {
     unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
     if (!ar.peek(head, sizeof head)) return false;
     std::uint64_t n = 0;
     std::memcpy(&n, head, sizeof n);
-    if (head[sizeof n] == blob_lent) {
+    const std::uint8_t marker = head[sizeof n];
+    if (marker == blob_lent) {
         ar.skip(sizeof head);
         std::uint64_t address = 0;
         ar.read(&address, sizeof address);
         prepare_large_vector(v, n);
-        copy_lent(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
+        lent_bytes(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
         return true;
     }
-    if (n > ar.remaining() / sizeof(E)) return false;
+    if (marker != 0 || n > (ar.remaining() - sizeof head) / sizeof(E)) return false;
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
-    if (bytes < large_vector_bytes || head[sizeof n] != 0) return false;
+    if (bytes < large_vector_bytes) return false;
     ar.skip(sizeof head);
-    const char* p = ar.take(bytes);
     prepare_large_vector(v, n);
-    append_elements<E, A>(&v, p, bytes);
+    inline_bytes(bytes, &append_elements<E, A>, &v);
     return true;
+}
+
+/// read_large_vector from a payload in this process, lent bytes from the worker whose response
+/// this thread decodes (copy_lent).
+template <wire_input Ar, class E, class A>
+    requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
+bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
+    return read_large_vector(
+        ar, v, [&ar](std::size_t bytes, piece_sink sink, void* ctx) { sink(ctx, ar.take(bytes), bytes); },
+        [](std::uint64_t address, std::size_t bytes, piece_sink sink, void* ctx) { copy_lent(address, bytes, sink, ctx); });
 }
 
 template <wire_output Ar, class E, std::size_t N>

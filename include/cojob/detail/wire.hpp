@@ -103,18 +103,18 @@ struct worker_context {
     /// rank 0 this way: they share no memory with it).
     void (*task_started)(void* arg, std::uint64_t index) = nullptr;
     void* task_started_arg = nullptr;
-    /// Set in a process worker whose parent reads its memory: a task's result that is a large
-    /// vector of numbers (large_vector_bytes or more) is then kept alive here and lent, its
-    /// address written instead of its bytes (save_lent). acquire_output sets it, after it has
-    /// emptied the vector (by then the parent has read the previous response). Null elsewhere
-    /// (MPI ranks, no arena, a parent that cannot read the worker's memory).
+    /// In a process worker with an arena: where a task's result that is a large vector of
+    /// numbers (large_vector_bytes or more) is kept alive when it is lent, its address written
+    /// instead of its bytes (save_lent). acquire_output empties it: by then the parent has read
+    /// the previous response. Null elsewhere (MPI ranks, no arena).
     std::vector<std::shared_ptr<void>>* lent = nullptr;
-    /// Set with `lent`: how many workers the parent reads from. A result is lent only when
-    /// making it took at least this many nanoseconds per byte of it: then a parent reading
-    /// every worker's results at 1 GB/s keeps up, and the copy saved here is time won. Faster
-    /// tasks make the parent the bottleneck, and their results go in the arena (the worker
-    /// copies them, which the parent reads faster than a worker's memory).
-    std::uint32_t lend_readers = 0;
+    /// With `lent`, in the shared status page: 0 while the parent cannot read this worker's
+    /// memory, else how many workers it reads from. A result is lent only when making it took
+    /// at least this many nanoseconds per byte of it: then a parent reading every worker's
+    /// results at 1 GB/s keeps up, and the copy saved here is time won. Faster tasks make the
+    /// parent the bottleneck, and their results go in the arena (the worker copies them, which
+    /// the parent reads faster than a worker's memory).
+    const std::atomic<std::uint32_t>* lend_readers = nullptr;
     /// Steady ns when the batch's tasks began, or the task after its last large vector result.
     mutable std::int64_t lend_mark_ns = 0;
     /// Set by the invoker when its response reports a failing task.
@@ -180,33 +180,6 @@ public:
     virtual void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) = 0;
 };
 
-/// Reads a large vector of numbers of a deferred payload as load_large_vector does, but
-/// through copy_out or copy_lent. Returns false, having read nothing, for anything else.
-template <class E, class A>
-bool load_large_vector_copied(wire_in& in, deferred_payload& p, std::vector<E, A>& v) {
-    unsigned char head[sizeof(std::uint64_t) + 1];  // cereal's size tag, then save_blob's marker
-    if (!in.peek(head, sizeof head)) return false;
-    std::uint64_t n = 0;
-    std::memcpy(&n, head, sizeof n);
-    if (head[sizeof n] == blob_lent) {
-        in.skip(sizeof head);
-        std::uint64_t address = 0;
-        in.read(&address, sizeof address);
-        prepare_large_vector(v, n);
-        p.copy_lent(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
-        return true;
-    }
-    if (n > (in.remaining() - sizeof head) / sizeof(E)) return false;
-    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
-    if (bytes < large_vector_bytes || head[sizeof n] != 0) return false;
-    in.skip(sizeof head);
-    const std::size_t offset = in.position();
-    in.skip(bytes);
-    prepare_large_vector(v, n);
-    p.copy_out(offset, bytes, &append_elements<E, A>, &v);
-    return true;
-}
-
 /// The results of a deferred payload (the tasks before a failure never come this way).
 template <class R>
 std::vector<R> read_deferred(deferred_payload& p) {
@@ -223,7 +196,16 @@ std::vector<R> read_deferred(deferred_payload& p) {
             if constexpr (is_std_vector<R>) {
                 using E = typename R::value_type;
                 if constexpr (std::is_arithmetic_v<E> && !std::is_same_v<E, bool>)
-                    done = load_large_vector_copied(in, p, r);
+                    done = read_large_vector(
+                        in, r,
+                        [&](std::size_t bytes, piece_sink sink, void* ctx) {
+                            const std::size_t offset = in.position();
+                            in.skip(bytes);
+                            p.copy_out(offset, bytes, sink, ctx);  // not mapped here: see copy_out
+                        },
+                        [&p](std::uint64_t address, std::size_t bytes, piece_sink sink, void* ctx) {
+                            p.copy_lent(address, bytes, sink, ctx);
+                        });
             }
             if (!done) in(r);
             results.push_back(std::move(r));
@@ -366,8 +348,10 @@ struct remote {
                                 large = true;
                                 const std::int64_t made = steady_now_ns();
                                 const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(made - ctx.lend_mark_ns, 0));
-                                begin();  // sets ctx.lent (after a wait that must not count as making)
-                                if (ctx.lent && took >= std::uint64_t{ctx.lend_readers} * r.size() * sizeof(E)) {
+                                begin();  // may wait for the arena: not counted as making
+                                const std::uint32_t readers =
+                                    ctx.lend_readers ? ctx.lend_readers->load(std::memory_order_acquire) : 0;
+                                if (readers != 0 && took >= std::uint64_t{readers} * r.size() * sizeof(E)) {
                                     auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
                                     ctx.lent->push_back(kept);
                                     save_lent(out, kept->data(), kept->size());
