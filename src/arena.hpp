@@ -46,9 +46,10 @@ public:
 
     /// Parent: the first `n` bytes, mapped. @throws wire_error when the file is shorter.
     [[nodiscard]] const char* view(std::size_t n);
-    /// Parent, after reading a response: unmaps the pages from this process (the file keeps
-    /// them; the next view maps them again), so that they are resident in the worker only and
-    /// not counted a second time in this process's resident set.
+    /// Parent, after a stream took a response's results (read with copy_out): unmaps the few
+    /// pages it mapped, so that the arena's pages are resident in the worker only and not
+    /// counted a second time in this process's resident set. A list's response stays mapped:
+    /// the next response of the same size then needs no page faults.
     void forget_pages() noexcept;
     /// Parent: copies the file's bytes [offset, offset + n) to `sink` in pieces through a small
     /// buffer (pread), without mapping them into this process. @throws wire_error when the

@@ -13,7 +13,7 @@
 namespace cojob::detail {
 
 inline constexpr std::uint32_t frame_magic = 0x424a4f43;  // "COJB" in memory order
-inline constexpr std::uint16_t wire_version = 1;
+inline constexpr std::uint16_t wire_version = 2;
 /// Larger frames are refused as corrupt (a length field gone wrong must not allocate 2^60 bytes).
 inline constexpr std::uint64_t max_frame_payload = std::uint64_t{1} << 40;
 

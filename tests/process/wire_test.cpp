@@ -135,6 +135,40 @@ TEST_CASE("wire: values round-trip, vectors of numbers as one block", "[wire]") 
     CHECK(s == "x");
 }
 
+TEST_CASE("wire: a large vector's elements start on a 64-byte boundary of the payload, whatever came before", "[wire]") {
+    const std::size_t n = large_vector_bytes / sizeof(double) + 3;
+    std::vector<double> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<double>(i) * 0.5;
+    for (const std::string& prefix : {std::string(), std::string("a"), std::string("seven b"), std::string(61, 'c')}) {
+        CAPTURE(prefix.size());
+        byte_buffer b;
+        wire_out out(b);
+        out(prefix, v);
+        const std::size_t start = b.size() - n * sizeof(double);
+        CHECK(start % 64 == 0);
+        CHECK(std::memcmp(b.data() + start, v.data(), n * sizeof(double)) == 0);
+        // Both readers skip the padding: cereal's (load_blob) and the one-pass one (read_result).
+        std::string p1, p2;
+        std::vector<double> through_cereal, one_pass;
+        wire_in in(b.data(), b.size());
+        in(p1, through_cereal);
+        CHECK(p1 == prefix);
+        CHECK(through_cereal == v);
+        CHECK(in.remaining() == 0);
+        wire_in in2(b.data(), b.size());
+        in2(p2);
+        read_result(in2, one_pass);
+        CHECK(one_pass == v);
+        CHECK(in2.remaining() == 0);
+        // Cut short inside the elements: refused, not read past the end.
+        wire_in cut(b.data(), b.size() - 8);
+        std::string p3;
+        std::vector<double> partial;
+        cut(p3);
+        CHECK_THROWS_AS(read_result(cut, partial), wire_error);
+    }
+}
+
 TEST_CASE("wire: a function identity resolves to the same function, and a wrong one is refused", "[wire]") {
     byte_buffer b;
     wire_out out(b);

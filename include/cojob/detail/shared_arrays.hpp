@@ -68,6 +68,18 @@ concept wire_output = std::same_as<Ar, wire_out>;
 template <class Ar>
 concept wire_input = std::same_as<Ar, wire_in>;
 
+/// A vector of numbers this large is a "large vector": read in one pass (load_large_vector),
+/// and lent by a process worker whose parent can read its memory.
+inline constexpr std::size_t large_vector_bytes = std::size_t{4} << 20;
+
+/// The zero bytes between an inline block's marker, which ends at `position` of the payload,
+/// and the block: a large block starts on a 64-byte boundary of the payload, so that its
+/// reader finds whole, aligned elements and copies them with memmove (payloads start at
+/// least 16-byte aligned).
+[[nodiscard]] constexpr std::size_t blob_padding(std::size_t position, std::size_t bytes) noexcept {
+    return bytes >= large_vector_bytes ? (64 - position % 64) % 64 : 0;
+}
+
 /// Writes a binary block (the body of a vector of arithmetic values or of a string).
 template <wire_output Ar>
 void save_blob(Ar& ar, const void* data, std::size_t bytes) {
@@ -78,10 +90,13 @@ void save_blob(Ar& ar, const void* data, std::size_t bytes) {
     shared_ref ref;
     const std::uint8_t shared = share_bytes(data, bytes, ref) ? 1 : 0;
     ar.write(&shared, 1);
-    if (shared)
+    if (shared) {
         ar(ref);
-    else
-        ar.write(data, bytes);
+        return;
+    }
+    static constexpr char zeros[64] = {};
+    ar.write(zeros, blob_padding(ar.position(), bytes));
+    ar.write(data, bytes);
 }
 template <wire_input Ar>
 void load_blob(Ar& ar, void* data, std::size_t bytes) {
@@ -92,6 +107,7 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
     std::uint8_t shared = 0;
     ar.read(&shared, 1);
     if (!shared) {
+        ar.skip(blob_padding(ar.position(), bytes));
         ar.read(data, bytes);
         return;
     }
@@ -151,12 +167,10 @@ struct unaligned_reader {
     friend auto operator<=>(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p <=> b.p; }
 };
 
-/// A vector of numbers this large is a "large vector": read in one pass (load_large_vector),
-/// and lent by a process worker whose parent can read its memory.
-inline constexpr std::size_t large_vector_bytes = std::size_t{4} << 20;
-/// save_blob's marker byte after a vector's size tag: 0 the bytes follow, 1 a shared segment.
-/// Results only: the address of the bytes in the worker, which keeps the vector alive until
-/// the parent has read it straight from its memory (one copy, and none in the worker).
+/// save_blob's marker byte after a vector's size tag: 0 the bytes follow (after blob_padding),
+/// 1 a shared segment, and this one, in results only: the address of the bytes in the
+/// worker, which keeps the vector alive until the parent has read it straight from its memory
+/// (one copy, and none in the worker).
 inline constexpr std::uint8_t blob_lent = 2;
 
 /// Receives bytes piece by piece (whole elements in every piece).
@@ -183,7 +197,14 @@ void save_lent(Ar& ar, const void* data, std::size_t count) {
 template <class E, class A>
 void append_elements(void* ctx, const char* p, std::size_t n) {
     auto& v = *static_cast<std::vector<E, A>*>(ctx);
-    v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + n});
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(E) == 0) {
+        // Aligned bytes are elements already: insert copies them with memmove, which is what
+        // large vectors need (the element loop below runs at half its speed or less).
+        const E* first = reinterpret_cast<const E*>(p);
+        v.insert(v.end(), first, first + n / sizeof(E));
+    } else {
+        v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + n});
+    }
 }
 
 /// Empties `v` and reserves `n` elements, with huge pages, for a large vector's bytes.
@@ -220,7 +241,9 @@ bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent l
     if (marker != 0 || n > (ar.remaining() - sizeof head) / sizeof(E)) return false;
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
     if (bytes < large_vector_bytes) return false;
-    ar.skip(sizeof head);
+    const std::size_t padding = blob_padding(ar.position() + sizeof head, bytes);
+    if (padding > ar.remaining() - sizeof head - bytes) return false;
+    ar.skip(sizeof head + padding);
     prepare_large_vector(v, n);
     inline_bytes(bytes, &append_elements<E, A>, &v);
     return true;
