@@ -14,10 +14,13 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 
 namespace cojob::detail {
 
@@ -101,11 +104,55 @@ dump_header read_header(const std::filesystem::path& path, const dump_type& expe
     return h;
 }
 
+/// Calls `f(data, size)` for the sink's bytes in order: runs of its buffer and the arrays it
+/// gathered between them.
+template <class F>
+void for_each_piece(const byte_sink& sink, F f) {
+    const std::string& buffer = sink.buffer();
+    std::size_t from = 0;
+    for (const byte_sink::gathered& g : sink.gathered_arrays()) {
+        if (g.at > from) f(buffer.data() + from, g.at - from);
+        f(g.data, g.size);
+        from = g.at;
+    }
+    if (buffer.size() > from) f(buffer.data() + from, buffer.size() - from);
+}
+
+/// zstd at `level` over the payload (the sink's bytes after the header room), streamed piece by
+/// piece so that gathered arrays are read where they are; the frame records its content size.
+std::string compress_payload(const byte_sink& sink, std::size_t payload_bytes, int level) {
+    struct cctx_deleter {
+        void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+    };
+    const std::unique_ptr<ZSTD_CCtx, cctx_deleter> cctx(ZSTD_createCCtx());
+    if (!cctx) throw std::bad_alloc();
+    const auto check = [](std::size_t r) {
+        if (ZSTD_isError(r)) throw error(std::string("cojob::dump: zstd failed: ") + ZSTD_getErrorName(r));
+        return r;
+    };
+    check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level));
+    check(ZSTD_CCtx_setPledgedSrcSize(cctx.get(), payload_bytes));
+    std::string packed(dump_header_bytes + ZSTD_compressBound(payload_bytes), '\0');
+    ZSTD_outBuffer out{packed.data() + dump_header_bytes, packed.size() - dump_header_bytes, 0};
+    std::size_t skip = dump_header_bytes;  // the header room is not payload
+    for_each_piece(sink, [&](const char* data, std::size_t size) {
+        const std::size_t drop = std::min(skip, size);
+        skip -= drop;
+        ZSTD_inBuffer in{data + drop, size - drop, 0};
+        while (in.pos < in.size) check(ZSTD_compressStream2(cctx.get(), &out, &in, ZSTD_e_continue));
+    });
+    ZSTD_inBuffer none{nullptr, 0, 0};
+    while (check(ZSTD_compressStream2(cctx.get(), &out, &none, ZSTD_e_end)) != 0) {
+    }
+    packed.resize(dump_header_bytes + out.pos);
+    return packed;
+}
+
 }  // namespace
 
 std::uint64_t type_name_key(const char* mangled) noexcept { return XXH3_64bits(mangled, std::strlen(mangled)); }
 
-void write_dump(const std::filesystem::path& path, std::string& buffer, int level, const dump_type& type) {
+void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, const dump_type& type) {
     const int max_level = std::min(ZSTD_maxCLevel(), 19);
     if (level < 0 || level > max_level)
         throw error("cojob::dump: compress=" + std::to_string(level) + " is not valid; expected 0 (raw, mappable) or a zstd level 1.." +
@@ -118,39 +165,37 @@ void write_dump(const std::filesystem::path& path, std::string& buffer, int leve
     h.element_size = type.element_size;
     if (type.element_key) h.flags |= flag_array;
     std::strncpy(h.type_name, type.type_name, sizeof h.type_name - 1);
-    h.payload_bytes = buffer.size() - dump_header_bytes;
+    h.payload_bytes = sink.size() - dump_header_bytes;
     h.stored_bytes = h.payload_bytes;
+    std::string packed;  // compressed: the header room and the frame
     if (level > 0) {
-        std::string packed(dump_header_bytes + ZSTD_compressBound(h.payload_bytes), '\0');
-        const std::size_t n = ZSTD_compress(packed.data() + dump_header_bytes, packed.size() - dump_header_bytes,
-                                            buffer.data() + dump_header_bytes, h.payload_bytes, level);
-        if (ZSTD_isError(n)) throw error(std::string("cojob::dump: zstd failed: ") + ZSTD_getErrorName(n));
-        packed.resize(dump_header_bytes + n);
-        buffer.swap(packed);
+        packed = compress_payload(sink, h.payload_bytes, level);
         h.flags |= flag_zstd;
-        h.stored_bytes = n;
+        h.stored_bytes = packed.size() - dump_header_bytes;
+        // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
+        h.payload_checksum = XXH3_64bits(packed.data() + dump_header_bytes, h.stored_bytes);
     }
-    // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
-    if (h.flags & flag_zstd) h.payload_checksum = XXH3_64bits(buffer.data() + dump_header_bytes, h.stored_bytes);
     h.header_checksum = checksum_of(h);
-    std::memcpy(buffer.data(), &h, sizeof h);
+    std::memcpy(level > 0 ? packed.data() : sink.buffer().data(), &h, sizeof h);
 
     static std::atomic<unsigned> counter{0};
     const std::string temp = path.string() + "." + std::to_string(::getpid()) + "." +
                              std::to_string(counter.fetch_add(1)) + ".tmp";
     const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(errno));
-    std::size_t done = 0;
     int err = 0;
-    while (done < buffer.size()) {
-        const ssize_t n = ::write(fd, buffer.data() + done, buffer.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            err = n < 0 ? errno : ENOSPC;
-            break;
+    const auto write_all = [&](const char* data, std::size_t size) {
+        for (std::size_t done = 0; done < size && !err;) {
+            const ssize_t n = ::write(fd, data + done, size - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) err = n < 0 ? errno : ENOSPC;
+            else done += static_cast<std::size_t>(n);
         }
-        done += static_cast<std::size_t>(n);
-    }
+    };
+    if (level > 0)
+        write_all(packed.data(), packed.size());
+    else
+        for_each_piece(sink, write_all);  // gathered arrays straight from the value: one copy
     if (::close(fd) != 0 && !err) err = errno;
     if (!err && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
     if (err) {

@@ -79,8 +79,9 @@ dump_type dump_type_of() {
 inline constexpr std::size_t dump_header_bytes = 256;
 
 // ---- compiled in src/persist.cpp --------------------------------------------------------
-/// Fills the header room of `buffer`, compresses at `level`, and writes it to `path` atomically.
-void write_dump(const std::filesystem::path& path, std::string& buffer, int level, const dump_type& type);
+/// Fills the header room of the sink's buffer, compresses at `level`, and writes the sink's
+/// bytes to `path` atomically; gathered arrays go to the file (or to zstd) from where they are.
+void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, const dump_type& type);
 
 /// A dump file read back (decompressed when needed) and checked against the expected type.
 class dump_reader {
@@ -128,12 +129,12 @@ void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const memmap<E>& m) {
 ///         left as it was.
 template <class T>
 void dump(const T& value, const std::filesystem::path& path, int compress = 0) {
-    detail::byte_sink sink(detail::dump_header_bytes);
+    detail::byte_sink sink(detail::dump_header_bytes, detail::byte_sink::gather);  // large arrays are not copied
     {
         detail::cache_output_archive ar(sink);
         ar(value);
     }
-    detail::write_dump(path, sink.buffer(), compress, detail::dump_type_of<T>());
+    detail::write_dump(path, sink, compress, detail::dump_type_of<T>());
 }
 
 /// Reads back a value `dump` wrote (joblib's `load` without mmap_mode). A file written from an

@@ -83,6 +83,32 @@ TEST_CASE("compressed dumps load back and are smaller for repetitive data", "[pe
     CHECK(std::filesystem::file_size(dir.file("packed")) * 50 < std::filesystem::file_size(dir.file("raw")));
 }
 
+TEST_CASE("large arrays are written from the value itself, in the same file format", "[persist][dump]") {
+    // Arrays of byte_sink::gather_bytes or more go to the file (or to zstd) from where they
+    // are; the bytes must be those a copying sink makes, whatever sits between the arrays.
+    using value = std::tuple<std::string, std::vector<double>, int, std::vector<std::int16_t>,
+                             std::vector<std::vector<float>>, std::vector<double>>;
+    const value v{"head", ramp(20000), 7, std::vector<std::int16_t>(40001, -3),
+                  {std::vector<float>(17000, 1.5f), {}, std::vector<float>(3, 2.f)}, ramp(9000)};
+    cojob::detail::byte_sink copied(cojob::detail::dump_header_bytes);
+    {
+        cojob::detail::cache_output_archive ar(copied);
+        ar(v);
+    }
+    const std::string expected = copied.buffer().substr(cojob::detail::dump_header_bytes);
+    kit::scratch_dir dir;
+    cojob::dump(v, dir.file("raw"));
+    CHECK(raw_bytes(dir.file("raw")).substr(cojob::detail::dump_header_bytes) == expected);
+    CHECK(cojob::load<value>(dir.file("raw")) == v);
+    for (int level : {1, 19}) {
+        CAPTURE(level);
+        round_trip(v, level);
+    }
+    cojob::dump(ramp(100000), dir.file("array"));
+    const cojob::memmap<double> m = cojob::load_mmap<double>(dir.file("array"));
+    CHECK(std::equal(m.view().begin(), m.view().end(), ramp(100000).begin()));
+}
+
 TEST_CASE("an array dumped from a span or a memmap loads as a vector", "[persist][dump]") {
     kit::scratch_dir dir;
     const auto data = ramp(300);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace cojob::detail {
 
@@ -42,9 +43,25 @@ private:
 class byte_sink {
 public:
     static constexpr std::size_t array_alignment = 64;
+    /// Arrays this large are referred to, not copied, by a gathering sink.
+    static constexpr std::size_t gather_bytes = 64 * 1024;
+
+    /// An array a gathering sink refers to: its bytes come after the buffer's first `at` bytes
+    /// (and after the arrays gathered before it), and before the buffer's next ones.
+    struct gathered {
+        std::size_t at;
+        const char* data;
+        std::size_t size;
+    };
+    struct gather_t {};
+    static constexpr gather_t gather{};
 
     /// A buffer that starts with `reserved` zero bytes (the entry header).
     explicit byte_sink(std::size_t reserved) : buffer_(reserved, '\0') {}
+    /// The same, gathering: arrays of gather_bytes or more stay where they are and are only
+    /// listed (`gathered()`), so they must outlive the sink's bytes (`cojob::dump` writes them to
+    /// its file straight from the value).
+    byte_sink(std::size_t reserved, gather_t) : gathering_(true), buffer_(reserved, '\0') {}
     /// A sink that feeds `hasher`.
     explicit byte_sink(key_hasher& hasher) : hasher_(&hasher) {}
 
@@ -59,8 +76,15 @@ public:
     }
 
     void write_array(const void* data, std::size_t size) {
-        if (!hasher_ && size >= array_alignment)
-            buffer_.resize((buffer_.size() + array_alignment - 1) / array_alignment * array_alignment, '\0');
+        if (!hasher_ && size >= array_alignment) {
+            const std::size_t position = buffer_.size() + gathered_bytes_;
+            buffer_.append((array_alignment - position % array_alignment) % array_alignment, '\0');
+            if (gathering_ && size >= gather_bytes) {
+                gathered_.push_back({buffer_.size(), static_cast<const char*>(data), size});
+                gathered_bytes_ += size;
+                return;
+            }
+        }
         write(data, size);
     }
 
@@ -72,13 +96,22 @@ public:
         }
     }
 
+    /// The bytes written, except the gathered arrays.
     [[nodiscard]] std::string& buffer() noexcept { return buffer_; }
+    [[nodiscard]] const std::string& buffer() const noexcept { return buffer_; }
+    /// The gathered arrays, in order (none unless gathering).
+    [[nodiscard]] const std::vector<gathered>& gathered_arrays() const noexcept { return gathered_; }
+    /// All the bytes written: the buffer's and the gathered arrays'.
+    [[nodiscard]] std::size_t size() const noexcept { return buffer_.size() + gathered_bytes_; }
 
 private:
     static constexpr std::size_t direct_bytes = 256;
     static constexpr std::size_t flush_bytes = 4096;
     key_hasher* hasher_ = nullptr;
+    bool gathering_ = false;
     std::string buffer_;
+    std::vector<gathered> gathered_;
+    std::size_t gathered_bytes_ = 0;
 };
 
 /// Reads what a buffer `byte_sink` wrote; `offset` is the position of `begin` in that buffer
