@@ -1,6 +1,7 @@
 // src/memory_files.cpp - the entry file format of cojob::memory (header, checksums, zstd) and
 // the file operations it is built from: atomic writes, directories, removal through a trash.
 #include "memory_internal.hpp"
+#include "util.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -183,25 +184,28 @@ void seal_entry(std::string& buffer, const key128& key, int level, std::chrono::
     std::memcpy(buffer.data(), &h, sizeof h);
 }
 
-int write_atomically(const std::string& path, std::string_view data) {
+int write_atomically(const std::string& path, std::span<const std::string_view> pieces) {
     const std::string temp = path + unique_suffix() + ".tmp";
     const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return errno;
-    std::size_t done = 0;
     int error = 0;
-    while (done < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            error = n < 0 ? errno : ENOSPC;
-            break;
+    for (const std::string_view data : pieces)
+        for (std::size_t done = 0; done < data.size() && !error;) {
+            const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0)
+                error = n < 0 ? errno : ENOSPC;
+            else
+                done += static_cast<std::size_t>(n);
         }
-        done += static_cast<std::size_t>(n);
-    }
     if (::close(fd) != 0 && !error) error = errno;
     if (!error && ::rename(temp.c_str(), path.c_str()) != 0) error = errno;
     if (error) ::unlink(temp.c_str());
     return error;
+}
+
+int write_atomically(const std::string& path, std::string_view data) {
+    return write_atomically(path, std::span<const std::string_view>(&data, 1));
 }
 
 int make_directory(const std::string& path) {

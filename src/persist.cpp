@@ -5,6 +5,8 @@
 
 #include <cojob/errors.hpp>
 
+#include "util.hpp"
+
 #include <cxxabi.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -15,12 +17,13 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string_view>
+#include <vector>
 
 namespace cojob::detail {
 
@@ -167,41 +170,24 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
     std::strncpy(h.type_name, type.type_name, sizeof h.type_name - 1);
     h.payload_bytes = sink.size() - dump_header_bytes;
     h.stored_bytes = h.payload_bytes;
+    // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
     std::string packed;  // compressed: the header room and the frame
     if (level > 0) {
         packed = compress_payload(sink, h.payload_bytes, level);
         h.flags |= flag_zstd;
         h.stored_bytes = packed.size() - dump_header_bytes;
-        // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
         h.payload_checksum = XXH3_64bits(packed.data() + dump_header_bytes, h.stored_bytes);
     }
     h.header_checksum = checksum_of(h);
     std::memcpy(level > 0 ? packed.data() : sink.buffer().data(), &h, sizeof h);
 
-    static std::atomic<unsigned> counter{0};
-    const std::string temp = path.string() + "." + std::to_string(::getpid()) + "." +
-                             std::to_string(counter.fetch_add(1)) + ".tmp";
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(errno));
-    int err = 0;
-    const auto write_all = [&](const char* data, std::size_t size) {
-        for (std::size_t done = 0; done < size && !err;) {
-            const ssize_t n = ::write(fd, data + done, size - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) err = n < 0 ? errno : ENOSPC;
-            else done += static_cast<std::size_t>(n);
-        }
-    };
+    std::vector<std::string_view> pieces;  // gathered arrays straight from the value: one copy
     if (level > 0)
-        write_all(packed.data(), packed.size());
+        pieces.emplace_back(packed);
     else
-        for_each_piece(sink, write_all);  // gathered arrays straight from the value: one copy
-    if (::close(fd) != 0 && !err) err = errno;
-    if (!err && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
-    if (err) {
-        ::unlink(temp.c_str());
+        for_each_piece(sink, [&pieces](const char* data, std::size_t size) { pieces.emplace_back(data, size); });
+    if (const int err = write_atomically(path.string(), pieces))
         throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(err));
-    }
 }
 
 dump_reader::dump_reader(const std::filesystem::path& path, const dump_type& expected) : path_(path.string()) {

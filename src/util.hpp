@@ -2,7 +2,9 @@
 #pragma once
 
 #include <exception>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace cojob::detail {
 
@@ -12,5 +14,9 @@ void describe_exception(const std::exception_ptr& e, std::string& type, std::str
 [[nodiscard]] std::string host_name();
 /// "0.5 s", "2 s": a duration for messages.
 [[nodiscard]] std::string format_seconds(double seconds);
+/// Writes `pieces`, in order, to `path` atomically: a temp file next to it, then rename (a
+/// reader sees the old file or the new one; a failure leaves no temp file). Returns 0 or errno.
+/// Compiled in src/memory_files.cpp.
+[[nodiscard]] int write_atomically(const std::string& path, std::span<const std::string_view> pieces);
 
 }  // namespace cojob::detail
