@@ -86,8 +86,12 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
 /// A dump file read back (decompressed when needed) and checked against the expected type.
 class dump_reader {
 public:
+    /// Maps a raw file (read-only, private) and decompresses a compressed one.
     dump_reader(const std::filesystem::path& path, const dump_type& expected);
-    [[nodiscard]] byte_source source() const noexcept { return {payload_.data(), payload_.data() + payload_.size(), dump_header_bytes}; }
+    ~dump_reader();
+    dump_reader(const dump_reader&) = delete;
+    dump_reader& operator=(const dump_reader&) = delete;
+    [[nodiscard]] byte_source source() const noexcept { return {payload_, payload_ + payload_bytes_, dump_header_bytes}; }
     /// @throws cojob::error naming the path when bytes are left over.
     void finish(const byte_source& s) const;
     /// @throws cojob::error naming the path and `why` (the payload did not parse as the type).
@@ -95,7 +99,11 @@ public:
 
 private:
     std::string path_;
-    std::string payload_;
+    std::string decompressed_;     ///< a compressed file's payload
+    void* mapped_ = nullptr;       ///< a raw file, whole
+    std::size_t mapped_bytes_ = 0;
+    const char* payload_ = nullptr;
+    std::size_t payload_bytes_ = 0;
 };
 
 /// Where a dumped array's elements start in its file and how many there are.

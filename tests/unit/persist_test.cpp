@@ -15,6 +15,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -158,6 +159,16 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
         std::ofstream(dir.file("flipped"), std::ios::binary) << bytes;
     }
     CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("flipped")), Catch::Contains("checksum"));
+    // A raw file's element count claims more than the file holds: refused before any allocation.
+    bytes = raw_bytes(dir.file("good"));
+    for (const std::uint64_t count : {std::uint64_t{1001}, std::uint64_t{1} << 61, ~std::uint64_t{0}}) {
+        CAPTURE(count);
+        std::memcpy(bytes.data() + cojob::detail::dump_header_bytes, &count, sizeof count);
+        {
+            std::ofstream(dir.file("counted"), std::ios::binary) << bytes;
+        }
+        CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("counted")), Catch::Contains("counted"));
+    }
 }
 
 TEST_CASE("a compressed dump asked for with mmap is an error that says how to load it", "[persist][compress][error]") {

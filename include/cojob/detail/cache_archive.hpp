@@ -128,20 +128,30 @@ public:
     }
 
     void read_array(void* out, std::size_t size) {
+        const char* p = take_array(size);
+        if (size) std::memcpy(out, p, size);
+    }
+
+    /// The next array's `size` bytes where they are (past the padding read_array skips).
+    const char* take_array(std::size_t size) {
         if (size >= byte_sink::array_alignment) {
             const std::size_t pos = offset_ + static_cast<std::size_t>(cur_ - begin_);
             const std::size_t pad = (byte_sink::array_alignment - pos % byte_sink::array_alignment) % byte_sink::array_alignment;
             if (pad > static_cast<std::size_t>(end_ - cur_)) truncated();
             cur_ += pad;
         }
-        read(out, size);
+        if (size > static_cast<std::size_t>(end_ - cur_)) truncated();
+        const char* p = cur_;
+        cur_ += size;
+        return p;
     }
 
     [[nodiscard]] bool at_end() const noexcept { return cur_ == end_; }
 
-private:
     /// @throws cojob::error ("truncated").
     [[noreturn]] static void truncated();
+
+private:
 
     const char* begin_;
     const char* cur_;
@@ -166,6 +176,7 @@ public:
         : cereal::InputArchive<cache_input_archive, cereal::AllowEmptyClassElision>(this), source_(&source) {}
     void load_bytes(void* data, std::size_t size) { source_->read(data, size); }
     void load_array(void* data, std::size_t size) { source_->read_array(data, size); }
+    const char* array_in_place(std::size_t size) { return source_->take_array(size); }
 
 private:
     byte_source* source_;
@@ -205,6 +216,27 @@ void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const cereal::BinaryDat
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, cereal::BinaryData<T>& bd) {
     ar.load_array(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+/// A vector of numbers loads in one pass: its storage is reserved and filled from the bytes
+/// where they are (cereal's own load zeroes the elements, then copies over them).
+template <class E, class A>
+    requires std::is_arithmetic_v<E> && (!std::is_same_v<E, bool>)
+void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<E, A>& v) {
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    if (n > v.max_size() || n > SIZE_MAX / sizeof(E)) byte_source::truncated();
+    const std::size_t count = static_cast<std::size_t>(n);
+    const char* p = ar.array_in_place(count * sizeof(E));
+    v.clear();
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(E) == 0) {
+        const E* first = reinterpret_cast<const E*>(p);
+        v.reserve(count);
+        v.insert(v.end(), first, first + count);  // memmove
+    } else {
+        v.resize(count);
+        if (count) std::memcpy(v.data(), p, count * sizeof(E));
+    }
 }
 
 /// Whether `memory` can store a T (results) or key on it (arguments).
