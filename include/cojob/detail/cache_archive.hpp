@@ -59,7 +59,7 @@ public:
     /// A buffer that starts with `reserved` zero bytes (the entry header).
     explicit byte_sink(std::size_t reserved) : buffer_(reserved, '\0') {}
     /// The same, gathering: arrays of gather_bytes or more stay where they are and are only
-    /// listed (`gathered()`), so they must outlive the sink's bytes (`cojob::dump` writes them to
+    /// listed (`gathered_arrays()`), so they must outlive the sink's bytes (`cojob::dump` writes them to
     /// its file straight from the value).
     byte_sink(std::size_t reserved, gather_t) : gathering_(true), buffer_(reserved, '\0') {}
     /// A sink that feeds `hasher`.
@@ -152,7 +152,6 @@ public:
     [[noreturn]] static void truncated();
 
 private:
-
     const char* begin_;
     const char* cur_;
     const char* end_;
