@@ -42,7 +42,7 @@ key128 key_hasher::digest() const noexcept {
     return {h.low64, h.high64};
 }
 
-void byte_source::truncated() { throw cojob::error("cojob::memory: stored result is truncated"); }
+void byte_source::truncated() { throw cojob::error("cojob: a stored value is truncated (its bytes end before the value does)"); }
 
 key128 hash128(std::string_view bytes) noexcept {
     const XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
