@@ -3,6 +3,8 @@
 #include <cojob/memory.hpp>
 
 #include "memory_internal.hpp"
+#include "pieces.hpp"
+#include "util.hpp"
 
 #include <cojob/detail/describe.hpp>
 
@@ -339,17 +341,20 @@ void function_cache::calling(const std::vector<std::string>& arguments) const {
     memory_store::print(text);
 }
 
-void function_cache::store(const key128& key, std::string& buffer, std::chrono::duration<double> took,
+void function_cache::store(const key128& key, byte_sink& sink, std::chrono::duration<double> took,
                            const std::vector<std::string>& arguments) {
     const auto now = std::chrono::system_clock::now();
     if (s_->verbose >= 1) {
         const std::string tail = s_->name + " - " + format_duration(took.count());
         memory_store::print(std::string(tail.size() < 80 ? 80 - tail.size() : 0, '_') + tail + "\n");
     }
-    seal_entry(buffer, key, s_->store->options.compress, now, took);
+    const std::string packed = seal_entry(sink, key, s_->store->options.compress, now, took);
     const std::string entry = s_->entry_dir(key);
     if (!s_->ensure_entry_dir(entry)) return;  // warned
-    const int e = write_atomically(entry + "/output.bin", buffer);
+    // Uncompressed, the result's large arrays go to the file straight from the result.
+    const std::vector<std::string_view> pieces = packed.empty() ? pieces_of(sink) : std::vector<std::string_view>{packed};
+    const std::size_t output_bytes = packed.empty() ? sink.size() : packed.size();
+    const int e = write_atomically(entry + "/output.bin", pieces);
     if (e != 0) {
         s_->store->warn("unwritable", "cannot store a result in " + entry + " (" + errno_text(e) +
                                           "); results are computed without caching");
@@ -358,7 +363,7 @@ void function_cache::store(const key128& key, std::string& buffer, std::chrono::
     std::string meta = "{\n  \"function\": \"" + json_escape(s_->identity) + "\",\n  \"key\": \"" + hex(key) + "\",\n";
     char numbers[160];
     std::snprintf(numbers, sizeof numbers, "  \"duration\": %.6f,\n  \"time\": %.6f,\n  \"output_bytes\": %zu,\n",
-                  took.count(), std::chrono::duration<double>(now.time_since_epoch()).count(), buffer.size());
+                  took.count(), std::chrono::duration<double>(now.time_since_epoch()).count(), output_bytes);
     meta += numbers;
     meta += "  \"compressed\": " + std::string(s_->store->options.compress > 0 ? "true" : "false") + ",\n";
     meta += "  \"code_version\": \"" + hex(s_->code_version) + "\",\n  \"input_args\": [";

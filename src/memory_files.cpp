@@ -1,6 +1,7 @@
 // src/memory_files.cpp - the entry file format of cojob::memory (header, checksums, zstd) and
 // the file operations it is built from: atomic writes, directories, removal through a trash.
 #include "memory_internal.hpp"
+#include "pieces.hpp"
 #include "util.hpp"
 
 #include <fcntl.h>
@@ -157,31 +158,36 @@ void entry_file::touch() noexcept {
     (void)::futimens(fd_, times);  // a read-only (shared) cache keeps its order: fine
 }
 
-void seal_entry(std::string& buffer, const key128& key, int level, std::chrono::system_clock::time_point time,
-                std::chrono::duration<double> took) {
+std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chrono::system_clock::time_point time,
+                       std::chrono::duration<double> took) {
     entry_header h{};
     std::memcpy(h.magic, magic, sizeof magic);
     h.format = entry_format;
     h.key_low = key.low;
     h.key_high = key.high;
-    h.payload_bytes = buffer.size() - sizeof(entry_header);
+    h.payload_bytes = sink.size() - sizeof(entry_header);
     h.stored_bytes = h.payload_bytes;
+    std::string packed;
     if (level > 0 && h.payload_bytes > 0) {
-        std::string packed(sizeof(entry_header) + ZSTD_compressBound(h.payload_bytes), '\0');
-        const std::size_t n = ZSTD_compress(packed.data() + sizeof(entry_header), packed.size() - sizeof(entry_header),
-                                            buffer.data() + sizeof(entry_header), h.payload_bytes, level);
-        if (!ZSTD_isError(n) && n < h.payload_bytes) {
-            packed.resize(sizeof(entry_header) + n);
-            buffer.swap(packed);
+        try {
+            packed = compress_pieces(sink, sizeof(entry_header), level, "cojob::memory");
+        } catch (const error&) {
+            packed.clear();  // stored raw, as when compressing does not pay
+        }
+        if (!packed.empty() && packed.size() - sizeof(entry_header) < h.payload_bytes) {
             h.flags |= flag_zstd;
-            h.stored_bytes = n;
+            h.stored_bytes = packed.size() - sizeof(entry_header);
+        } else {
+            packed.clear();
         }
     }
-    h.payload_checksum = hash64(buffer.data() + sizeof(entry_header), h.stored_bytes);
+    h.payload_checksum = packed.empty() ? hash_pieces(sink, sizeof(entry_header))
+                                        : hash64(packed.data() + sizeof(entry_header), h.stored_bytes);
     h.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
     h.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
     h.header_checksum = header_checksum(h);
-    std::memcpy(buffer.data(), &h, sizeof h);
+    std::memcpy(packed.empty() ? sink.buffer().data() : packed.data(), &h, sizeof h);
+    return packed;
 }
 
 int write_atomically(const std::string& path, std::span<const std::string_view> pieces) {

@@ -117,10 +117,12 @@ private:
     std::string why_;
 };
 
-/// Fills the header of `buffer` (header room + payload), compressing the payload with zstd at
-/// `level` when it is > 0 (and the result is smaller).
-void seal_entry(std::string& buffer, const key128& key, int level, std::chrono::system_clock::time_point time,
-                std::chrono::duration<double> took);
+/// Fills the header room of `sink` (header room + payload, arrays gathered or not) for an
+/// entry. With `level` > 0 it compresses the payload with zstd and, when that pays, returns the
+/// entry to write (header and frame); else it returns an empty string and the entry is the
+/// sink's bytes.
+[[nodiscard]] std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chrono::system_clock::time_point time,
+                                     std::chrono::duration<double> took);
 
 /// Writes `data` to `path` atomically: a temp file next to it, then rename. Returns 0 or errno.
 [[nodiscard]] int write_atomically(const std::string& path, std::string_view data);

@@ -5,6 +5,7 @@
 
 #include <cojob/errors.hpp>
 
+#include "pieces.hpp"
 #include "util.hpp"
 
 #include <cxxabi.h>
@@ -20,8 +21,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <string_view>
 #include <vector>
 
@@ -107,50 +106,6 @@ dump_header read_header(const std::filesystem::path& path, const dump_type& expe
     return h;
 }
 
-/// Calls `f(data, size)` for the sink's bytes in order: runs of its buffer and the arrays it
-/// gathered between them.
-template <class F>
-void for_each_piece(const byte_sink& sink, F f) {
-    const std::string& buffer = sink.buffer();
-    std::size_t from = 0;
-    for (const byte_sink::gathered& g : sink.gathered_arrays()) {
-        if (g.at > from) f(buffer.data() + from, g.at - from);
-        f(g.data, g.size);
-        from = g.at;
-    }
-    if (buffer.size() > from) f(buffer.data() + from, buffer.size() - from);
-}
-
-/// zstd at `level` over the payload (the sink's bytes after the header room), streamed piece by
-/// piece so that gathered arrays are read where they are; the frame records its content size.
-std::string compress_payload(const byte_sink& sink, std::size_t payload_bytes, int level) {
-    struct cctx_deleter {
-        void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
-    };
-    const std::unique_ptr<ZSTD_CCtx, cctx_deleter> cctx(ZSTD_createCCtx());
-    if (!cctx) throw std::bad_alloc();
-    const auto check = [](std::size_t r) {
-        if (ZSTD_isError(r)) throw error(std::string("cojob::dump: zstd failed: ") + ZSTD_getErrorName(r));
-        return r;
-    };
-    check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level));
-    check(ZSTD_CCtx_setPledgedSrcSize(cctx.get(), payload_bytes));
-    std::string packed(dump_header_bytes + ZSTD_compressBound(payload_bytes), '\0');
-    ZSTD_outBuffer out{packed.data() + dump_header_bytes, packed.size() - dump_header_bytes, 0};
-    std::size_t skip = dump_header_bytes;  // the header room is not payload
-    for_each_piece(sink, [&](const char* data, std::size_t size) {
-        const std::size_t drop = std::min(skip, size);
-        skip -= drop;
-        ZSTD_inBuffer in{data + drop, size - drop, 0};
-        while (in.pos < in.size) check(ZSTD_compressStream2(cctx.get(), &out, &in, ZSTD_e_continue));
-    });
-    ZSTD_inBuffer none{nullptr, 0, 0};
-    while (check(ZSTD_compressStream2(cctx.get(), &out, &none, ZSTD_e_end)) != 0) {
-    }
-    packed.resize(dump_header_bytes + out.pos);
-    return packed;
-}
-
 }  // namespace
 
 std::uint64_t type_name_key(const char* mangled) noexcept { return XXH3_64bits(mangled, std::strlen(mangled)); }
@@ -173,7 +128,7 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
     // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
     std::string packed;  // compressed: the header room and the frame
     if (level > 0) {
-        packed = compress_payload(sink, h.payload_bytes, level);
+        packed = compress_pieces(sink, dump_header_bytes, level, "cojob::dump");
         h.flags |= flag_zstd;
         h.stored_bytes = packed.size() - dump_header_bytes;
         h.payload_checksum = XXH3_64bits(packed.data() + dump_header_bytes, h.stored_bytes);
@@ -181,11 +136,8 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
     h.header_checksum = checksum_of(h);
     std::memcpy(level > 0 ? packed.data() : sink.buffer().data(), &h, sizeof h);
 
-    std::vector<std::string_view> pieces;  // gathered arrays straight from the value: one copy
-    if (level > 0)
-        pieces.emplace_back(packed);
-    else
-        for_each_piece(sink, [&pieces](const char* data, std::size_t size) { pieces.emplace_back(data, size); });
+    // Raw: the gathered arrays go to the file straight from the value (one copy).
+    const std::vector<std::string_view> pieces = level > 0 ? std::vector<std::string_view>{packed} : pieces_of(sink);
     if (const int err = write_atomically(path.string(), pieces))
         throw error("cojob::dump: " + path.string() + " cannot be written: " + std::strerror(err));
 }

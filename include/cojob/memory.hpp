@@ -253,10 +253,11 @@ private:
         }()), ...);
         cache_->calling(printed);
         const auto t0 = std::chrono::steady_clock::now();
-        detail::byte_sink sink(detail::function_cache::header_bytes);
+        // Gathering: a result's large arrays are written to its entry from the result itself.
+        detail::byte_sink sink(detail::function_cache::header_bytes, detail::byte_sink::gather);
         if constexpr (std::is_void_v<R>) {
             std::invoke(f_, std::forward<A>(args)...);
-            cache_->store(key, sink.buffer(), std::chrono::steady_clock::now() - t0, printed);
+            cache_->store(key, sink, std::chrono::steady_clock::now() - t0, printed);
         } else {
             R result = std::invoke(f_, std::forward<A>(args)...);
             const auto took = std::chrono::steady_clock::now() - t0;
@@ -264,7 +265,7 @@ private:
                 detail::cache_output_archive ar(sink);
                 ar(result);
             }
-            cache_->store(key, sink.buffer(), took, printed);
+            cache_->store(key, sink, took, printed);
             return result;
         }
     }

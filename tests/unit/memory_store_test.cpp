@@ -82,6 +82,15 @@ TEST_CASE("arrays in a stored result start on a 64-byte boundary of the entry fi
     std::memcpy(&last, bytes.data() + 192 + 99 * sizeof(double), sizeof last);
     CHECK(first == 1.0);
     CHECK(last == 100.0);
+    // A result's array of 64 KiB or more is written from the result itself: the same layout,
+    // and a checksum that a later load accepts (no recomputation).
+    const std::string large = memkit::read_bytes(stored_output(cached, 20000));
+    REQUIRE(large.size() == 192 + 20000 * sizeof(double));
+    std::memcpy(&last, large.data() + 192 + 19999 * sizeof(double), sizeof last);
+    CHECK(last == 20000.0);
+    ramp_calls = 0;
+    CHECK(cached(20000) == ramp(20000));
+    CHECK(ramp_calls == 1);  // the direct call above only
 }
 
 TEST_CASE("mmap_mode loads large results from a mapped entry file", "[memory][mmap]") {

@@ -164,9 +164,10 @@ public:
     [[nodiscard]] entry_lock lock(const key128& key);
     /// Verbose "[Memory] Calling ..." lines, before the computation.
     void calling(const std::vector<std::string>& arguments) const;
-    /// Writes `buffer` (header room + payload) as entry `key`, with its metadata; never throws
-    /// for I/O errors (reported once, the call still returns its result).
-    void store(const key128& key, std::string& buffer, std::chrono::duration<double> took,
+    /// Writes the sink's bytes (header room + payload; its gathered arrays must still be alive)
+    /// as entry `key`, with its metadata; never throws for I/O errors (reported once, the call
+    /// still returns its result).
+    void store(const key128& key, byte_sink& sink, std::chrono::duration<double> took,
                const std::vector<std::string>& arguments);
     void remove(const key128& key);
     void clear();
