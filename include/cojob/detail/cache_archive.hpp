@@ -3,6 +3,8 @@
 // or more start on a 64-byte boundary of the entry file, so a mapped file serves them in place.
 #pragma once
 
+#include <cojob/detail/elements.hpp>
+
 #include <cereal/cereal.hpp>
 
 #include <cstddef>
@@ -228,14 +230,8 @@ void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<E, A>& v) {
     const std::size_t count = static_cast<std::size_t>(n);
     const char* p = ar.array_in_place(count * sizeof(E));
     v.clear();
-    if (reinterpret_cast<std::uintptr_t>(p) % alignof(E) == 0) {
-        const E* first = reinterpret_cast<const E*>(p);
-        v.reserve(count);
-        v.insert(v.end(), first, first + count);  // memmove
-    } else {
-        v.resize(count);
-        if (count) std::memcpy(v.data(), p, count * sizeof(E));
-    }
+    v.reserve(count);
+    append_elements<E, A>(&v, p, count * sizeof(E));
 }
 
 /// Whether `memory` can store a T (results) or key on it (arguments).

@@ -4,6 +4,7 @@
 // same way; cojob::memmap always by reference to its file. Included by cojob/detail/wire_archive.hpp.
 #pragma once
 
+#include <cojob/detail/elements.hpp>
 #include <cojob/memmap.hpp>
 #include <cojob/mmap_mode.hpp>
 
@@ -122,51 +123,6 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
 /// halves its cost on this kind of machine. Best effort (compiled in src/wire.cpp).
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
-/// Reads elements of E from bytes that need not be aligned for E (a random-access iterator
-/// for `vector::insert`, which then copies without first zeroing the new elements).
-template <class E>
-struct unaligned_reader {
-    using iterator_category = std::random_access_iterator_tag;
-    using value_type = E;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const E*;
-    using reference = E;
-
-    const char* p = nullptr;
-
-    E operator*() const noexcept {
-        E e;
-        std::memcpy(&e, p, sizeof e);
-        return e;
-    }
-    E operator[](difference_type d) const noexcept { return *(*this + d); }
-    unaligned_reader& operator++() noexcept { return *this += 1; }
-    unaligned_reader operator++(int) noexcept {
-        auto t = *this;
-        *this += 1;
-        return t;
-    }
-    unaligned_reader& operator--() noexcept { return *this -= 1; }
-    unaligned_reader operator--(int) noexcept {
-        auto t = *this;
-        *this -= 1;
-        return t;
-    }
-    unaligned_reader& operator+=(difference_type d) noexcept {
-        p += d * static_cast<difference_type>(sizeof(E));
-        return *this;
-    }
-    unaligned_reader& operator-=(difference_type d) noexcept { return *this += -d; }
-    friend unaligned_reader operator+(unaligned_reader i, difference_type d) noexcept { return i += d; }
-    friend unaligned_reader operator+(difference_type d, unaligned_reader i) noexcept { return i += d; }
-    friend unaligned_reader operator-(unaligned_reader i, difference_type d) noexcept { return i -= d; }
-    friend difference_type operator-(const unaligned_reader& a, const unaligned_reader& b) noexcept {
-        return (a.p - b.p) / static_cast<difference_type>(sizeof(E));
-    }
-    friend bool operator==(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p == b.p; }
-    friend auto operator<=>(const unaligned_reader& a, const unaligned_reader& b) noexcept { return a.p <=> b.p; }
-};
-
 /// save_blob's marker byte after a vector's size tag: 0 the bytes follow (after blob_padding),
 /// 1 a shared segment, and this one, in results only: the address of the bytes in the
 /// worker, which keeps the vector alive until the parent has read it straight from its memory
@@ -190,21 +146,6 @@ void save_lent(Ar& ar, const void* data, std::size_t count) {
     ar.write(&n, sizeof n);
     ar.write(&blob_lent, 1);
     ar.write(&address, sizeof address);
-}
-
-/// Appends bytes holding whole elements of E, not necessarily aligned, to a std::vector<E, A>
-/// (a piece_sink; `ctx` is the vector).
-template <class E, class A>
-void append_elements(void* ctx, const char* p, std::size_t n) {
-    auto& v = *static_cast<std::vector<E, A>*>(ctx);
-    if (reinterpret_cast<std::uintptr_t>(p) % alignof(E) == 0) {
-        // Aligned bytes are elements already: insert copies them with memmove, which is what
-        // large vectors need (the element loop below runs at half its speed or less).
-        const E* first = reinterpret_cast<const E*>(p);
-        v.insert(v.end(), first, first + n / sizeof(E));
-    } else {
-        v.insert(v.end(), unaligned_reader<E>{p}, unaligned_reader<E>{p + n});
-    }
 }
 
 /// Empties `v` and reserves `n` elements, with huge pages, for a large vector's bytes.
