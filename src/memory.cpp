@@ -360,6 +360,7 @@ void function_cache::store(const key128& key, byte_sink& sink, std::chrono::dura
                                           "); results are computed without caching");
         return;
     }
+    stamp_use(entry + "/output.bin");
     std::string meta = "{\n  \"function\": \"" + json_escape(s_->identity) + "\",\n  \"key\": \"" + hex(key) + "\",\n";
     char numbers[160];
     std::snprintf(numbers, sizeof numbers, "  \"duration\": %.6f,\n  \"time\": %.6f,\n  \"output_bytes\": %zu,\n",

@@ -147,15 +147,30 @@ entry_file::status entry_file::open(const std::string& path, const key128& key, 
     return status::ok;
 }
 
-void entry_file::touch() noexcept {
+namespace {
+// Every "last use" stamp comes from this clock. The kernel stamps writes from its coarse clock,
+// which moves once a tick (4-10 ms, later when a loaded VM misses ticks): entries stored a few
+// milliseconds apart could share a time or come out in the wrong order against a touch.
+timespec use_time() noexcept {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
+    return now;
+}
+}  // namespace
+
+void entry_file::touch() noexcept {
+    const timespec now = use_time();
     const std::int64_t now_ns = std::int64_t(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
     if (fd_ < 0 || now_ns - used_ns_ < 1'000'000) return;  // used within the last millisecond
     // The modification time is the last use: atime cannot serve, the kernel moves it on reads
     // under relatime (and never under noatime). The content's own time is in the header.
     const timespec times[2] = {{0, UTIME_OMIT}, now};
     (void)::futimens(fd_, times);  // a read-only (shared) cache keeps its order: fine
+}
+
+void stamp_use(const std::string& path) noexcept {
+    const timespec times[2] = {{0, UTIME_OMIT}, use_time()};
+    (void)::utimensat(AT_FDCWD, path.c_str(), times, 0);  // failing leaves the write's own time
 }
 
 std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chrono::system_clock::time_point time,

@@ -124,6 +124,8 @@ private:
 [[nodiscard]] std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chrono::system_clock::time_point time,
                                      std::chrono::duration<double> took);
 
+/// Sets `path`'s mtime (its last use, for reduce_size) from the same clock as `touch`.
+void stamp_use(const std::string& path) noexcept;
 /// Writes `data` to `path` atomically: a temp file next to it, then rename. Returns 0 or errno.
 [[nodiscard]] int write_atomically(const std::string& path, std::string_view data);
 /// mkdir that accepts an existing directory. Returns 0 or errno.

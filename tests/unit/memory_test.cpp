@@ -9,10 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <numeric>
 #include <ranges>
@@ -312,6 +315,24 @@ TEST_CASE("reduce_size evicts the least recently used entries first", "[memory][
     CHECK(by_age.removed_items == 1);
     CHECK(by_age.kept_items == 0);
     CHECK_THROWS_AS(mem.reduce_size(std::nullopt, std::nullopt, -1s), cojob::error);
+}
+
+TEST_CASE("a stored entry's last use is stamped from the precise clock, as a hit's is", "[memory][reduce]") {
+    // The kernel would stamp the new file from its coarse clock, up to a tick behind; entries
+    // stored a few milliseconds apart then tied or swapped in reduce_size's order.
+    memkit::temp_dir dir;
+    cojob::memory mem{dir.path(), {.verbose = 0}};
+    auto cached = mem.cache(square);
+    for (int i = 0; i < 20; ++i) {
+        timespec before{};
+        ::clock_gettime(CLOCK_REALTIME, &before);
+        const std::string output = cached.call_and_shelve(100 + i).path() + "/output.bin";
+        struct stat st{};
+        REQUIRE(::stat(output.c_str(), &st) == 0);
+        const auto ns = [](const timespec& t) { return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec; };
+        INFO("entry " << i << ": mtime " << ns(st.st_mtim) << ", call began " << ns(before));
+        CHECK(ns(st.st_mtim) >= ns(before));
+    }
 }
 
 TEST_CASE("a validation callback that refuses an entry makes it recompute", "[memory][validate]") {
