@@ -11,7 +11,6 @@
 #include <cxxabi.h>
 #include <elf.h>
 #include <link.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -312,13 +311,6 @@ invoker_fn find_invoker(std::uint64_t key) noexcept {
     std::shared_lock lock(t.mutex);
     auto it = t.by_key.find(key);
     return it == t.by_key.end() ? nullptr : it->second;
-}
-
-void advise_huge_pages(void* p, std::size_t bytes) noexcept {
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(huge - 1);
-    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 std::int64_t steady_now_ns() noexcept {

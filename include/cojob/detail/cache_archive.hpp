@@ -219,8 +219,8 @@ void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, cereal::BinaryData<T>& b
     ar.load_array(bd.data, static_cast<std::size_t>(bd.size));
 }
 
-/// A vector of numbers loads in one pass: its storage is reserved and filled from the bytes
-/// where they are (cereal's own load zeroes the elements, then copies over them).
+/// A vector of numbers loads in one pass: its storage is reserved (fill_fresh) and filled from
+/// the bytes where they are (cereal's own load zeroes the elements, then copies over them).
 template <class E, class A>
     requires std::is_arithmetic_v<E> && (!std::is_same_v<E, bool>)
 void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<E, A>& v) {
@@ -229,9 +229,7 @@ void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<E, A>& v) {
     if (n > v.max_size() || n > SIZE_MAX / sizeof(E)) byte_source::truncated();
     const std::size_t count = static_cast<std::size_t>(n);
     const char* p = ar.array_in_place(count * sizeof(E));
-    v.clear();
-    v.reserve(count);
-    append_elements<E, A>(&v, p, count * sizeof(E));
+    fill_fresh(v, count, [&] { append_elements<E, A>(&v, p, count * sizeof(E)); });
 }
 
 /// Whether `memory` can store a T (results) or key on it (arguments).

@@ -118,11 +118,6 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
     std::memcpy(data, map_shared(ref), bytes);
 }
 
-/// Asks for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes): filling
-/// a fresh multi-megabyte vector then takes a few page faults instead of thousands, which
-/// halves its cost on this kind of machine. Best effort (compiled in src/wire.cpp).
-void advise_huge_pages(void* p, std::size_t bytes) noexcept;
-
 /// save_blob's marker byte after a vector's size tag: 0 the bytes follow (after blob_padding),
 /// 1 a shared segment, and this one, in results only: the address of the bytes in the
 /// worker, which keeps the vector alive until the parent has read it straight from its memory
@@ -148,17 +143,8 @@ void save_lent(Ar& ar, const void* data, std::size_t count) {
     ar.write(&address, sizeof address);
 }
 
-/// Empties `v` and reserves `n` elements, with huge pages, for a large vector's bytes.
-template <class E, class A>
-void prepare_large_vector(std::vector<E, A>& v, std::uint64_t n) {
-    if (n > v.max_size()) throw_size_mismatch();
-    v.clear();
-    v.reserve(static_cast<std::size_t>(n));
-    advise_huge_pages(v.data(), static_cast<std::size_t>(n) * sizeof(E));
-}
-
 /// Reads a large vector of numbers (large_vector_bytes or more) whose bytes are inline, or lent,
-/// in one pass: its storage is reserved (with huge pages) and filled straight from the bytes,
+/// in one pass: its storage is reserved (fill_fresh) and filled straight from the bytes,
 /// where cereal would zero it first and copy after. Where the bytes are is the caller's:
 /// `inline_bytes(n, sink, ctx)` passes the next n bytes of `ar` to the sink, `lent_bytes(address,
 /// n, sink, ctx)` copies them out of the worker. Returns false, having read nothing, for
@@ -175,8 +161,9 @@ bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent l
         ar.skip(sizeof head);
         std::uint64_t address = 0;
         ar.read(&address, sizeof address);
-        prepare_large_vector(v, n);
-        lent_bytes(address, static_cast<std::size_t>(n) * sizeof(E), &append_elements<E, A>, &v);
+        if (n > v.max_size()) throw_size_mismatch();
+        const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
+        fill_fresh(v, static_cast<std::size_t>(n), [&] { lent_bytes(address, bytes, &append_elements<E, A>, &v); });
         return true;
     }
     if (marker != 0 || n > (ar.remaining() - sizeof head) / sizeof(E)) return false;
@@ -185,8 +172,7 @@ bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent l
     const std::size_t padding = blob_padding(ar.position() + sizeof head, bytes);
     if (padding > ar.remaining() - sizeof head - bytes) return false;
     ar.skip(sizeof head + padding);
-    prepare_large_vector(v, n);
-    inline_bytes(bytes, &append_elements<E, A>, &v);
+    fill_fresh(v, static_cast<std::size_t>(n), [&] { inline_bytes(bytes, &append_elements<E, A>, &v); });
     return true;
 }
 

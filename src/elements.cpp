@@ -1,0 +1,44 @@
+// src/elements.cpp - storage made ready for a large fill from bytes (cojob/detail/elements.hpp):
+// huge pages, and a helper thread that faults in the back half while the caller copies.
+#include <cojob/detail/elements.hpp>
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <new>
+#include <thread>
+
+namespace cojob::detail {
+
+void advise_huge_pages(void* p, std::size_t bytes) noexcept {
+    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(huge - 1);
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
+back_half_faulting::back_half_faulting(void* p, std::size_t bytes) noexcept {
+    if (bytes < fresh_fill_bytes) return;
+    constexpr std::uintptr_t page = 4096;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + bytes / 2 + page - 1) & ~(page - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
+    if (end <= begin) return;
+    try {
+        // A kernel before 5.14 refuses the advice (EINVAL): the copy then faults the pages
+        // itself, as without the helper.
+        helper_ = new std::thread([begin, end] {
+            (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+        });
+    } catch (...) {
+        helper_ = nullptr;  // no thread (or no memory for one): the copy faults them itself
+    }
+}
+
+back_half_faulting::~back_half_faulting() {
+    auto* helper = static_cast<std::thread*>(helper_);
+    if (!helper) return;
+    helper->join();
+    delete helper;
+}
+
+}  // namespace cojob::detail
