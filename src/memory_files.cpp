@@ -187,7 +187,7 @@ std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chron
         try {
             packed = compress_pieces(sink, sizeof(entry_header), level, "cojob::memory");
         } catch (const error&) {
-            packed.clear();  // stored raw, as when compressing does not pay
+            // zstd failed: stored raw (packed stays empty), as when compressing does not pay
         }
         if (!packed.empty() && packed.size() - sizeof(entry_header) < h.payload_bytes) {
             h.flags |= flag_zstd;
