@@ -12,7 +12,8 @@
 // cancellation) is reaped at once and its batch comes back with the reason; the pool starts a
 // replacement when work is waiting or at the next call.
 #include "arena.hpp"
-#include "engine.hpp"
+#include "backend.hpp"
+#include "call_state.hpp"
 #include "sharing.hpp"
 #include "util.hpp"
 #include "wire.hpp"
@@ -21,6 +22,7 @@
 #include <cojob/init.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -170,16 +172,15 @@ using worker_ptr = std::shared_ptr<worker_proc>;
 class process_backend final : public backend_base {
 public:
     explicit process_backend(const resolved_options& o)
-        : workers_(o.n_jobs),
+        : profile_{.name = backend_name(cojob::backend::processes), .workers = static_cast<std::size_t>(o.n_jobs),
+                   .runs_in_submit = false, .min_ideal_batch_seconds = 0.002},
+          workers_(o.n_jobs),
           inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
           sharing_settings_{o.temp_folder, o.max_nbytes, o.mmap_mode} {}
 
     ~process_backend() override { shutdown(); }
 
-    const char* name() const noexcept override { return backend_name(cojob::backend::processes); }
-    bool inline_completion() const noexcept override { return false; }
-    double min_ideal_batch_seconds() const noexcept override { return 0.002; }
-    bool can_interrupt() const noexcept override { return true; }
+    const dispatch_profile& profile() const noexcept override { return profile_; }
 
     void begin_call(call_state& call) override {
         if (!cojob::initialized()) {
@@ -190,7 +191,7 @@ public:
             throw error("cojob: backend=processes needs cojob::init(argc, argv) at the top of main(): workers are "
                         "this program started again, and init is where they serve tasks instead of running main");
         }
-        if (std::string why = call.source.remote_refusal(); !why.empty())
+        if (std::string why = call.remote_refusal(); !why.empty())
             throw error("cojob: backend=processes cannot run these tasks: " + why +
                         " (backend=threads runs any callable)");
         ignore_sigpipe_once();
@@ -200,12 +201,32 @@ public:
         sharing_[&call] = std::make_unique<call_sharing>(sharing_settings_, segments_);
     }
 
-    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
         queue_.push_back(job{std::move(batch), std::move(call)});
         pump();
     }
 
-    void interrupt(call_state& call) noexcept override {
+    /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
+    /// SIGINT for itself (Asio restores the default disposition when the watch goes).
+    std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::function<void()> interrupted) override {
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return nullptr;
+        struct sigint_watch final : call_watch {
+            explicit sigint_watch(asio::io_context& c) : signals(c, SIGINT) {}
+            ~sigint_watch() override {
+                boost::system::error_code ignored;
+                signals.cancel(ignored);  // its handler runs later on the io_context, and returns
+            }
+            asio::signal_set signals;
+        };
+        auto watch = std::make_unique<sigint_watch>(ctx);
+        watch->signals.async_wait([on = std::move(interrupted)](boost::system::error_code ec, int) {
+            if (!ec) on();
+        });
+        return watch;
+    }
+
+    stop_effect interrupt(call_state& call) noexcept override {
         for (auto& w : pool_) {
             if (!w->dead && w->serves(call) && !w->interrupted) {
                 w->interrupted = true;
@@ -222,6 +243,7 @@ public:
                 ++it;
             }
         }
+        return {true, " (its worker process was killed and will be replaced)"};
     }
 
     void refresh_progress(call_state& call) noexcept override {
@@ -235,11 +257,11 @@ public:
     }
 
     void end_call(call_state& call) noexcept override {
-        // Descriptors bound to an executor other than the engine's own must not outlive the call
-        // (the user's io_context may go away); the blocking context lives as long as we do.
-        const asio::any_io_executor own = call.eng->blocking_context.get_executor();
-        for (auto& w : pool_)
-            if (w->rd && w->bound_to != own) unbind(*w);
+        // Descriptors bound to the user's executor must not outlive the call (its io_context may
+        // go away); a blocking call's io_context lives as long as we do.
+        if (!call.blocking())
+            for (auto& w : pool_)
+                if (w->rd && w->bound_to == call.executor()) unbind(*w);
         std::erase_if(pool_, [](const worker_ptr& w) { return w->dead; });
         sharing_.erase(&call);
     }
@@ -390,7 +412,7 @@ private:
             // At the end of a call's input, a batch of long tasks waits for an idle worker
             // instead of queueing behind a running batch: the other worker may free up first,
             // and a task queued on the wrong worker costs the call a whole task at its end.
-            if (!free->jobs.empty() && long_batches_ && queue_.front().call->source.exhausted) return;
+            if (!free->jobs.empty() && long_batches_ && queue_.front().call->input_exhausted()) return;
             job j = std::move(queue_.front());
             queue_.pop_front();
             send(free, std::move(j));
@@ -405,12 +427,12 @@ private:
         }
         const std::size_t before = w->out.size();
         try {
-            bind(*w, j.call->executor);
+            bind(*w, j.call->executor());
             const auto at = begin_frame(w->out);
             wire_out ar(w->out);
             const auto shared = sharing_.find(j.call.get());
             sharing_scope scope(shared == sharing_.end() ? nullptr : shared->second.get());
-            b.encode(ar, j.call->track);
+            b.encode(ar, j.call->tracks_tasks());
             end_frame(w->out, at, frame_kind::request);
         } catch (...) {
             w->out.resize(before);
@@ -530,7 +552,7 @@ private:
                         if (!w->greeted) throw wire_error("cojob: a worker answered before its handshake");
                         if (w->jobs.empty()) throw wire_error("cojob: a worker answered a request it was not sent");
                         batch_base& b = *w->jobs.front().batch;
-                        if (in_arena && h.reserved != arena_response_failed && w->jobs.front().call->sink.streaming()) {
+                        if (in_arena && h.reserved != arena_response_failed && w->jobs.front().call->streams_results()) {
                             // A stream reads the results when its consumer takes them; until then
                             // they stay in the arena, and the worker waits before writing the next.
                             std::uint64_t completed = 0;
@@ -710,6 +732,7 @@ private:
         pool_.clear();
     }
 
+    dispatch_profile profile_;
     int workers_;
     int inner_threads_;
     std::vector<worker_ptr> pool_;

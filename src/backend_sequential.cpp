@@ -1,5 +1,6 @@
 // src/backend_sequential.cpp - runs each batch on the scheduler's own thread, at once.
-#include "engine.hpp"
+#include "backend.hpp"
+#include "call_state.hpp"
 
 namespace cojob::detail {
 
@@ -7,11 +8,13 @@ namespace {
 
 class sequential_backend final : public backend_base {
 public:
-    const char* name() const noexcept override { return backend_name(cojob::backend::sequential); }
-    bool inline_completion() const noexcept override { return true; }
-    double min_ideal_batch_seconds() const noexcept override { return 50e-6; }
-    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
-        batch->run(call->stop, false);
+    const dispatch_profile& profile() const noexcept override {
+        static constexpr dispatch_profile p{.name = nullptr, .workers = 1, .runs_in_submit = true,
+                                            .min_ideal_batch_seconds = 50e-6};
+        return p;
+    }
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
+        batch->run(call->stop_flag(), false);
         call_state::finished(std::move(call), std::move(batch));
     }
 };

@@ -4,7 +4,10 @@
 // its own. Its batches go to the queue of the pool the worker belongs to, and while the
 // worker waits for them it runs queued batches of that same call itself (work helping), so
 // the call completes even when every other worker is busy, and the thread count never grows.
-#include "engine.hpp"
+#include "backend.hpp"
+#include "call_state.hpp"
+
+#include <cojob/errors.hpp>
 
 #include <condition_variable>
 #include <deque>
@@ -47,7 +50,7 @@ struct pool_core {
 thread_local pool_core* current_pool = nullptr;
 
 void execute(job& j) {
-    j.batch->run(j.call->stop, j.call->track);
+    j.batch->run(j.call->stop_flag(), j.call->tracks_tasks());
     call_state::finished(std::move(j.call), std::move(j.batch));
 }
 
@@ -81,7 +84,10 @@ void worker_main(std::shared_ptr<pool_core> core) {
 
 class thread_pool_backend final : public backend_base {
 public:
-    explicit thread_pool_backend(int workers) : workers_(workers) {}
+    explicit thread_pool_backend(int workers)
+        : workers_(workers),
+          profile_{.name = backend_name(cojob::backend::threads), .workers = static_cast<std::size_t>(workers),
+                   .runs_in_submit = false, .min_ideal_batch_seconds = 200e-6} {}
 
     ~thread_pool_backend() override {
         if (!core_) return;
@@ -99,12 +105,21 @@ public:
         }
     }
 
-    const char* name() const noexcept override { return backend_name(cojob::backend::threads); }
-    bool inline_completion() const noexcept override { return false; }
-    double min_ideal_batch_seconds() const noexcept override { return 200e-6; }
+    const dispatch_profile& profile() const noexcept override { return profile_; }
 
-    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
-        pool_core* core = current_pool ? current_pool : own_core();
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
+        pool_core* core = current_pool;
+        if (!core) {
+            try {
+                core = own_core();
+            } catch (const std::exception& e) {
+                batch->error = std::make_exception_ptr(
+                    error(std::string("cojob: backend=threads could not start its worker threads: ") + e.what() +
+                          " (the parallel object stays usable: the next call starts the missing ones)"));
+                call_state::finished(std::move(call), std::move(batch));
+                return;
+            }
+        }
         bool wake = false;
         {
             std::lock_guard lock(core->mutex);
@@ -133,21 +148,29 @@ public:
     }
 
 private:
+    /// This pool's own threads, started on first use; those that could not start are tried
+    /// again on the next batch.
     pool_core* own_core() {
-        if (!core_) {
-            core_ = std::make_shared<pool_core>();
+        if (!core_) core_ = std::make_shared<pool_core>();
+        if (threads_.size() < static_cast<std::size_t>(workers_)) {
             threads_.reserve(static_cast<std::size_t>(workers_));
-            for (int i = 0; i < workers_; ++i) threads_.emplace_back(worker_main, core_);
+            while (threads_.size() < static_cast<std::size_t>(workers_)) {
+                if (before_thread_start) before_thread_start();
+                threads_.emplace_back(worker_main, core_);
+            }
         }
         return core_.get();
     }
 
     int workers_;
+    dispatch_profile profile_;
     std::shared_ptr<pool_core> core_;
     std::vector<std::thread> threads_;
 };
 
 }  // namespace
+
+void (*before_thread_start)() = nullptr;
 
 std::unique_ptr<backend_base> make_threads_backend(int workers) {
     return std::make_unique<thread_pool_backend>(workers);

@@ -4,7 +4,8 @@
 // `cojob::init` then starts MPI when the program was launched by mpirun or srun.
 #pragma once
 
-#include "engine.hpp"
+#include "backend.hpp"
+#include "resolved_options.hpp"
 
 #include <memory>
 
@@ -31,6 +32,5 @@ void register_mpi_support(const mpi_support& s) noexcept;
 /// Worker ranks available to backend::mpi.
 /// @throws cojob::error saying what is missing (cojob-mpi not linked, no launcher, one rank).
 [[nodiscard]] int mpi_worker_ranks();
-std::unique_ptr<backend_base> make_mpi_backend(const resolved_options& opts);
 
 }  // namespace cojob::detail

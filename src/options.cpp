@@ -3,7 +3,7 @@
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
 
-#include "engine.hpp"
+#include "resolved_options.hpp"
 #include "mpi_link.hpp"
 #include "worker.hpp"
 

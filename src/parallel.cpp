@@ -2,19 +2,11 @@
 // the caller's thread (blocking) or on the completion handler's executor (async_run).
 #include <cojob/parallel.hpp>
 
+#include "call_driver.hpp"
 #include "engine.hpp"
-#include "mpi_link.hpp"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
-
-#include <signal.h>
-
-#include <thread>
 
 namespace cojob {
 
@@ -22,32 +14,21 @@ namespace asio = boost::asio;
 
 namespace detail {
 
-engine::engine(resolved_options o) : opts(std::move(o)) {
-    switch (opts.kind) {
-        case cojob::backend::sequential: backend = make_sequential_backend(); break;
-        case cojob::backend::processes: backend = make_processes_backend(opts); break;
-        case cojob::backend::mpi: backend = make_mpi_backend(opts); break;
-        default: backend = make_threads_backend(opts.n_jobs); break;
-    }
-    sizer.configure(opts.batch_size, backend->min_ideal_batch_seconds());
+engine::engine(resolved_options o) : opts(std::move(o)), backend(make_backend(opts)) {
+    sizer.configure(opts.batch_size, backend->profile().min_ideal_batch_seconds);
 }
 
-// The backend goes first: worker pipes may be registered with blocking_context.
 engine::~engine() { backend.reset(); }
 
 namespace {
 
-// Marks the engine busy for one call, or refuses a second one (joblib: "already running").
-void claim(engine& e) {
-    // par(range) and async_run return a list: a generator is asked for with par.stream(range).
+// par(range) and async_run return a list: a generator is asked for with par.stream(range).
+void check_list(const engine& e) {
     if (e.opts.return_as != cojob::return_as::list)
         throw error(std::string("cojob::parallel: options.return_as=") +
                     (e.opts.return_as == cojob::return_as::generator ? "generator" : "generator_unordered") +
                     " makes results a stream, which par(range) and async_run cannot return (they return a "
                     "std::vector); call par.stream(range) instead, or leave return_as at list");
-    if (e.running.exchange(true))
-        throw error("cojob::parallel: this parallel object is already running a call; "
-                    "wait for it to finish, or use a second parallel object");
 }
 
 }  // namespace
@@ -74,61 +55,21 @@ cojob::backend parallel::backend() const noexcept { return engine_->opts.kind; }
 const std::optional<task_failure>& parallel::last_failure() const noexcept { return engine_->last_failure; }
 
 void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink) {
-    detail::engine& e = *engine_;
-    detail::claim(e);
-    struct release {
-        detail::engine& e;
-        ~release() { e.running.store(false); }
-    } release_on_exit{e};
-    e.last_failure.reset();
-
-    auto& ctx = e.blocking_context;
-    ctx.restart();
-    auto call = std::make_shared<detail::call_state>(engine_, source, sink, nullptr, ctx.get_executor());
+    detail::check_list(*engine_);
+    detail::call_driver driver(engine_);
+    driver.claim("cojob::parallel");
     bool done = false;
     std::exception_ptr failure;
-    asio::co_spawn(ctx, detail::schedule(call), [&](std::exception_ptr ex) {
-        done = true;
-        failure = ex ? ex : call->result();
-    });
-    // Ctrl-C stops the workers of a processes call and ends it with cojob::cancelled, when the
-    // program has not claimed SIGINT for itself (Asio restores the default afterwards).
-    std::optional<asio::signal_set> interrupt_signal;
-    bool interrupted = false;
-    if (e.opts.kind == cojob::backend::processes) {
-        struct sigaction current {};
-        if (::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-            interrupt_signal.emplace(ctx, SIGINT);
-            interrupt_signal->async_wait([&interrupted, call](boost::system::error_code ec, int) {
-                if (ec) return;
-                interrupted = true;
-                call->request_cancel();
-            });
-        }
-    }
-    auto work = asio::make_work_guard(ctx);
-    detail::backend_base& be = *e.backend;
-    while (!done) {
-        if (ctx.poll() > 0) continue;
-        if (be.help(*call)) continue;  // inside a worker: run our own queued batches
-        // Spin a little before sleeping in the kernel: completions often follow closely.
-        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-        bool ran = false;
-        while (!done && std::chrono::steady_clock::now() < spin_until) {
-            if (ctx.poll() > 0) {
-                ran = true;
-                break;
-            }
-            std::this_thread::yield();
-        }
-        if (!ran && !done) ctx.run_one();
-    }
-    if (interrupt_signal) {
-        interrupt_signal->cancel();
-        ctx.poll();  // runs the cancelled wait's handler now, not in the next call
-        interrupt_signal.reset();
-    }
-    if (interrupted)
+    driver.start(source, sink, nullptr, std::nullopt, {},
+                 {.ended = [&](std::exception_ptr e) {
+                      done = true;
+                      failure = std::move(e);
+                  },
+                  .interrupted = {}});
+    driver.drive([&] { return done; });
+    driver.drain();
+    driver.release();
+    if (driver.take_interrupted())
         throw cancelled("cojob: the call was interrupted (SIGINT); the worker processes running its tasks were "
                         "stopped");
     if (failure) std::rethrow_exception(failure);
@@ -137,31 +78,30 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
 void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
                            asio::any_io_executor ex, asio::cancellation_slot slot,
                            asio::any_completion_handler<void(std::exception_ptr)> done) {
-    detail::engine& e = *engine_;
+    // The driver lives with the call's own state until the call has ended.
+    struct async_call {
+        async_call(std::shared_ptr<void> u, std::shared_ptr<detail::engine> e) : user(std::move(u)), driver(std::move(e)) {}
+        std::shared_ptr<void> user;
+        detail::call_driver driver;
+    };
+    auto held = std::make_shared<async_call>(std::move(keep_alive), engine_);
+    detail::call_driver& driver = held->driver;
     try {
-        detail::claim(e);
+        detail::check_list(*engine_);
+        driver.claim("cojob::parallel::async_run");
     } catch (...) {
         asio::post(ex, [d = std::move(done), err = std::current_exception()]() mutable { std::move(d)(err); });
         return;
     }
-    e.last_failure.reset();
-    asio::any_io_executor strand = asio::make_strand(ex);
-    auto call = std::make_shared<detail::call_state>(engine_, source, sink, std::move(keep_alive), strand);
-    e.active_async = call;
-    if (slot.is_connected()) {
-        slot.assign([call](asio::cancellation_type type) {
-            if (type != asio::cancellation_type::none) call->cancel_from_anywhere();
-        });
-    }
-    asio::co_spawn(strand, detail::schedule(call),
-                   [call, slot, d = std::move(done)](std::exception_ptr ex) mutable {
-                       if (slot.is_connected()) slot.clear();
-                       call->eng->running.store(false);
-                       auto failure = ex ? ex : call->result();
-                       auto keep = std::move(call->keep_alive);  // results live until the handler ran
-                       call.reset();
-                       std::move(d)(failure);
-                   });
+    // std::function needs a copyable target: the move-only handler is shared.
+    auto handler = std::make_shared<asio::any_completion_handler<void(std::exception_ptr)>>(std::move(done));
+    driver.start(source, sink, held, asio::make_strand(ex), slot,
+                 {.ended =
+                      [&driver, handler](std::exception_ptr failure) {
+                          driver.release();  // before the handler, which may start the next call
+                          std::move (*handler)(std::move(failure));
+                      },
+                  .interrupted = {}});
 }
 
 }  // namespace cojob

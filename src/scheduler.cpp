@@ -1,7 +1,7 @@
 // src/scheduler.cpp - the coroutine that drives one call: pulls tasks into batches as the
 // pre_dispatch window allows, hands them to the backend, delivers results in input order,
 // reports progress, and ends the call on the first error, a timeout or cancellation.
-#include "engine.hpp"
+#include "call_state.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 
@@ -17,13 +17,14 @@ namespace cojob::detail {
 namespace asio = boost::asio;
 
 call_state::call_state(std::shared_ptr<engine> e, source_base& src, sink_base& snk, std::shared_ptr<void> keep,
-                       asio::any_io_executor ex)
-    : eng(std::move(e)),
-      source(src),
-      sink(snk),
-      keep_alive(std::move(keep)),
-      executor(std::move(ex)),
-      inline_backend(eng->backend->inline_completion()) {}
+                       asio::any_io_executor ex, bool blocking)
+    : eng_(std::move(e)),
+      source_(src),
+      sink_(snk),
+      keep_alive_(std::move(keep)),
+      executor_(std::move(ex)),
+      blocking_(blocking),
+      inline_backend_(eng_->backend->profile().runs_in_submit) {}
 
 // Runs one step of the scheduler; whatever it throws (a progress callback, an allocation, a
 // thread that cannot start) ends the call like a task's error: stop, drain, then report.
@@ -37,13 +38,13 @@ void call_state::guarded(F&& step) noexcept {
 }
 
 void call_state::finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch) {
-    if (call->inline_backend) {
+    if (call->inline_backend_) {
         call->finished_.push_back(std::move(batch));  // already on the executor
         return;
     }
     std::lock_guard lock(call->post_mutex_);
     if (call->closed_) return;  // the call ended without it (timeout): drop the batch here
-    auto& ex = call->executor;
+    auto& ex = call->executor_;
     asio::post(ex, [c = std::move(call), b = std::move(batch)]() mutable { c->on_finished(std::move(b)); });
 }
 
@@ -71,7 +72,7 @@ void call_state::request_cancel() {
 bool call_state::cancel_from_anywhere() {
     std::lock_guard lock(post_mutex_);
     if (closed_) return false;
-    asio::post(executor, [self = shared_from_this()] { self->request_cancel(); });
+    asio::post(executor_, [self = shared_from_this()] { self->request_cancel(); });
     return true;
 }
 
@@ -80,8 +81,8 @@ void call_state::close() {
     {
         std::lock_guard lock(post_mutex_);
         closed_ = true;
-        ex = std::move(executor);
-        executor = asio::any_io_executor();
+        ex = std::move(executor_);
+        executor_ = asio::any_io_executor();
     }
     timer_.reset();
     finished_.clear();
@@ -99,7 +100,7 @@ auto call_state::async_wait_event(Token&& token) {
             if (timer_) {
                 // Poll the running tasks' start times often enough to honour the timeout
                 // within a few percent, without waking more than every millisecond.
-                const auto tick = std::clamp(eng->opts.timeout->count() / 20, 0.001, 0.1);
+                const auto tick = std::clamp(eng_->opts.timeout->count() / 20, 0.001, 0.1);
                 timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                     std::chrono::duration<double>(tick)));
                 timer_->async_wait([w = weak_from_this()](boost::system::error_code ec) {
@@ -112,12 +113,12 @@ auto call_state::async_wait_event(Token&& token) {
 
 std::size_t call_state::outstanding() const {
     // A stream also counts what came back but was not consumed yet: that is its backpressure.
-    if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink.held_results();
-    return in_flight_.size() + (sink.streaming() ? reorder_.size() + sink.held_batches() : 0);
+    if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink_.held_results();
+    return in_flight_.size() + (sink_.streaming() ? reorder_.size() + sink_.held_batches() : 0);
 }
 
 bool call_state::waiting_for_consumer() const {
-    return sink.streaming() && !stopping_ && !held_back_ && !(source.exhausted && source.staged == 0);
+    return sink_.streaming() && !stopping_ && !held_back_ && !(source_.exhausted && source_.staged == 0);
 }
 
 void call_state::drop() {
@@ -128,17 +129,16 @@ void call_state::drop() {
 void call_state::consumer_took() { wake(); }
 
 bool call_state::can_dispatch() const {
-    if (stopping_ || held_back_ || (source.exhausted && source.staged == 0)) return false;
+    if (stopping_ || held_back_ || (source_.exhausted && source_.staged == 0)) return false;
     return window_ == 0 || outstanding() < window_;
 }
 
 void call_state::dispatch_more() {
-    const auto& o = eng->opts;
-    backend_base& be = *eng->backend;
-    const std::size_t workers = be.inline_completion() ? 1 : static_cast<std::size_t>(o.n_jobs);
+    backend_base& be = *eng_->backend;
+    const std::size_t workers = be.profile().workers;
     while (can_dispatch()) {
-        if (source.staged == 0) {
-            const std::size_t size = eng->sizer.next([this](bool fast, double d, std::size_t n) {
+        if (source_.staged == 0) {
+            const std::size_t size = eng_->sizer.next([this](bool fast, double d, std::size_t n) {
                 printer_.batch_size_changed(fast, d, n);
             });
             std::size_t want = size * workers;
@@ -148,7 +148,7 @@ void call_state::dispatch_more() {
             }
             std::size_t got = 0;
             try {
-                got = source.fill(want);
+                got = source_.fill(want);
             } catch (...) {
                 fail(std::current_exception(), std::nullopt);
                 return;
@@ -156,11 +156,11 @@ void call_state::dispatch_more() {
             if (got == 0) break;
             // Near the end of the input, cut the rest finer so no worker is left alone with a
             // long batch (joblib's rule).
-            slice_ = source.exhausted && got < want ? std::max<std::size_t>(1, got / (10 * workers)) : size;
+            slice_ = source_.exhausted && got < want ? std::max<std::size_t>(1, got / (10 * workers)) : size;
         }
-        const std::size_t k = std::min(slice_, source.staged);
-        const std::size_t first = source.pulled - source.staged;
-        auto b = source.take(k);
+        const std::size_t k = std::min(slice_, source_.staged);
+        const std::size_t first = source_.pulled - source_.staged;
+        auto b = source_.take(k);
         b->first = first;
         b->dispatched_ns = batch_base::now_ns();
         in_flight_.emplace(first, b.get());
@@ -168,19 +168,24 @@ void call_state::dispatch_more() {
         printer_.dispatched(k);
         be.submit(std::move(b), shared_from_this());
     }
-    if (source.exhausted && source.staged == 0) printer_.dispatch_ended();
+    if (source_.exhausted && source_.staged == 0) printer_.dispatch_ended();
+}
+
+void call_state::stop_running() noexcept {
+    if (interrupted_ || in_flight_.empty()) return;
+    interrupted_ = true;
+    stop_effect_ = eng_->backend->interrupt(*this);
 }
 
 void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure) {
     if (!error_) {
         error_ = std::move(e);
-        eng->last_failure = std::move(failure);
+        eng_->last_failure = std::move(failure);
     }
-    const bool first_stop = !stopping_;
     stopping_ = true;
-    stop.store(true, std::memory_order_relaxed);
+    stop_.store(true, std::memory_order_relaxed);
     printer_.aborting();
-    if (first_stop && !in_flight_.empty()) eng->backend->interrupt(*this);
+    stop_running();
 }
 
 // Ends the call with the exception of the failed task of `b`, saying which task it was.
@@ -204,25 +209,25 @@ void call_state::report_failure(batch_base& b) {
     fail(b.error, std::move(f));
 }
 
-// Hands a batch's results to the sink. A stream's failed batch hands over the results before
+// Hands a batch's results to the sink_. A stream's failed batch hands over the results before
 // its failing task, then ends the call; returns false then.
 bool call_state::deliver(std::unique_ptr<batch_base> b) {
-    sink.accept(*b);
+    sink_.accept(*b);
     if (b->error) {
         report_failure(*b);
         return false;
     }
     next_to_deliver_ += b->size;
-    source.recycle(std::move(b));
+    source_.recycle(std::move(b));
     return true;
 }
 
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     in_flight_.erase(b->first);
     in_flight_tasks_ -= b->size;
-    eng->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
+    eng_->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
-    if (b->error && !sink.streaming()) {
+    if (b->error && !sink_.streaming()) {
         report_failure(*b);  // a list: the first failure ends the call
         return;
     }
@@ -230,7 +235,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
         held_back_ = true;  // a stream: dispatch nothing more, deliver what comes before it first
     else
         printer_.completed(b->size);
-    if (sink.completion_order()) {
+    if (sink_.completion_order()) {
         deliver(std::move(b));
         return;
     }
@@ -249,40 +254,41 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
 }
 
 void call_state::check_timeout() {
-    const auto limit = static_cast<std::int64_t>(eng->opts.timeout->count() * 1e9);
-    backend_base& be = *eng->backend;
-    be.refresh_progress(*this);
+    const auto limit = static_cast<std::int64_t>(eng_->opts.timeout->count() * 1e9);
+    eng_->backend->refresh_progress(*this);
     const auto now = batch_base::now_ns();
     for (const auto& [first, b] : in_flight_) {
         const auto since = b->running_since.load(std::memory_order_acquire);
         if (since != 0 && now - since > limit) {
             const auto index = first + b->running.load(std::memory_order_relaxed);
-            const bool interruptible = be.can_interrupt();
-            fail(std::make_exception_ptr(timeout_error(
-                     "cojob: task #" + std::to_string(index) + " exceeded the timeout of " +
-                     format_seconds(eng->opts.timeout->count()) +
-                     (interruptible ? " (its worker process was killed and will be replaced)"
-                                    : " (it keeps its thread until it returns)"))),
+            stop_.store(true, std::memory_order_relaxed);
+            stop_running();  // first: the backend says what became of the task
+            fail(std::make_exception_ptr(timeout_error("cojob: task #" + std::to_string(index) +
+                                                       " exceeded the timeout of " +
+                                                       format_seconds(eng_->opts.timeout->count()) +
+                                                       stop_effect_.timeout_note)),
                  std::nullopt);
-            // A thread cannot be interrupted: end the call without it. A killed worker's batch
-            // comes back at once, so the call waits for it.
-            abandoned_ = !interruptible;
+            // A batch that cannot be stopped is not waited for: the call ends without it. A
+            // stopped one comes back at once, so the call waits for it.
+            abandoned_ = !stop_effect_.batches_return;
             return;
         }
     }
 }
 
 asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
-    const auto& o = c->eng->opts;
-    backend_base& be = *c->eng->backend;
-    c->track = o.timeout.has_value() && !be.inline_completion();
-    c->window_ = be.inline_completion() ? 1 : o.pre_dispatch.value_or(0);
-    // Inline backends keep one batch in flight whatever its size (nothing runs ahead there).
-    c->window_counts_results_ = c->sink.streaming() && !be.inline_completion() && !c->eng->sizer.fixed();
-    c->printer_.start(o.verbose, o.n_jobs_requested, c->source.total, o.pre_dispatch.value_or(0), o.progress);
-    if (!be.inline_completion()) c->printer_.using_backend(be.name(), o.n_jobs);
-    if (c->track) c->timer_.emplace(c->executor);
-    if (c->source.total) c->sink.expect(*c->source.total);
+    const auto& o = c->eng_->opts;
+    backend_base& be = *c->eng_->backend;
+    const dispatch_profile& profile = be.profile();
+    c->track_ = o.timeout.has_value() && !profile.runs_in_submit;
+    // A backend that runs batches inside submit keeps one in flight whatever its size
+    // (nothing runs ahead there).
+    c->window_ = profile.runs_in_submit ? 1 : o.pre_dispatch.value_or(0);
+    c->window_counts_results_ = c->sink_.streaming() && !profile.runs_in_submit && !c->eng_->sizer.fixed();
+    c->printer_.start(o.verbose, o.n_jobs_requested, c->source_.total, o.pre_dispatch.value_or(0), o.progress);
+    if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
+    if (c->track_) c->timer_.emplace(c->executor_);
+    if (c->source_.total) c->sink_.expect(*c->source_.total);
 
     c->guarded([&] { be.begin_call(*c); });
     if (!c->stopping_) c->guarded([&] { c->dispatch_more(); });
@@ -294,7 +300,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
             c->guarded([&] { c->dispatch_more(); });
         }
         if (c->dropped_) {
-            // A stream's consumer left: stop now. A backend that cannot interrupt (threads) is
+            // A stream's consumer left: stop now. Batches that cannot be stopped (threads) are
             // not waited for: running batches finish on their own and their results are dropped
             // when they come back, so the parallel object is free at once. Interrupted worker
             // processes give their batches back within milliseconds (killed, their pipes end),
@@ -302,7 +308,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
             if (!c->stopping_)
                 c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
                         std::nullopt);
-            if (!be.can_interrupt() || c->in_flight_.empty()) break;
+            if (!c->stop_effect_.batches_return || c->in_flight_.empty()) break;
         }
         // A stream held back by its consumer waits for it even with nothing in flight.
         if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer())) break;
@@ -310,8 +316,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
         if (c->cancel_requested_ && !c->stopping_)
             c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
                     std::nullopt);
-        if (c->track && !c->stopping_) c->check_timeout();
-        if (c->sink.streaming()) c->guarded([&] { c->dispatch_more(); });  // the consumer may have made room
+        if (c->track_ && !c->stopping_) c->check_timeout();
+        if (c->sink_.streaming()) c->guarded([&] { c->dispatch_more(); });  // the consumer may have made room
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
     be.end_call(*c);

@@ -1,21 +1,15 @@
-// src/stream.cpp - the untyped half of `cojob::stream`: starts the call (on the consumer's
-// thread or on a strand of its executor), drives it for a blocking consumer, tells the
-// scheduler when the consumer made room in the window, and ends or drops the call.
+// src/stream.cpp - the untyped half of `cojob::stream`: starts its call through the call
+// driver (on the consumer's thread or on a strand of its executor), drives it for a blocking
+// consumer, tells the scheduler when the consumer made room in the window, and ends or drops
+// the call.
 #include <cojob/detail/stream_state.hpp>
 
+#include "call_driver.hpp"
 #include "engine.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
-
-#include <signal.h>
-
-#include <chrono>
-#include <thread>
 
 namespace cojob::detail {
 
@@ -35,47 +29,15 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 
 }  // namespace
 
-/// Ctrl-C while a blocking stream runs on processes: the call stops (workers killed) and the
-/// consumer's next step throws cojob::cancelled, as for par(range). Only when the program has
-/// not claimed SIGINT for itself; Asio restores the default disposition when it goes.
-struct interrupt_watch {
-    explicit interrupt_watch(asio::io_context& ctx) : signals(ctx, SIGINT) {}
-    asio::signal_set signals;
-};
+stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order)
+    : driver_(std::make_unique<call_driver>(std::move(eng))), completion_order_(completion_order) {}
 
-stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order) noexcept
-    : eng_(std::move(eng)), completion_order_(completion_order) {}
-
-stream_core::~stream_core() {
-    if (holds_engine_) eng_->running.store(false);
-}
-
-void stream_core::watch_interrupt() {
-    struct sigaction current {};
-    if (eng_->opts.kind != cojob::backend::processes || ::sigaction(SIGINT, nullptr, &current) != 0 ||
-        current.sa_handler != SIG_DFL)
-        return;
-    interrupt_ = std::make_unique<interrupt_watch>(eng_->blocking_context);
-    interrupt_->signals.async_wait([w = weak_from_this()](boost::system::error_code ec, int) {
-        auto self = w.lock();
-        if (ec || !self || self->closed_) return;
-        self->interrupted_ = true;
-        self->close_on_executor();  // run from drive(), never on the scheduler's stack
-    });
-}
-
-void stream_core::unwatch_interrupt() noexcept {
-    if (!interrupt_) return;
-    boost::system::error_code ignored;
-    interrupt_->signals.cancel(ignored);  // its handler runs later, on this io_context, and returns
-    interrupt_.reset();
-}
+stream_core::~stream_core() = default;
 
 void stream_core::workers_released() noexcept {
-    if (holds_engine_ && !holds_workers()) {
-        holds_engine_ = false;
-        eng_->running.store(false);
-    }
+    // Results left in worker processes keep their workers from answering another call: the
+    // object stays busy until they are read or dropped.
+    if (over_ && !holds_workers()) driver_->release();
 }
 
 std::optional<asio::any_io_executor> stream_core::bind_async(const asio::any_io_executor& ex) {
@@ -99,40 +61,26 @@ void stream_core::start_if_needed() {
 }
 
 void stream_core::start_call() {
-    engine& e = *eng_;
-    if (e.running.exchange(true))
-        throw error("cojob::parallel::stream: this parallel object is already running a call; finish or drop "
-                    "the other stream or call first, or use a second parallel object");
-    e.last_failure.reset();
+    driver_->claim("cojob::parallel::stream");
     const bool async = mode_ == mode::async;
+    call_hooks hooks{.ended = [this](std::exception_ptr e) { call_done(std::move(e)); }, .interrupted = {}};
     if (!async) {
-        e.blocking_context.restart();
-        executor_ = e.blocking_context.get_executor();
-        work_ = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
-            e.blocking_context.get_executor());
-        watch_interrupt();
+        // Ctrl-C stops the call and the consumer's next step throws cojob::cancelled, as for
+        // par(range); the results are dropped. Run from drive(), never on the scheduler's stack.
+        hooks.interrupted = [this] {
+            if (!closed_) close_on_executor();
+        };
     }
     // An async call keeps this state alive until it ends; a blocking one is driven to its end
     // by the consumer's thread before the state goes.
-    call_ = std::make_shared<call_state>(eng_, source(), *this, async ? shared_from_this() : nullptr, executor_);
-    e.active_async = call_;
-    asio::co_spawn(executor_, schedule(call_),
-                   [self = shared_from_this()](std::exception_ptr ex) { self->call_done(ex); });
+    driver_->start(source(), *this, async ? shared_from_this() : nullptr,
+                   async ? std::optional<asio::any_io_executor>(executor_) : std::nullopt, {}, std::move(hooks));
+    if (!async && driver_->call()) executor_ = driver_->call()->executor();
 }
 
-void stream_core::call_done(std::exception_ptr ex) noexcept {
-    // Results left in worker processes keep their workers from answering another call: the
-    // object stays busy until they are read or dropped.
-    if (holds_workers())
-        holds_engine_ = true;
-    else
-        eng_->running.store(false);
-    std::exception_ptr failure = ex ? ex : call_->result();
-    call_->keep_alive.reset();  // breaks the cycle call -> this -> call
-    call_.reset();
-    work_.reset();
-    unwatch_interrupt();
+void stream_core::call_done(std::exception_ptr failure) noexcept {
     over_ = true;
+    workers_released();
     if (!closed_) failure_ = std::move(failure);
     try {
         ready(false);
@@ -144,9 +92,9 @@ void stream_core::call_done(std::exception_ptr ex) noexcept {
 // hold the call weakly, so a queue of the engine's own io_context never keeps it alive.
 // One wake-up is enough for any number of results taken before it runs.
 void stream_core::result_consumed() {
-    if (!call_ || closed_ || wake_posted_) return;
+    if (!driver_->running() || closed_ || wake_posted_) return;
     wake_posted_ = true;
-    asio::post(executor_, [self = weak_from_this(), w = std::weak_ptr<call_state>(call_)] {
+    asio::post(executor_, [self = weak_from_this(), w = std::weak_ptr<call_state>(driver_->call())] {
         if (auto s = self.lock()) s->wake_posted_ = false;
         if (auto c = w.lock()) c->consumer_took();
     });
@@ -164,7 +112,7 @@ void stream_core::close_on_executor() noexcept {
     // At once, before anything queued (a consumer_took would dispatch more). Never called on
     // the scheduler's stack, so resuming it here is safe; it may end the call (call_done)
     // before drop() returns, so nothing follows.
-    if (auto c = call_) c->drop();
+    if (auto c = driver_->call()) c->drop();
 }
 
 void stream_core::close() noexcept {
@@ -201,38 +149,17 @@ void stream_core::wait_blocking() {
     drive();
 }
 
-// Runs the blocking call on this thread until a result is there or the call is over, as
-// parallel::run_blocking does: work helping inside a worker, a short spin, then sleep.
+// Runs the blocking call on this thread until a result is there or the call is over.
 void stream_core::drive() {
-    auto& ctx = eng_->blocking_context;
-    // Handlers first even when a result waits: a Ctrl-C must not wait behind buffered results.
-    if (interrupt_) ctx.poll();
-    while (!has_result() && !over_) {
-        if (ctx.poll() > 0) continue;
-        if (call_ && eng_->backend->help(*call_)) continue;
-        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-        bool ran = false;
-        while (!over_ && std::chrono::steady_clock::now() < spin_until) {
-            if (ctx.poll() > 0) {
-                ran = true;
-                break;
-            }
-            std::this_thread::yield();
-        }
-        if (!ran && !over_ && !has_result()) ctx.run_one();
-    }
+    driver_->drive([this] { return has_result() || over_; });
     if (over_ && !drained_) {
-        // Batches that came back after a dropped call ended wait in the queue holding the call
-        // (and through it the engine that owns this io_context): let them go now.
         drained_ = true;
-        ctx.restart();
-        while (ctx.poll() > 0) {
-        }
+        driver_->drain();
     }
 }
 
 void stream_core::rethrow_failure_blocking() {
-    if (std::exchange(interrupted_, false))
+    if (driver_->take_interrupted())
         throw cancelled("cojob::stream: the stream was interrupted (SIGINT); the worker processes running its tasks "
                         "were stopped and its results dropped");
     std::exception_ptr e = take_failure();

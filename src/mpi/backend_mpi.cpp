@@ -13,7 +13,8 @@
 #include <cojob/init.hpp>
 #include <cojob/mpi.hpp>
 
-#include "../engine.hpp"
+#include "../backend.hpp"
+#include "../call_state.hpp"
 #include "../mpi_link.hpp"
 #include "../sharing.hpp"
 #include "../util.hpp"
@@ -37,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -306,6 +308,7 @@ struct mpi_job {
     std::shared_ptr<call_state> call;
     const void* owner = nullptr;
     int ranks = 1;  ///< may use ranks 1..ranks
+    std::optional<std::size_t> max_nbytes;  ///< arrays this large go ahead as blocks
 };
 
 struct outgoing {
@@ -484,7 +487,7 @@ private:
         auto& rank = ranks_[static_cast<std::size_t>(to)];
         try {
             // Large arrays go ahead of the request, once per call and rank (mpi_blocks.hpp).
-            block_sender blocks(*j.call, rank.blocks[j.call.get()], pool_, [&](byte_buffer& frame) {
+            block_sender blocks(*j.call, j.max_nbytes, rank.blocks[j.call.get()], pool_, [&](byte_buffer& frame) {
                 auto b = std::make_unique<outgoing>();
                 b->bytes = std::move(frame);
                 start_send(to, std::move(b));
@@ -493,7 +496,7 @@ private:
             {
                 wire_out ar(o->bytes);
                 sharing_scope scope(&blocks);
-                j.batch->encode(ar, j.call->track);
+                j.batch->encode(ar, j.call->tracks_tasks());
             }
             seal_frame(o->bytes, at, frame_kind::request);
         } catch (...) {
@@ -694,28 +697,32 @@ hub* the_hub = nullptr;
 
 class mpi_backend final : public backend_base {
 public:
-    explicit mpi_backend(const resolved_options& o) : ranks_(o.n_jobs) {}
+    explicit mpi_backend(const resolved_options& o)
+        : profile_{.name = backend_name(cojob::backend::mpi), .workers = static_cast<std::size_t>(o.n_jobs),
+                   .runs_in_submit = false, .min_ideal_batch_seconds = 0.2},
+          ranks_(o.n_jobs),
+          max_nbytes_(o.max_nbytes) {}
     ~mpi_backend() override {
         if (the_hub) the_hub->wait_idle(this);
     }
 
-    const char* name() const noexcept override { return backend_name(cojob::backend::mpi); }
-    bool inline_completion() const noexcept override { return false; }
-    double min_ideal_batch_seconds() const noexcept override { return 0.2; }
+    const dispatch_profile& profile() const noexcept override { return profile_; }
 
     void begin_call(call_state& call) override {
         if (!the_hub) throw error("cojob: backend=mpi is not running (MPI ended, or this is not rank 0)");
-        if (std::string why = call.source.remote_refusal(); !why.empty())
+        if (std::string why = call.remote_refusal(); !why.empty())
             throw error("cojob: backend=mpi cannot run these tasks: " + why + " (backend=threads runs any callable)");
     }
-    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
-        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_});
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
+        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_, max_nbytes_});
     }
-    void interrupt(call_state& call) noexcept override {
+    /// Ranks cannot be stopped: the batches not sent yet come back, the others run to their end.
+    stop_effect interrupt(call_state& call) noexcept override {
         try {
             the_hub->withdraw(call);
         } catch (...) {
         }
+        return {false, " (its rank keeps running it until it returns)"};
     }
     void end_call(call_state& call) noexcept override {
         try {
@@ -725,7 +732,9 @@ public:
     }
 
 private:
+    dispatch_profile profile_;
     int ranks_;
+    std::optional<std::size_t> max_nbytes_;
 };
 
 void finish_rank0() {

@@ -5,7 +5,7 @@
 // `end_call` frame. A cojob::memmap still travels by path, for a file system all ranks see.
 #pragma once
 
-#include "../engine.hpp"
+#include "../call_state.hpp"
 #include "../sharing.hpp"
 #include "../wire.hpp"
 
@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -71,8 +72,9 @@ class block_sender final : public array_placer {
 public:
     using sent_set = std::set<std::pair<const void*, std::size_t>>;
 
-    block_sender(const call_state& call, sent_set& sent, buffer_pool& pool, std::function<void(byte_buffer&)> send)
-        : call_(call_prefix(&call)), limit_(call.eng->opts.max_nbytes), sent_(sent), pool_(pool), send_(std::move(send)) {}
+    block_sender(const call_state& call, std::optional<std::size_t> max_nbytes, sent_set& sent, buffer_pool& pool,
+                 std::function<void(byte_buffer&)> send)
+        : call_(call_prefix(&call)), limit_(max_nbytes), sent_(sent), pool_(pool), send_(std::move(send)) {}
 
     /// What the names of a call's arrays start with: "mpi:<call>:".
     static std::string call_prefix(const void* call) {

@@ -31,15 +31,14 @@
 namespace cojob::detail {
 
 class engine;
-class call_state;
-struct interrupt_watch;
+class call_driver;
 
 /// The untyped half of a stream. Its state is touched only on the call's executor: the
 /// consumer's thread for a blocking consumer (which drives the engine's private io_context),
 /// a strand of the consumer's executor for `co_await`.
 class stream_core : public sink_base, public std::enable_shared_from_this<stream_core> {
 public:
-    stream_core(std::shared_ptr<engine> eng, bool completion_order) noexcept;
+    stream_core(std::shared_ptr<engine> eng, bool completion_order);
     ~stream_core() override;
     stream_core(const stream_core&) = delete;
     stream_core& operator=(const stream_core&) = delete;
@@ -96,12 +95,8 @@ private:
     void start_call();
     void call_done(std::exception_ptr e) noexcept;
     void drive();
-    void watch_interrupt();
-    void unwatch_interrupt() noexcept;
 
-    std::shared_ptr<engine> eng_;
-    std::shared_ptr<call_state> call_;  ///< while the call runs
-    std::shared_ptr<void> work_;        ///< keeps the blocking io_context running meanwhile
+    std::unique_ptr<call_driver> driver_;  ///< the call's life (src/call_driver.hpp)
     std::exception_ptr failure_;
     mode mode_ = mode::unbound;
     bool completion_order_;
@@ -110,10 +105,6 @@ private:
     bool closed_ = false;
     bool drained_ = false;
     bool wake_posted_ = false;  ///< a consumer_took is queued for the scheduler
-    bool holds_engine_ = false;  ///< the call ended, but results still wait in its workers
-    /// Blocking consumer on processes: Ctrl-C (SIGINT) stops the call, as it does par(range).
-    std::unique_ptr<interrupt_watch> interrupt_;
-    bool interrupted_ = false;  ///< SIGINT ended the call; told once as cojob::cancelled
 };
 
 /// The results of a stream whose tasks return R.

@@ -1,0 +1,17 @@
+// src/backend.cpp - the one place that maps a backend's name in the options to its
+// implementation.
+#include "backend.hpp"
+
+namespace cojob::detail {
+
+std::unique_ptr<backend_base> make_backend(const resolved_options& opts) {
+    switch (opts.kind) {
+        case cojob::backend::sequential: return make_sequential_backend();
+        case cojob::backend::processes: return make_processes_backend(opts);
+        case cojob::backend::mpi: return make_mpi_backend(opts);
+        case cojob::backend::threads: break;
+    }
+    return make_threads_backend(opts.n_jobs);
+}
+
+}  // namespace cojob::detail

@@ -1,0 +1,96 @@
+// src/call_driver.cpp - one call's start and end, for every form of call (see the header).
+#include "call_driver.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <string>
+
+namespace cojob::detail {
+
+namespace asio = boost::asio;
+
+call_driver::call_driver(std::shared_ptr<engine> eng) noexcept : eng_(std::move(eng)) {}
+
+call_driver::~call_driver() {
+    watch_.reset();
+    release();
+}
+
+void call_driver::release() noexcept {
+    if (std::exchange(claimed_, false)) eng_->running.store(false);
+}
+
+void call_driver::claim(std::string_view who) {
+    if (claimed_) return;
+    if (eng_->running.exchange(true))
+        throw error(std::string(who) +
+                    ": this parallel object is already running a call; wait for it to finish (or finish or drop "
+                    "its stream), or use a second parallel object");
+    claimed_ = true;
+}
+
+void call_driver::start(source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
+                        std::optional<asio::any_io_executor> executor, asio::cancellation_slot slot,
+                        call_hooks hooks) {
+    engine& e = *eng_;
+    e.last_failure.reset();
+    hooks_ = std::move(hooks);
+    const bool blocking = !executor;
+    if (blocking) {
+        e.blocking_context.restart();
+        executor = e.blocking_context.get_executor();
+        work_.emplace(e.blocking_context.get_executor());
+    }
+    call_ = std::make_shared<call_state>(eng_, source, sink, std::move(keep_alive), *executor, blocking);
+    e.active_async = call_;
+    if (blocking) {
+        // The watch holds the call weakly: a handler left in the engine's queue must not keep it.
+        watch_ = e.backend->watch_interrupts(e.blocking_context, [state = std::weak_ptr<shared_state>(state_),
+                                                                  call = std::weak_ptr<call_state>(call_),
+                                                                  on = hooks_.interrupted] {
+            auto s = state.lock();
+            auto c = call.lock();
+            if (!s || !c) return;
+            s->interrupted = true;
+            if (on)
+                on();
+            else
+                c->request_cancel();
+        });
+    }
+    if (slot.is_connected()) {
+        slot_ = slot;
+        slot_.assign([call = call_](asio::cancellation_type type) {
+            if (type != asio::cancellation_type::none) call->cancel_from_anywhere();
+        });
+    }
+    asio::co_spawn(*executor, schedule(call_), [this, call = call_](std::exception_ptr ex) {
+        ended(ex ? ex : call->result());
+    });
+}
+
+void call_driver::ended(std::exception_ptr failure) noexcept {
+    watch_.reset();
+    work_.reset();
+    if (slot_.is_connected()) slot_.clear();
+    slot_ = {};
+    auto call = std::move(call_);
+    // What the caller kept alive (an async call's results, and maybe this driver) lives until
+    // the hook has run; nothing here touches `this` after it.
+    auto keep = call->release_keep_alive();
+    auto hook = std::move(hooks_.ended);
+    call.reset();
+    if (hook) hook(std::move(failure));
+}
+
+void call_driver::drain() noexcept {
+    auto& ctx = eng_->blocking_context;
+    try {
+        ctx.restart();
+        while (ctx.poll() > 0) {
+        }
+    } catch (...) {
+    }
+}
+
+}  // namespace cojob::detail

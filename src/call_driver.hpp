@@ -1,0 +1,109 @@
+// src/call_driver.hpp - private: the life of one call, the same for every form a user can
+// start it with (`par(range)`, `par.async_run`, `par.stream`): claiming the engine, starting
+// the scheduler coroutine, driving a blocking call from the caller's thread, letting the
+// backend watch for an interrupt, and the call's end. The forms are thin adapters over it
+// (src/parallel.cpp, src/stream.cpp), so a per-call feature is written here once.
+#pragma once
+
+#include "call_state.hpp"
+#include "engine.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+namespace cojob::detail {
+
+/// What a form of call hears from its driver.
+struct call_hooks {
+    /// The call has ended, with its failure or null (once, on the call's executor).
+    std::function<void(std::exception_ptr failure)> ended;
+    /// A blocking call was interrupted (Ctrl-C) and is stopping (on the caller's thread).
+    /// Empty: the call is cancelled, and ends once its running batches are back.
+    std::function<void()> interrupted;
+};
+
+class call_driver {
+public:
+    explicit call_driver(std::shared_ptr<engine> eng) noexcept;
+    /// Gives the engine back if the call still holds it.
+    ~call_driver();
+    call_driver(const call_driver&) = delete;
+    call_driver& operator=(const call_driver&) = delete;
+
+    /// Claims the engine for one call; it stays claimed until `release`.
+    /// @throws cojob::error naming `who` when the engine runs another call.
+    void claim(std::string_view who);
+    /// Makes the call and starts its scheduler (after `claim`). Without an executor the call is
+    /// blocking: it runs on the engine's own io_context, which `drive` runs on the caller's
+    /// thread, and the backend watches for an interrupt meanwhile. With one (a strand of the
+    /// user's executor) it runs there, and `slot`, when connected, cancels it.
+    void start(source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
+               std::optional<boost::asio::any_io_executor> executor, boost::asio::cancellation_slot slot,
+               call_hooks hooks);
+
+    /// A blocking call: runs the engine's io_context on this thread until `ready()` holds.
+    /// Handlers first; then, inside a worker, queued batches of this call (work helping); then
+    /// a short spin, since completions often follow closely; then sleep until the next handler.
+    template <class Ready>
+    void drive(Ready ready);
+    /// A blocking call that has ended: runs what its end left queued on the engine's io_context
+    /// (batches that came back after it was dropped hold the call, and through it the engine).
+    void drain() noexcept;
+
+    /// Whether the call has started and not ended.
+    [[nodiscard]] bool running() const noexcept { return call_ != nullptr; }
+    /// Whether an interrupt (Ctrl-C) stopped the call; told once.
+    [[nodiscard]] bool take_interrupted() noexcept { return std::exchange(state_->interrupted, false); }
+    /// The running call, or null.
+    [[nodiscard]] const std::shared_ptr<call_state>& call() const noexcept { return call_; }
+    /// Lets the engine go: another call may start. Safe to call more than once.
+    void release() noexcept;
+
+private:
+    /// What the scheduler's completion and the interrupt watch may reach after the driver moved on.
+    struct shared_state {
+        bool interrupted = false;
+    };
+    void ended(std::exception_ptr failure) noexcept;
+
+    std::shared_ptr<engine> eng_;
+    bool claimed_ = false;
+    std::shared_ptr<call_state> call_;
+    std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
+    call_hooks hooks_;
+    boost::asio::cancellation_slot slot_;
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+    std::unique_ptr<call_watch> watch_;
+};
+
+template <class Ready>
+void call_driver::drive(Ready ready) {
+    auto& ctx = eng_->blocking_context;
+    // Handlers first even when the caller is ready: an interrupt must not wait behind results.
+    if (watch_) ctx.poll();
+    while (!ready()) {
+        if (ctx.poll() > 0) continue;
+        if (call_ && eng_->backend->help(*call_)) continue;  // inside a worker: run our own queued batches
+        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+        bool ran = false;
+        while (!ready() && std::chrono::steady_clock::now() < spin_until) {
+            if (ctx.poll() > 0) {
+                ran = true;
+                break;
+            }
+            std::this_thread::yield();
+        }
+        if (!ran && !ready()) ctx.run_one();
+    }
+}
+
+}  // namespace cojob::detail

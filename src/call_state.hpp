@@ -1,0 +1,142 @@
+// src/call_state.hpp - private: one call of a `parallel` object (its input, its output, and
+// everything the scheduler coroutine tracks while it runs). Backends see only the short
+// public part marked for them; the scheduler (src/scheduler.cpp) owns the rest.
+#pragma once
+
+#include "engine.hpp"
+#include "progress.hpp"
+
+#include <cojob/detail/batch.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace cojob::detail {
+
+/// All members are touched only on `executor()`, except where said otherwise.
+class call_state : public std::enable_shared_from_this<call_state> {
+public:
+    /// `blocking`: the call runs on its engine's own io_context (whose executor is `executor`).
+    call_state(std::shared_ptr<engine> eng, source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
+               boost::asio::any_io_executor executor, bool blocking);
+
+    // ---- for backends ----------------------------------------------------------------------
+
+    /// A batch of `call` has run, failed or was given up (any thread; inside submit for a
+    /// backend that runs batches there).
+    static void finished(std::shared_ptr<call_state> call, std::unique_ptr<batch_base> batch);
+    /// Set when the call stops: running batches end at their next task boundary (any thread).
+    [[nodiscard]] const std::atomic<bool>& stop_flag() const noexcept { return stop_; }
+    /// Whether batches publish which task runs and since when (the call has a timeout).
+    [[nodiscard]] bool tracks_tasks() const noexcept { return track_; }
+    /// The executor the call runs on; empty once the call has ended.
+    [[nodiscard]] const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+    /// Whether the call runs on its engine's own io_context, which lives as long as the backend
+    /// (a blocking call); else on the user's executor, which may go away after the call.
+    [[nodiscard]] bool blocking() const noexcept { return blocking_; }
+    /// Whether the input has ended: every task of the call is in a batch or staged.
+    [[nodiscard]] bool input_exhausted() const noexcept { return source_.exhausted; }
+    /// Whether results are consumed one by one (a stream) rather than taken all at once.
+    [[nodiscard]] bool streams_results() const noexcept { return sink_.streaming(); }
+    /// Why the call's tasks cannot run in a worker process, or "" when they can.
+    [[nodiscard]] std::string remote_refusal() const { return source_.remote_refusal(); }
+
+    // ---- for the call driver and the stream ------------------------------------------------
+
+    /// Stops dispatching and ends the call with operation_aborted (on the executor).
+    void request_cancel();
+    /// A stream's consumer is gone: cancel, and end without waiting for running batches
+    /// (on the executor).
+    void drop();
+    /// A stream's consumer took a whole batch: the window may have room again (on the executor).
+    void consumer_took();
+    /// Asks the call, from any thread, to stop (request_cancel on its executor). Does nothing
+    /// and returns false once the call has ended: its executor may belong to an io_context
+    /// that is gone.
+    bool cancel_from_anywhere();
+    /// How the call failed (null when it did not), once it has ended.
+    [[nodiscard]] std::exception_ptr result() const { return error_; }
+    /// Lets go of what the call kept alive for its caller (an async call's results).
+    std::shared_ptr<void> release_keep_alive() noexcept { return std::move(keep_alive_); }
+
+private:
+    friend boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
+
+    void on_finished(std::unique_ptr<batch_base> batch);
+    void wake();
+    template <class Token>
+    auto async_wait_event(Token&& token);
+    void dispatch_more();
+    void complete_batch(std::unique_ptr<batch_base> batch);
+    template <class F>
+    void guarded(F&& step) noexcept;
+    /// Asks the backend to stop the call's running batches, once.
+    void stop_running() noexcept;
+    void fail(std::exception_ptr e, std::optional<task_failure> failure);
+    void check_timeout();
+    [[nodiscard]] bool can_dispatch() const;
+    void report_failure(batch_base& b);
+    bool deliver(std::unique_ptr<batch_base> b);
+    /// What counts in the pre_dispatch window: batches, or for streams with automatic batch
+    /// sizes results (see window_counts_results_).
+    [[nodiscard]] std::size_t outstanding() const;
+    /// A stream whose window is full of results its consumer has not taken yet.
+    [[nodiscard]] bool waiting_for_consumer() const;
+    /// The call has ended: forget its batches and its executor.
+    void close();
+
+    std::shared_ptr<engine> eng_;
+    source_base& source_;
+    sink_base& sink_;
+    std::shared_ptr<void> keep_alive_;
+    /// Emptied by close(), so that a call_state released later on a worker thread does not
+    /// touch an executor (a strand, an io_context) that may be gone.
+    boost::asio::any_io_executor executor_;
+    const bool blocking_;
+    const bool inline_backend_;      ///< the backend completes batches inside submit()
+    std::atomic<bool> stop_{false};  ///< read by running batches (any thread)
+    bool track_ = false;             ///< batches publish their running task (timeouts)
+
+    std::deque<std::unique_ptr<batch_base>> finished_;
+    boost::asio::any_completion_handler<void()> waiter_;
+    std::optional<boost::asio::steady_timer> timer_;
+    std::map<std::size_t, std::unique_ptr<batch_base>> reorder_;
+    std::map<std::size_t, batch_base*> in_flight_;  ///< by input position, for timeouts
+    std::size_t next_to_deliver_ = 0;
+    std::size_t slice_ = 1;
+    std::size_t window_ = 0;  ///< 0 = unbounded
+    /// A stream with batch_size="auto" counts its window in results: auto batching must not
+    /// multiply what a slow consumer lets pile up. Fixed batch sizes and lists count batches.
+    bool window_counts_results_ = false;
+    std::size_t in_flight_tasks_ = 0;  ///< tasks in in_flight_
+    std::size_t reorder_tasks_ = 0;    ///< tasks in reorder_
+    bool cancel_requested_ = false;
+    bool stopping_ = false;
+    bool interrupted_ = false;  ///< the backend was asked to stop the running batches
+    stop_effect stop_effect_;   ///< what that did
+    bool abandoned_ = false;    ///< ended without waiting for in-flight batches (timeout)
+    bool held_back_ = false;    ///< a stream's batch failed: dispatch nothing, deliver up to it
+    bool dropped_ = false;      ///< a stream's consumer left (see drop())
+    std::exception_ptr error_;
+    progress_printer printer_;
+
+    std::mutex post_mutex_;  ///< guards closed_ against workers finishing after the end
+    bool closed_ = false;
+};
+
+/// The coroutine that drives one call from its first batch to its end.
+boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
+
+}  // namespace cojob::detail
