@@ -20,6 +20,7 @@
 #include "../wire.hpp"
 #include "../worker.hpp"
 #include "mpi_blocks.hpp"
+#include "transport.hpp"
 
 #include <mpi.h>
 #include <signal.h>
@@ -44,81 +45,7 @@
 namespace cojob::detail {
 namespace {
 
-constexpr int frame_tag = 0x636a;            // one tag: frames from one rank arrive in order
-constexpr std::size_t depth = 2;             // batches a rank holds: the running one and the next
-constexpr std::size_t chunk = std::size_t{1} << 30;  // MPI counts are int: larger frames go in pieces
-
-MPI_Comm comm = MPI_COMM_NULL;
-int my_rank = -1;
-int world = 0;
-bool we_initialised = false;
-
-[[noreturn]] void throw_mpi(int rc, const char* what) {
-    char text[MPI_MAX_ERROR_STRING] = {};
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    throw error(std::string("cojob: MPI ") + what + " failed: " + std::string(text, static_cast<std::size_t>(len)));
-}
-
-void check(int rc, const char* what) {
-    if (rc != MPI_SUCCESS) throw_mpi(rc, what);
-}
-
-/// Polls fast at first, then sleeps longer and longer (to 1 ms): an idle rank costs no CPU,
-/// a busy one answers within microseconds.
-class backoff {
-public:
-    void pause() {
-        if (++rounds_ < 200) return;
-        const auto sleep = std::chrono::microseconds(std::min<long>(10L << std::min(rounds_ - 200, 7), 1000));
-        std::this_thread::sleep_for(sleep);
-    }
-    void reset() noexcept { rounds_ = 0; }
-
-private:
-    int rounds_ = 0;
-};
-
-/// Starts sending the frame in `b` to `dest`, in pieces MPI's int counts can hold; the
-/// requests to complete go to `requests`, and `b` must live until they have.
-void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests) {
-    for (std::size_t at = 0; at < b.size(); at += chunk) {
-        MPI_Request r;
-        check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, dest, frame_tag,
-                        comm, &r),
-              "isend");
-        requests.push_back(r);
-    }
-}
-
-/// Receives the frame whose first message `msg` matched: its header tells how many more
-/// pieces follow from the same rank. Returns the header; the frame is in `in`.
-frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffer& in) {
-    int count = 0;
-    check(MPI_Get_count(&first, MPI_BYTE, &count), "get_count");
-    in.resize(static_cast<std::size_t>(count));
-    check(MPI_Mrecv(in.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "mrecv");
-    if (in.size() < sizeof(frame_header))
-        throw wire_error("cojob: an MPI message from rank " + std::to_string(first.MPI_SOURCE) +
-                         " is too short for a frame");
-    const frame_header h = parse_header(in.data());
-    const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(h.length);
-    while (in.size() < total) {
-        const std::size_t at = in.size();
-        const std::size_t piece = std::min(chunk, total - at);
-        in.resize(at + piece);
-        check(MPI_Recv(in.data() + at, static_cast<int>(piece), MPI_BYTE, first.MPI_SOURCE, frame_tag, comm,
-                       MPI_STATUS_IGNORE),
-              "recv");
-    }
-    if (in.size() != total) throw wire_error("cojob: an MPI frame longer than its header says");
-    return h;  // not checksummed: see seal_frame
-}
-
-void append_frame(byte_buffer& b, frame_kind kind) {
-    const auto at = begin_frame(b);
-    seal_frame(b, at, kind);
-}
+constexpr std::size_t depth = 2;  // batches a rank holds: the running one and the next
 
 // ---- worker ranks ------------------------------------------------------------------------
 
