@@ -1,537 +1,368 @@
-// src/mpi/backend_mpi.cpp - backend::mpi (the cojob-mpi library): rank 0 runs main and
-// dispatches batches to the other ranks of the job, which serve them inside cojob::init.
-//
-// The messages are the process backend's frames (src/wire.hpp: versioned, checksummed
-// header; cereal payload; function identity by module offset and fingerprint), sent as MPI
-// messages on a private duplicate of MPI_COMM_WORLD with errors returned, not fatal. Rank 0
-// talks to MPI from one thread of its own (the hub), which polls with a short backoff while
-// work is out and sleeps on a condition variable otherwise; batches come back to their call
-// through call_state::finished, as from the thread pool. Every rank holds at most two batches,
-// the one it runs and the next. Ranks cannot be interrupted: a call that stops takes back the
-// batches not sent yet, and the ones sent run to their end.
+// src/mpi/hub.cpp - rank 0's hub thread: it sends each batch to the least loaded rank that
+// may take it, with the call's large arrays ahead of it, takes in the ranks' progress, answers
+// and faults, hands each batch back to its call, and tells the ranks to stop at exit.
+#include "hub.hpp"
+
 #include <cojob/errors.hpp>
-#include <cojob/init.hpp>
-#include <cojob/mpi.hpp>
 
-#include "../engine.hpp"
-#include "../mpi_link.hpp"
 #include "../sharing.hpp"
-#include "../util.hpp"
-#include "../wire.hpp"
-#include "../worker.hpp"
-#include "mpi_blocks.hpp"
-#include "rank_worker.hpp"
-#include "transport.hpp"
-
-#include <mpi.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <deque>
+#include <cstdint>
 #include <iostream>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <set>
-#include <thread>
-#include <vector>
+#include <string>
+#include <utility>
 
 namespace cojob::detail {
 namespace {
 
 constexpr std::size_t depth = 2;  // batches a rank holds: the running one and the next
 
-// ---- rank 0 --------------------------------------------------------------------------------
+}  // namespace
 
-struct mpi_job {
-    std::unique_ptr<batch_base> batch;
-    std::shared_ptr<call_state> call;
-    const void* owner = nullptr;
-    int ranks = 1;  ///< may use ranks 1..ranks
-};
+hub* the_hub = nullptr;
 
-struct outgoing {
-    byte_buffer bytes;
-    std::vector<MPI_Request> requests;
-};
+hub::hub() : ranks_(static_cast<std::size_t>(world)) { thread_ = std::thread([this] { loop(); }); }
 
-/// Rank 0's side of the job: one thread that owns all MPI traffic.
-class hub {
-public:
-    hub() : ranks_(static_cast<std::size_t>(world)) { thread_ = std::thread([this] { loop(); }); }
-
-    /// Hands a batch to the hub (any thread).
-    void submit(mpi_job j) {
-        {
-            std::lock_guard lock(m_);
-            if (broken_) {
-                j.batch->error = broken_;
-                j.batch->completed = 0;
-            } else {
-                ++outstanding_[j.owner];
-                queue_.push_back(std::move(j));
-                cv_.notify_one();
-                return;
-            }
-        }
-        call_state::finished(std::move(j.call), std::move(j.batch));
-    }
-
-    /// Batches of `call` not sent yet come back, cancelled.
-    void withdraw(const call_state& call) {
-        std::deque<mpi_job> back;
-        {
-            std::lock_guard lock(m_);
-            for (auto it = queue_.begin(); it != queue_.end();) {
-                if (it->call.get() == &call) {
-                    back.push_back(std::move(*it));
-                    it = queue_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-        }
-        for (auto& j : back) {
-            j.batch->error = std::make_exception_ptr(cancelled("cojob: the call stopped before this batch ran"));
-            j.batch->completed = 0;
-            returned(j.owner);
-            call_state::finished(std::move(j.call), std::move(j.batch));
-        }
-    }
-
-    /// The ranks that received arrays of `call` drop them.
-    void end_call(const call_state& call) {
+void hub::submit(mpi_job j) {
+    {
         std::lock_guard lock(m_);
-        ended_calls_.push_back(&call);
-        cv_.notify_one();
-    }
-
-    /// Waits until every batch of `owner` came back (a backend going away).
-    void wait_idle(const void* owner) {
-        std::unique_lock lock(m_);
-        idle_cv_.wait(lock, [&] { return outstanding_[owner] == 0; });
-        outstanding_.erase(owner);
-    }
-
-    /// At exit: tells every rank to stop, takes in what they still send, and ends the thread.
-    void stop() {
-        {
-            std::lock_guard lock(m_);
-            stopping_ = true;
+        if (broken_) {
+            j.batch->error = broken_;
+            j.batch->completed = 0;
+        } else {
+            ++outstanding_[j.owner];
+            queue_.push_back(std::move(j));
             cv_.notify_one();
-        }
-        if (thread_.joinable()) thread_.join();
-    }
-
-private:
-    struct rank_state {
-        std::deque<mpi_job> jobs;  ///< sent, in order; the front one runs
-        bool gone = false;  ///< said bye, or spoke another build
-        std::map<const call_state*, block_sender::sent_set> blocks;  ///< arrays it holds, by call
-    };
-
-    void returned(const void* owner) {
-        std::lock_guard lock(m_);
-        if (--outstanding_[owner] == 0) idle_cv_.notify_all();
-    }
-
-    void loop() {
-        backoff wait;
-        bool stop_sent = false;
-        try {
-            for (;;) {
-                bool busy = dispatch();
-                busy |= drop_ended_calls();
-                busy |= progress_sends();
-                busy |= receive();
-                bool want_stop = false;
-                {
-                    std::unique_lock lock(m_);
-                    want_stop = stopping_;
-                    if (!want_stop && queue_.empty() && ended_calls_.empty() && sends_.empty() && !in_flight()) {
-                        cv_.wait(lock, [&] {
-                            return stopping_ || !queue_.empty() || !ended_calls_.empty();
-                        });
-                        wait.reset();
-                        continue;
-                    }
-                }
-                if (want_stop && !stop_sent) {
-                    for (int r = 1; r < world; ++r) post(r, frame_kind::stop);
-                    stop_sent = true;
-                    busy = true;
-                }
-                if (stop_sent && sends_.empty() && all_gone()) return;
-                // A large send moves one fragment per progress call: while one is under way,
-                // sleeping between calls would cap it at a fragment per sleep.
-                if (busy || !sends_.empty())
-                    wait.reset();
-                else
-                    wait.pause();
-            }
-        } catch (...) {
-            fail_everything(std::current_exception());
-        }
-    }
-
-    [[nodiscard]] bool in_flight() const {
-        for (const auto& r : ranks_)
-            if (!r.jobs.empty()) return true;
-        return false;
-    }
-
-    [[nodiscard]] bool all_gone() const {
-        for (std::size_t r = 1; r < ranks_.size(); ++r)
-            if (!ranks_[r].gone) return false;
-        return true;
-    }
-
-    /// Sends queued batches to the least loaded rank with room among those each may use.
-    bool dispatch() {
-        bool any = false;
-        for (;;) {
-            mpi_job j;
-            int to = -1;
-            {
-                std::lock_guard lock(m_);
-                if (queue_.empty()) return any;
-                const int limit = std::min(queue_.front().ranks, world - 1);
-                bool usable = false;
-                for (int r = 1; r <= limit; ++r) {
-                    const auto& s = ranks_[static_cast<std::size_t>(r)];
-                    usable |= !s.gone;
-                    if (s.gone || s.jobs.size() >= depth) continue;
-                    if (to < 0 || s.jobs.size() < ranks_[static_cast<std::size_t>(to)].jobs.size()) to = r;
-                }
-                if (to < 0 && usable) return any;
-                j = std::move(queue_.front());
-                queue_.pop_front();
-            }
-            any = true;
-            if (to < 0) {  // every rank it may use broke the protocol (another build, garbage)
-                j.batch->error = std::make_exception_ptr(
-                    error("cojob: backend=mpi has no rank left to run this batch: every rank among the first " +
-                          std::to_string(j.ranks) + " was given up (see the error of the call that lost them)"));
-                j.batch->completed = 0;
-                returned(j.owner);
-                call_state::finished(std::move(j.call), std::move(j.batch));
-                continue;
-            }
-            send_request(to, std::move(j));
-        }
-    }
-
-    void send_request(int to, mpi_job j) {
-        auto o = std::make_unique<outgoing>();
-        auto& rank = ranks_[static_cast<std::size_t>(to)];
-        try {
-            // Large arrays go ahead of the request, once per call and rank (mpi_blocks.hpp).
-            block_sender blocks(*j.call, rank.blocks[j.call.get()], pool_, [&](byte_buffer& frame) {
-                auto b = std::make_unique<outgoing>();
-                b->bytes = std::move(frame);
-                start_send(to, std::move(b));
-            });
-            const auto at = begin_frame(o->bytes);
-            {
-                wire_out ar(o->bytes);
-                sharing_scope scope(&blocks);
-                j.batch->encode(ar, j.call->track);
-            }
-            seal_frame(o->bytes, at, frame_kind::request);
-        } catch (...) {
-            j.batch->error = std::current_exception();
-            j.batch->completed = 0;
-            returned(j.owner);
-            call_state::finished(std::move(j.call), std::move(j.batch));
             return;
         }
-        start_send(to, std::move(o));
-        rank.jobs.push_back(std::move(j));
     }
+    call_state::finished(std::move(j.call), std::move(j.batch));
+}
 
-    void start_send(int to, std::unique_ptr<outgoing> o) {
-        isend_frame(to, o->bytes, o->requests);
-        sends_.push_back(std::move(o));
-    }
-
-    void post(int to, frame_kind kind) {
-        auto o = std::make_unique<outgoing>();
-        append_frame(o->bytes, kind);
-        start_send(to, std::move(o));
-    }
-
-    bool drop_ended_calls() {
-        std::vector<const call_state*> ended;
-        {
-            std::lock_guard lock(m_);
-            ended.swap(ended_calls_);
-        }
-        for (const call_state* c : ended) {
-            for (int r = 1; r < world; ++r) {
-                auto& held = ranks_[static_cast<std::size_t>(r)].blocks;
-                const auto it = held.find(c);
-                if (it == held.end()) continue;
-                if (!it->second.empty()) {
-                    auto o = std::make_unique<outgoing>();
-                    const auto at = begin_frame(o->bytes);
-                    {
-                        wire_out ar(o->bytes);
-                        ar(block_sender::call_prefix(c));
-                    }
-                    seal_frame(o->bytes, at, frame_kind::end_call);
-                    start_send(r, std::move(o));
-                }
-                held.erase(it);
-            }
-        }
-        return !ended.empty();
-    }
-
-    bool progress_sends() {
-        bool any = false;
-        for (auto it = sends_.begin(); it != sends_.end();) {
-            int done = 0;
-            check(MPI_Testall(static_cast<int>((*it)->requests.size()), (*it)->requests.data(), &done,
-                              MPI_STATUSES_IGNORE),
-                  "testall");
-            if (done) {
-                pool_.give(std::move((*it)->bytes));
-                it = sends_.erase(it);
-                any = true;
+void hub::withdraw(const call_state& call) {
+    std::deque<mpi_job> back;
+    {
+        std::lock_guard lock(m_);
+        for (auto it = queue_.begin(); it != queue_.end();) {
+            if (it->call.get() == &call) {
+                back.push_back(std::move(*it));
+                it = queue_.erase(it);
             } else {
                 ++it;
             }
         }
-        return any;
     }
-
-    bool receive() {
-        int flag = 0;
-        MPI_Message msg;
-        MPI_Status st;
-        check(MPI_Improbe(MPI_ANY_SOURCE, frame_tag, comm, &flag, &msg, &st), "improbe");
-        if (!flag) return false;
-        const int from = st.MPI_SOURCE;
-        auto& rank = ranks_[static_cast<std::size_t>(from)];
-        frame_header h;
-        try {
-            h = receive_frame(msg, st, in_);
-        } catch (const wire_error& e) {
-            give_up_rank(from, std::current_exception());
-            return true;
-        }
-        wire_in ar(in_.data() + sizeof(frame_header), static_cast<std::size_t>(h.length));
-        switch (static_cast<frame_kind>(h.kind)) {
-            case frame_kind::hello: {
-                std::string identity;
-                std::int32_t pid = 0;
-                ar(identity, pid);
-                if (identity != build_identity()) {
-                    give_up_rank(from, std::make_exception_ptr(wire_error(
-                                           "cojob: MPI rank " + std::to_string(from) + " (pid " + std::to_string(pid) +
-                                           ") runs another build (" + identity + ", expected " + build_identity() +
-                                           "); start the same program on every rank")));
-                    return true;
-                }
-                return true;
-            }
-            case frame_kind::progress: {
-                std::uint64_t index = 0;
-                ar(index);
-                if (!rank.jobs.empty()) {
-                    batch_base& b = *rank.jobs.front().batch;
-                    b.running.store(static_cast<std::size_t>(index), std::memory_order_relaxed);
-                    b.running_since.store(batch_base::now_ns(), std::memory_order_release);
-                }
-                return true;
-            }
-            case frame_kind::response:
-            case frame_kind::fault: {
-                if (rank.jobs.empty()) {
-                    give_up_rank(from, std::make_exception_ptr(wire_error(
-                                           "cojob: MPI rank " + std::to_string(from) + " answered a request it was not sent")));
-                    return true;
-                }
-                mpi_job j = std::move(rank.jobs.front());
-                rank.jobs.pop_front();
-                try {
-                    if (h.kind == static_cast<std::uint16_t>(frame_kind::fault)) {
-                        std::string message;
-                        ar(message);
-                        throw wire_error(message);
-                    }
-                    j.batch->decode(ar);
-                } catch (...) {
-                    j.batch->error = std::current_exception();
-                    j.batch->completed = 0;
-                }
-                in_.shrink_if_above(64u << 20);
-                returned(j.owner);
-                call_state::finished(std::move(j.call), std::move(j.batch));
-                return true;
-            }
-            case frame_kind::bye: rank.gone = true; return true;
-            default:
-                give_up_rank(from, std::make_exception_ptr(wire_error("cojob: MPI rank " + std::to_string(from) +
-                                                                      " sent a frame of kind " +
-                                                                      std::to_string(h.kind))));
-                return true;
-        }
+    for (auto& j : back) {
+        j.batch->error = std::make_exception_ptr(cancelled("cojob: the call stopped before this batch ran"));
+        j.batch->completed = 0;
+        returned(j.owner);
+        call_state::finished(std::move(j.call), std::move(j.batch));
     }
-
-    /// A rank that broke the protocol gets no more work; its batches come back with `why`.
-    void give_up_rank(int r, std::exception_ptr why) {
-        auto& rank = ranks_[static_cast<std::size_t>(r)];
-        rank.gone = true;
-        for (auto& j : rank.jobs) {
-            j.batch->error = why;
-            j.batch->completed = 0;
-            returned(j.owner);
-            call_state::finished(std::move(j.call), std::move(j.batch));
-        }
-        rank.jobs.clear();
-    }
-
-    /// MPI itself failed: every batch, sent or not, comes back with the error, and so will
-    /// every later one.
-    void fail_everything(std::exception_ptr why) noexcept {
-        std::deque<mpi_job> all;
-        {
-            std::lock_guard lock(m_);
-            broken_ = why;
-            all.swap(queue_);
-        }
-        for (auto& r : ranks_)
-            for (auto& j : r.jobs) all.push_back(std::move(j));
-        for (auto& j : all) {
-            j.batch->error = why;
-            j.batch->completed = 0;
-            returned(j.owner);
-            call_state::finished(std::move(j.call), std::move(j.batch));
-        }
-        try {
-            std::rethrow_exception(why);
-        } catch (const std::exception& e) {
-            std::cerr << "cojob: backend=mpi stops: " << e.what() << '\n';
-        } catch (...) {
-        }
-    }
-
-    std::mutex m_;
-    std::condition_variable cv_, idle_cv_;
-    std::deque<mpi_job> queue_;                    // guarded by m_
-    std::vector<const call_state*> ended_calls_;   // guarded by m_
-    std::map<const void*, std::size_t> outstanding_;  // guarded by m_
-    bool stopping_ = false;                        // guarded by m_
-    std::exception_ptr broken_;                    // guarded by m_
-    // The hub thread's own:
-    std::vector<rank_state> ranks_;
-    std::deque<std::unique_ptr<outgoing>> sends_;
-    buffer_pool pool_;  ///< block frames, for the next call's arrays
-    byte_buffer in_;
-    std::thread thread_;
-};
-
-hub* the_hub = nullptr;
-
-class mpi_backend final : public backend_base {
-public:
-    explicit mpi_backend(const resolved_options& o) : ranks_(o.n_jobs) {}
-    ~mpi_backend() override {
-        if (the_hub) the_hub->wait_idle(this);
-    }
-
-    const char* name() const noexcept override { return backend_name(cojob::backend::mpi); }
-    bool inline_completion() const noexcept override { return false; }
-    double min_ideal_batch_seconds() const noexcept override { return 0.2; }
-
-    void begin_call(call_state& call) override {
-        if (!the_hub) throw error("cojob: backend=mpi is not running (MPI ended, or this is not rank 0)");
-        if (std::string why = call.source.remote_refusal(); !why.empty())
-            throw error("cojob: backend=mpi cannot run these tasks: " + why + " (backend=threads runs any callable)");
-    }
-    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
-        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_});
-    }
-    void interrupt(call_state& call) noexcept override {
-        try {
-            the_hub->withdraw(call);
-        } catch (...) {
-        }
-    }
-    void end_call(call_state& call) noexcept override {
-        try {
-            the_hub->end_call(call);
-        } catch (...) {
-        }
-    }
-
-private:
-    int ranks_;
-};
-
-void finish_rank0() {
-    if (the_hub) {
-        the_hub->stop();
-        delete std::exchange(the_hub, nullptr);
-    }
-    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (we_initialised && !finalized) MPI_Finalize();
 }
 
-void start(int& argc, char**& argv) {
-    int already = 0;
-    MPI_Initialized(&already);
-    int provided = 0;
-    if (!already) {
-        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
-            std::cerr << "cojob: MPI_Init_thread failed\n";
-            std::exit(1);
-        }
-        we_initialised = true;
-    } else {
-        MPI_Query_thread(&provided);
-    }
-    if (provided < MPI_THREAD_SERIALIZED) {
-        std::cerr << "cojob: backend=mpi needs MPI_THREAD_SERIALIZED or more; this MPI gives level " << provided << '\n';
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
-    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(comm, &my_rank);
-    MPI_Comm_size(comm, &world);
-    if (my_rank != 0) serve_rank();
-    the_hub = new hub();
-    std::atexit(finish_rank0);
+void hub::end_call(const call_state& call) {
+    std::lock_guard lock(m_);
+    ended_calls_.push_back(&call);
+    cv_.notify_one();
 }
 
-int worker_ranks() noexcept { return my_rank == 0 ? world - 1 : -1; }
+void hub::wait_idle(const void* owner) {
+    std::unique_lock lock(m_);
+    idle_cv_.wait(lock, [&] { return outstanding_[owner] == 0; });
+    outstanding_.erase(owner);
+}
 
-std::unique_ptr<backend_base> make_backend(const resolved_options& opts) { return std::make_unique<mpi_backend>(opts); }
+void hub::stop() {
+    {
+        std::lock_guard lock(m_);
+        stopping_ = true;
+        cv_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+}
 
-const mpi_support support{&start, &worker_ranks, &make_backend};
+void hub::returned(const void* owner) {
+    std::lock_guard lock(m_);
+    if (--outstanding_[owner] == 0) idle_cv_.notify_all();
+}
 
-}  // namespace
+void hub::loop() {
+    backoff wait;
+    bool stop_sent = false;
+    try {
+        for (;;) {
+            bool busy = dispatch();
+            busy |= drop_ended_calls();
+            busy |= progress_sends();
+            busy |= receive();
+            bool want_stop = false;
+            {
+                std::unique_lock lock(m_);
+                want_stop = stopping_;
+                if (!want_stop && queue_.empty() && ended_calls_.empty() && sends_.empty() && !in_flight()) {
+                    cv_.wait(lock, [&] {
+                        return stopping_ || !queue_.empty() || !ended_calls_.empty();
+                    });
+                    wait.reset();
+                    continue;
+                }
+            }
+            if (want_stop && !stop_sent) {
+                for (int r = 1; r < world; ++r) post(r, frame_kind::stop);
+                stop_sent = true;
+                busy = true;
+            }
+            if (stop_sent && sends_.empty() && all_gone()) return;
+            // A large send moves one fragment per progress call: while one is under way,
+            // sleeping between calls would cap it at a fragment per sleep.
+            if (busy || !sends_.empty())
+                wait.reset();
+            else
+                wait.pause();
+        }
+    } catch (...) {
+        fail_everything(std::current_exception());
+    }
+}
 
-bool link_mpi_support() noexcept {
-    register_mpi_support(support);
+bool hub::in_flight() const {
+    for (const auto& r : ranks_)
+        if (!r.jobs.empty()) return true;
+    return false;
+}
+
+bool hub::all_gone() const {
+    for (std::size_t r = 1; r < ranks_.size(); ++r)
+        if (!ranks_[r].gone) return false;
     return true;
 }
 
+bool hub::dispatch() {
+    bool any = false;
+    for (;;) {
+        mpi_job j;
+        int to = -1;
+        {
+            std::lock_guard lock(m_);
+            if (queue_.empty()) return any;
+            const int limit = std::min(queue_.front().ranks, world - 1);
+            bool usable = false;
+            for (int r = 1; r <= limit; ++r) {
+                const auto& s = ranks_[static_cast<std::size_t>(r)];
+                usable |= !s.gone;
+                if (s.gone || s.jobs.size() >= depth) continue;
+                if (to < 0 || s.jobs.size() < ranks_[static_cast<std::size_t>(to)].jobs.size()) to = r;
+            }
+            if (to < 0 && usable) return any;
+            j = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        any = true;
+        if (to < 0) {  // every rank it may use broke the protocol (another build, garbage)
+            j.batch->error = std::make_exception_ptr(
+                error("cojob: backend=mpi has no rank left to run this batch: every rank among the first " +
+                      std::to_string(j.ranks) + " was given up (see the error of the call that lost them)"));
+            j.batch->completed = 0;
+            returned(j.owner);
+            call_state::finished(std::move(j.call), std::move(j.batch));
+            continue;
+        }
+        send_request(to, std::move(j));
+    }
+}
+
+void hub::send_request(int to, mpi_job j) {
+    auto o = std::make_unique<outgoing>();
+    auto& rank = ranks_[static_cast<std::size_t>(to)];
+    try {
+        // Large arrays go ahead of the request, once per call and rank (mpi_blocks.hpp).
+        block_sender blocks(*j.call, rank.blocks[j.call.get()], pool_, [&](byte_buffer& frame) {
+            auto b = std::make_unique<outgoing>();
+            b->bytes = std::move(frame);
+            start_send(to, std::move(b));
+        });
+        const auto at = begin_frame(o->bytes);
+        {
+            wire_out ar(o->bytes);
+            sharing_scope scope(&blocks);
+            j.batch->encode(ar, j.call->track);
+        }
+        seal_frame(o->bytes, at, frame_kind::request);
+    } catch (...) {
+        j.batch->error = std::current_exception();
+        j.batch->completed = 0;
+        returned(j.owner);
+        call_state::finished(std::move(j.call), std::move(j.batch));
+        return;
+    }
+    start_send(to, std::move(o));
+    rank.jobs.push_back(std::move(j));
+}
+
+void hub::start_send(int to, std::unique_ptr<outgoing> o) {
+    isend_frame(to, o->bytes, o->requests);
+    sends_.push_back(std::move(o));
+}
+
+void hub::post(int to, frame_kind kind) {
+    auto o = std::make_unique<outgoing>();
+    append_frame(o->bytes, kind);
+    start_send(to, std::move(o));
+}
+
+bool hub::drop_ended_calls() {
+    std::vector<const call_state*> ended;
+    {
+        std::lock_guard lock(m_);
+        ended.swap(ended_calls_);
+    }
+    for (const call_state* c : ended) {
+        for (int r = 1; r < world; ++r) {
+            auto& held = ranks_[static_cast<std::size_t>(r)].blocks;
+            const auto it = held.find(c);
+            if (it == held.end()) continue;
+            if (!it->second.empty()) {
+                auto o = std::make_unique<outgoing>();
+                const auto at = begin_frame(o->bytes);
+                {
+                    wire_out ar(o->bytes);
+                    ar(block_sender::call_prefix(c));
+                }
+                seal_frame(o->bytes, at, frame_kind::end_call);
+                start_send(r, std::move(o));
+            }
+            held.erase(it);
+        }
+    }
+    return !ended.empty();
+}
+
+bool hub::progress_sends() {
+    bool any = false;
+    for (auto it = sends_.begin(); it != sends_.end();) {
+        int done = 0;
+        check(MPI_Testall(static_cast<int>((*it)->requests.size()), (*it)->requests.data(), &done,
+                          MPI_STATUSES_IGNORE),
+              "testall");
+        if (done) {
+            pool_.give(std::move((*it)->bytes));
+            it = sends_.erase(it);
+            any = true;
+        } else {
+            ++it;
+        }
+    }
+    return any;
+}
+
+bool hub::receive() {
+    int flag = 0;
+    MPI_Message msg;
+    MPI_Status st;
+    check(MPI_Improbe(MPI_ANY_SOURCE, frame_tag, comm, &flag, &msg, &st), "improbe");
+    if (!flag) return false;
+    const int from = st.MPI_SOURCE;
+    auto& rank = ranks_[static_cast<std::size_t>(from)];
+    frame_header h;
+    try {
+        h = receive_frame(msg, st, in_);
+    } catch (const wire_error& e) {
+        give_up_rank(from, std::current_exception());
+        return true;
+    }
+    wire_in ar(in_.data() + sizeof(frame_header), static_cast<std::size_t>(h.length));
+    switch (static_cast<frame_kind>(h.kind)) {
+        case frame_kind::hello: {
+            std::string identity;
+            std::int32_t pid = 0;
+            ar(identity, pid);
+            if (identity != build_identity()) {
+                give_up_rank(from, std::make_exception_ptr(wire_error(
+                                       "cojob: MPI rank " + std::to_string(from) + " (pid " + std::to_string(pid) +
+                                       ") runs another build (" + identity + ", expected " + build_identity() +
+                                       "); start the same program on every rank")));
+                return true;
+            }
+            return true;
+        }
+        case frame_kind::progress: {
+            std::uint64_t index = 0;
+            ar(index);
+            if (!rank.jobs.empty()) {
+                batch_base& b = *rank.jobs.front().batch;
+                b.running.store(static_cast<std::size_t>(index), std::memory_order_relaxed);
+                b.running_since.store(batch_base::now_ns(), std::memory_order_release);
+            }
+            return true;
+        }
+        case frame_kind::response:
+        case frame_kind::fault: {
+            if (rank.jobs.empty()) {
+                give_up_rank(from, std::make_exception_ptr(wire_error(
+                                       "cojob: MPI rank " + std::to_string(from) + " answered a request it was not sent")));
+                return true;
+            }
+            mpi_job j = std::move(rank.jobs.front());
+            rank.jobs.pop_front();
+            try {
+                if (h.kind == static_cast<std::uint16_t>(frame_kind::fault)) {
+                    std::string message;
+                    ar(message);
+                    throw wire_error(message);
+                }
+                j.batch->decode(ar);
+            } catch (...) {
+                j.batch->error = std::current_exception();
+                j.batch->completed = 0;
+            }
+            in_.shrink_if_above(64u << 20);
+            returned(j.owner);
+            call_state::finished(std::move(j.call), std::move(j.batch));
+            return true;
+        }
+        case frame_kind::bye: rank.gone = true; return true;
+        default:
+            give_up_rank(from, std::make_exception_ptr(wire_error("cojob: MPI rank " + std::to_string(from) +
+                                                                  " sent a frame of kind " +
+                                                                  std::to_string(h.kind))));
+            return true;
+    }
+}
+
+void hub::give_up_rank(int r, std::exception_ptr why) {
+    auto& rank = ranks_[static_cast<std::size_t>(r)];
+    rank.gone = true;
+    for (auto& j : rank.jobs) {
+        j.batch->error = why;
+        j.batch->completed = 0;
+        returned(j.owner);
+        call_state::finished(std::move(j.call), std::move(j.batch));
+    }
+    rank.jobs.clear();
+}
+
+void hub::fail_everything(std::exception_ptr why) noexcept {
+    std::deque<mpi_job> all;
+    {
+        std::lock_guard lock(m_);
+        broken_ = why;
+        all.swap(queue_);
+    }
+    for (auto& r : ranks_)
+        for (auto& j : r.jobs) all.push_back(std::move(j));
+    for (auto& j : all) {
+        j.batch->error = why;
+        j.batch->completed = 0;
+        returned(j.owner);
+        call_state::finished(std::move(j.call), std::move(j.batch));
+    }
+    try {
+        std::rethrow_exception(why);
+    } catch (const std::exception& e) {
+        std::cerr << "cojob: backend=mpi stops: " << e.what() << '\n';
+    } catch (...) {
+    }
+}
+
 }  // namespace cojob::detail
-
-namespace cojob::mpi {
-
-int rank() noexcept { return detail::my_rank; }
-int size() noexcept { return detail::my_rank < 0 ? 0 : detail::world; }
-
-}  // namespace cojob::mpi

@@ -1,0 +1,62 @@
+// src/mpi/backend_mpi.cpp - backend::mpi (the cojob-mpi library): rank 0 runs main and
+// dispatches batches to the other ranks of the job, which serve them inside cojob::init.
+//
+// A batch's trip: this adapter hands it to the hub (hub.cpp), the one thread of rank 0 that
+// talks to MPI; the hub sends it to a rank as a request frame (transport.cpp), after the large
+// arrays it names (mpi_blocks.hpp); the rank runs it and answers (rank_worker.cpp); the hub
+// hands the answer back to its call. mpi_runtime.cpp starts MPI on every rank and ends it.
+// Ranks cannot be interrupted: a call that stops takes back the batches not sent yet, and the
+// ones sent run to their end.
+#include "backend_mpi.hpp"
+
+#include <cojob/errors.hpp>
+
+#include "hub.hpp"
+
+#include <string>
+#include <utility>
+
+namespace cojob::detail {
+namespace {
+
+class mpi_backend final : public backend_base {
+public:
+    explicit mpi_backend(const resolved_options& o) : ranks_(o.n_jobs) {}
+    ~mpi_backend() override {
+        if (the_hub) the_hub->wait_idle(this);
+    }
+
+    const char* name() const noexcept override { return backend_name(cojob::backend::mpi); }
+    bool inline_completion() const noexcept override { return false; }
+    double min_ideal_batch_seconds() const noexcept override { return 0.2; }
+
+    void begin_call(call_state& call) override {
+        if (!the_hub) throw error("cojob: backend=mpi is not running (MPI ended, or this is not rank 0)");
+        if (std::string why = call.source.remote_refusal(); !why.empty())
+            throw error("cojob: backend=mpi cannot run these tasks: " + why + " (backend=threads runs any callable)");
+    }
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) override {
+        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_});
+    }
+    void interrupt(call_state& call) noexcept override {
+        try {
+            the_hub->withdraw(call);
+        } catch (...) {
+        }
+    }
+    void end_call(call_state& call) noexcept override {
+        try {
+            the_hub->end_call(call);
+        } catch (...) {
+        }
+    }
+
+private:
+    int ranks_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend_base> make_backend(const resolved_options& opts) { return std::make_unique<mpi_backend>(opts); }
+
+}  // namespace cojob::detail
