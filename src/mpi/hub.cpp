@@ -109,7 +109,7 @@ void hub::loop() {
                 }
             }
             if (want_stop && !stop_sent) {
-                for (int r = 1; r < world; ++r) post(r, frame_kind::stop);
+                for (int r = 1; r < world; ++r) post(r, mpi_frame_kind::stop);
                 stop_sent = true;
                 busy = true;
             }
@@ -188,7 +188,7 @@ void hub::send_request(int to, mpi_job j) {
             sharing_scope scope(&blocks);
             j.batch->encode(ar, j.call->track);
         }
-        seal_frame(o->bytes, at, frame_kind::request);
+        seal_frame(o->bytes, at, mpi_frame_kind::request);
     } catch (...) {
         j.batch->error = std::current_exception();
         j.batch->completed = 0;
@@ -205,7 +205,7 @@ void hub::start_send(int to, std::unique_ptr<outgoing> o) {
     sends_.push_back(std::move(o));
 }
 
-void hub::post(int to, frame_kind kind) {
+void hub::post(int to, mpi_frame_kind kind) {
     auto o = std::make_unique<outgoing>();
     append_frame(o->bytes, kind);
     start_send(to, std::move(o));
@@ -229,7 +229,7 @@ bool hub::drop_ended_calls() {
                     wire_out ar(o->bytes);
                     ar(block_sender::call_prefix(c));
                 }
-                seal_frame(o->bytes, at, frame_kind::end_call);
+                seal_frame(o->bytes, at, mpi_frame_kind::end_call);
                 start_send(r, std::move(o));
             }
             held.erase(it);
@@ -272,8 +272,8 @@ bool hub::receive() {
         return true;
     }
     wire_in ar(in_.data() + sizeof(frame_header), static_cast<std::size_t>(h.length));
-    switch (static_cast<frame_kind>(h.kind)) {
-        case frame_kind::hello: {
+    switch (static_cast<mpi_frame_kind>(h.kind)) {
+        case mpi_frame_kind::hello: {
             std::string identity;
             std::int32_t pid = 0;
             ar(identity, pid);
@@ -286,7 +286,7 @@ bool hub::receive() {
             }
             return true;
         }
-        case frame_kind::progress: {
+        case mpi_frame_kind::progress: {
             std::uint64_t index = 0;
             ar(index);
             if (!rank.jobs.empty()) {
@@ -296,8 +296,8 @@ bool hub::receive() {
             }
             return true;
         }
-        case frame_kind::response:
-        case frame_kind::fault: {
+        case mpi_frame_kind::response:
+        case mpi_frame_kind::fault: {
             if (rank.jobs.empty()) {
                 give_up_rank(from, std::make_exception_ptr(wire_error(
                                        "cojob: MPI rank " + std::to_string(from) + " answered a request it was not sent")));
@@ -306,7 +306,7 @@ bool hub::receive() {
             mpi_job j = std::move(rank.jobs.front());
             rank.jobs.pop_front();
             try {
-                if (h.kind == static_cast<std::uint16_t>(frame_kind::fault)) {
+                if (h.kind == static_cast<std::uint16_t>(mpi_frame_kind::fault)) {
                     std::string message;
                     ar(message);
                     throw wire_error(message);
@@ -321,7 +321,7 @@ bool hub::receive() {
             call_state::finished(std::move(j.call), std::move(j.batch));
             return true;
         }
-        case frame_kind::bye: rank.gone = true; return true;
+        case mpi_frame_kind::bye: rank.gone = true; return true;
         default:
             give_up_rank(from, std::make_exception_ptr(wire_error("cojob: MPI rank " + std::to_string(from) +
                                                                   " sent a frame of kind " +

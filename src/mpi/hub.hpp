@@ -64,7 +64,7 @@ private:
     bool dispatch();
     void send_request(int to, mpi_job j);
     void start_send(int to, std::unique_ptr<outgoing> o);
-    void post(int to, frame_kind kind);
+    void post(int to, mpi_frame_kind kind);
     bool drop_ended_calls();
     bool progress_sends();
     bool receive();

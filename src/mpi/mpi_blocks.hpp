@@ -59,7 +59,7 @@ public:
                 ar.write(zeros, (block_alignment - frame.size() % block_alignment) % block_alignment);
                 ar.write(data, bytes);
             }
-            seal_frame(frame, at, frame_kind::block);
+            seal_frame(frame, at, mpi_frame_kind::block);
             send_(frame);
         }
         return true;

@@ -71,7 +71,7 @@ void send_progress(void* /*arg*/, std::uint64_t index) {
         wire_out ar(b);
         ar(index);
     }
-    seal_frame(b, at, frame_kind::progress);
+    seal_frame(b, at, mpi_frame_kind::progress);
     (void)MPI_Send(b.data(), static_cast<int>(b.size()), MPI_BYTE, 0, frame_tag, comm);
 }
 
@@ -80,7 +80,7 @@ void fault_frame(byte_buffer& out, const std::string& message) {
     const auto at = begin_frame(out);
     wire_out ar(out);
     ar(message);
-    seal_frame(out, at, frame_kind::fault);
+    seal_frame(out, at, mpi_frame_kind::fault);
 }
 
 /// A worker rank's frames to rank 0, sent without waiting from two buffers in turn: the rank
@@ -158,20 +158,20 @@ private:
                 continue;
             }
             const char* payload = in.data() + sizeof(frame_header);
-            const auto kind = static_cast<frame_kind>(h.kind);
-            if (kind == frame_kind::stop) break;
-            if (kind == frame_kind::block) {
+            const auto kind = static_cast<mpi_frame_kind>(h.kind);
+            if (kind == mpi_frame_kind::stop) break;
+            if (kind == mpi_frame_kind::block) {
                 blocks.store(in);
                 continue;
             }
-            if (kind == frame_kind::end_call) {
+            if (kind == mpi_frame_kind::end_call) {
                 wire_in ar(payload, static_cast<std::size_t>(h.length));
                 std::string prefix;
                 ar(prefix);
                 blocks.drop(prefix);
                 continue;
             }
-            if (kind != frame_kind::request) {
+            if (kind != mpi_frame_kind::request) {
                 fault("got a frame that is not a request");
                 continue;
             }
@@ -179,7 +179,7 @@ private:
             try {
                 blocks_scope scope(blocks);
                 run_request(payload, static_cast<std::size_t>(h.length), out, ctx);
-                seal_frame(out, 0, frame_kind::response);
+                seal_frame(out, 0, mpi_frame_kind::response);
             } catch (const std::exception& e) {
                 fault_frame(out, "cojob: MPI rank " + std::to_string(my_rank) + " could not decode a request: " + e.what());
             }
@@ -188,7 +188,7 @@ private:
             box.post();
             in.shrink_if_above(64u << 20);
         }
-        append_frame(box.next(), frame_kind::bye);
+        append_frame(box.next(), mpi_frame_kind::bye);
         box.post();
         box.flush();
     } catch (const std::exception& e) {

@@ -38,7 +38,7 @@ frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffe
     if (in.size() < sizeof(frame_header))
         throw wire_error("cojob: an MPI message from rank " + std::to_string(first.MPI_SOURCE) +
                          " is too short for a frame");
-    const frame_header h = parse_header(in.data());
+    const frame_header h = parse_header(in.data(), last_mpi_frame_kind);
     const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(h.length);
     while (in.size() < total) {
         const std::size_t at = in.size();
@@ -52,7 +52,7 @@ frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffe
     return h;  // not checksummed: see seal_frame
 }
 
-void append_frame(byte_buffer& b, frame_kind kind) {
+void append_frame(byte_buffer& b, mpi_frame_kind kind) {
     const auto at = begin_frame(b);
     seal_frame(b, at, kind);
 }

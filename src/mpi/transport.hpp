@@ -11,12 +11,31 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 #include <utility>
 #include <vector>
 
 namespace cojob::detail {
+
+/// The kinds of frame ranks exchange: the process wire's first four, with their numbers, then
+/// MPI's own, numbered after the process wire's kinds (the numbers are the wire format).
+enum class mpi_frame_kind : std::uint16_t {
+    hello = static_cast<std::uint16_t>(frame_kind::hello),        ///< rank -> rank 0, once (write_hello)
+    request = static_cast<std::uint16_t>(frame_kind::request),    ///< rank 0 -> rank: a batch of tasks
+    response = static_cast<std::uint16_t>(frame_kind::response),  ///< rank -> rank 0: results
+    fault = static_cast<std::uint16_t>(frame_kind::fault),        ///< rank -> rank 0: it could not read a request
+    progress = 6,  ///< rank -> rank 0: the index of the tracked task that just started
+    stop = 7,      ///< rank 0 -> rank: finish and leave
+    bye = 8,       ///< rank -> rank 0: nothing more will come from this rank
+    block = 9,     ///< rank 0 -> rank: a large array argument, kept for the rest of the call
+    end_call = 10, ///< rank 0 -> rank: a call ended; drop its arrays
+};
+static_assert(static_cast<std::uint16_t>(mpi_frame_kind::progress) > last_frame_kind,
+              "MPI's own kinds must not reuse a number of the process wire");
+/// The highest kind a frame between ranks may have (parse_header's bound).
+inline constexpr std::uint16_t last_mpi_frame_kind = static_cast<std::uint16_t>(mpi_frame_kind::end_call);
 
 inline constexpr int frame_tag = 0x636a;            // one tag: frames from one rank arrive in order
 inline constexpr std::size_t chunk = std::size_t{1} << 30;  // MPI counts are int: larger frames go in pieces
@@ -52,7 +71,7 @@ private:
 /// Fills in the header of the frame that starts at `at`, without a checksum: MPI delivers a
 /// message whole or reports an error, so the checksum that guards the pipes' byte streams
 /// would only add a pass over every byte on each side (a sixth of a large transfer's time).
-inline void seal_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
+inline void seal_frame(byte_buffer& b, std::size_t at, mpi_frame_kind kind) {
     frame_header h;
     h.kind = static_cast<std::uint16_t>(kind);
     h.length = b.size() - at - sizeof(frame_header);
@@ -60,7 +79,7 @@ inline void seal_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
 }
 
 /// Appends a frame without a payload.
-void append_frame(byte_buffer& b, frame_kind kind);
+void append_frame(byte_buffer& b, mpi_frame_kind kind);
 
 /// Starts sending the frame in `b` to `dest`, in pieces MPI's int counts can hold; the
 /// requests to complete go to `requests`, and `b` must live until they have.
