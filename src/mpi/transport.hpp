@@ -1,7 +1,8 @@
 // src/mpi/transport.hpp - private: frames as MPI messages. The messages are the process
-// backend's frames (src/wire.hpp: versioned, checksummed header; cereal payload; function identity by module
-// offset and fingerprint), sent on a private duplicate of MPI_COMM_WORLD with errors returned,
-// not fatal; here too are the polling backoff both sides use and the buffers large frames reuse.
+// backend's frames (src/wire.hpp: versioned, checksummed header; cereal payload; function
+// identity by module offset and fingerprint), sent on a private duplicate of MPI_COMM_WORLD
+// with errors returned, not fatal. Also the backoff both sides poll with, and the buffers that
+// large frames reuse.
 #pragma once
 
 #include "../wire.hpp"
