@@ -52,14 +52,14 @@ frame_header arena_header(const byte_buffer& b, bool failed) {
     return h;
 }
 
-frame_header parse_header(const char* bytes) {
+frame_header parse_header(const char* bytes, std::uint16_t last_kind) {
     frame_header h;
     std::memcpy(&h, bytes, sizeof h);
     if (h.magic != frame_magic) throw wire_error("cojob: corrupt frame on the worker pipe (bad magic number)");
     if (h.version != wire_version)
         throw wire_error("cojob: frame of wire version " + std::to_string(h.version) + " on the worker pipe; this build speaks version " +
                          std::to_string(wire_version));
-    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > static_cast<std::uint16_t>(frame_kind::end_call))
+    if (h.kind < static_cast<std::uint16_t>(frame_kind::hello) || h.kind > last_kind)
         throw wire_error("cojob: corrupt frame on the worker pipe (unknown kind " + std::to_string(h.kind) + ")");
     if (h.length > max_frame_payload)
         throw wire_error("cojob: corrupt frame on the worker pipe (length " + std::to_string(h.length) + ")");

@@ -23,13 +23,9 @@ enum class frame_kind : std::uint16_t {
     response = 3,  ///< worker -> parent: results, and the failure if a task threw
     fault = 4,     ///< worker -> parent: it could not read a request (then it exits)
     arena_response = 5,  ///< worker -> parent: a response whose payload waits in the worker's arena
-    // MPI ranks only (src/mpi/):
-    progress = 6,  ///< rank -> rank 0: the index of the tracked task that just started
-    stop = 7,      ///< rank 0 -> rank: finish and leave
-    bye = 8,       ///< rank -> rank 0: nothing more will come from this rank
-    block = 9,     ///< rank 0 -> rank: a large array argument, kept for the rest of the call
-    end_call = 10, ///< rank 0 -> rank: a call ended; drop its arrays
 };
+/// The highest kind on the worker pipes. MPI ranks number their own kinds after it (src/mpi/).
+inline constexpr std::uint16_t last_frame_kind = static_cast<std::uint16_t>(frame_kind::arena_response);
 
 /// Bytes of a frame that travel through the pipe: an arena response sends its header only.
 [[nodiscard]] inline std::uint64_t bytes_on_pipe(std::uint16_t kind, std::uint64_t length) noexcept {
@@ -57,9 +53,9 @@ void end_frame(byte_buffer& b, std::size_t at, frame_kind kind);
 [[nodiscard]] frame_header arena_header(const byte_buffer& b, bool failed);
 /// `frame_header::reserved` of an arena response whose batch has a failing task.
 inline constexpr std::uint64_t arena_response_failed = 1;
-/// Reads and checks a header: magic, version, kind and length.
+/// Reads and checks a header: magic, version, kind (from hello to `last_kind`) and length.
 /// @throws wire_error saying what is wrong.
-frame_header parse_header(const char* bytes);
+frame_header parse_header(const char* bytes, std::uint16_t last_kind = last_frame_kind);
 /// @throws wire_error when the payload does not match the header's checksum.
 void check_payload(const frame_header& h, const char* payload);
 

@@ -8,11 +8,10 @@
 #include "../call_state.hpp"
 #include "../sharing.hpp"
 #include "../wire.hpp"
+#include "transport.hpp"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,45 +21,7 @@
 #include <utility>
 #include <vector>
 
-namespace cojob::detail {
-
-/// Fills in the header of the frame that starts at `at`, without a checksum: MPI delivers a
-/// message whole or reports an error, so the checksum that guards the pipes' byte streams
-/// would only add a pass over every byte on each side (a sixth of a large transfer's time).
-inline void seal_frame(byte_buffer& b, std::size_t at, frame_kind kind) {
-    frame_header h;
-    h.kind = static_cast<std::uint16_t>(kind);
-    h.length = b.size() - at - sizeof(frame_header);
-    std::memcpy(b.data() + at, &h, sizeof h);
-}
-
-/// Large buffers kept for reuse: faulting in fresh pages for 64 MB costs more than copying it.
-class buffer_pool {
-public:
-    /// A buffer of at least `bytes` capacity if one is kept, else an empty one.
-    byte_buffer take(std::size_t bytes) {
-        auto best = kept_.end();
-        for (auto it = kept_.begin(); it != kept_.end(); ++it)
-            if (it->capacity() >= bytes && (best == kept_.end() || it->capacity() < best->capacity())) best = it;
-        if (best == kept_.end()) return byte_buffer();
-        byte_buffer b = std::move(*best);
-        kept_.erase(best);
-        return b;
-    }
-    void give(byte_buffer b) {
-        if (b.capacity() < min_kept) return;
-        b.clear();
-        kept_.push_back(std::move(b));
-        if (kept_.size() > max_kept)
-            kept_.erase(std::min_element(kept_.begin(), kept_.end(),
-                                         [](const byte_buffer& x, const byte_buffer& y) { return x.capacity() < y.capacity(); }));
-    }
-
-private:
-    static constexpr std::size_t min_kept = std::size_t{1} << 20;
-    static constexpr std::size_t max_kept = 4;
-    std::vector<byte_buffer> kept_;
-};
+namespace cojob::detail::mpi {
 
 /// A block frame's payload: its name, its size, padding, then the bytes, which start 16-byte
 /// aligned in a buffer that holds the whole frame from an aligned start.
@@ -100,7 +61,7 @@ public:
                 ar.write(zeros, (block_alignment - frame.size() % block_alignment) % block_alignment);
                 ar.write(data, bytes);
             }
-            seal_frame(frame, at, frame_kind::block);
+            seal_frame(frame, at, mpi_frame_kind::block);
             send_(frame);
         }
         return true;
@@ -164,4 +125,4 @@ private:
     buffer_pool pool_;
 };
 
-}  // namespace cojob::detail
+}  // namespace cojob::detail::mpi
