@@ -4,7 +4,11 @@
 
 namespace cojob::detail {
 
+std::unique_ptr<backend_base> (*backend_seam)(const resolved_options& opts) = nullptr;
+
 std::unique_ptr<backend_base> make_backend(const resolved_options& opts) {
+    if (backend_seam)
+        if (auto b = backend_seam(opts)) return b;
     switch (opts.kind) {
         case cojob::backend::sequential: return make_sequential_backend();
         case cojob::backend::processes: return make_processes_backend(opts);

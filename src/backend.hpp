@@ -93,6 +93,10 @@ std::unique_ptr<backend_base> make_threads_backend(int workers);
 std::unique_ptr<backend_base> make_processes_backend(const resolved_options& opts);
 std::unique_ptr<backend_base> make_mpi_backend(const resolved_options& opts);
 
+/// Test seam: when set, make_backend asks it first (tests install a backend they step by hand,
+/// tests/common/scripted_backend.hpp); a null answer falls through to the real backends.
+extern std::unique_ptr<backend_base> (*backend_seam)(const resolved_options& opts);
+
 /// Test seam: called by the threads backend before it starts each worker thread; a hook that
 /// throws stands for a thread that cannot start (a pid limit). Null in programs.
 extern void (*before_thread_start)();

@@ -280,9 +280,14 @@ std::string build_identity() {
 // ---- invokers ----------------------------------------------------------------------------
 
 namespace {
+struct invoker_entry {
+    invoker_fn fn = nullptr;
+    const char* type_name = "";
+    const char* other_type = nullptr;  ///< a second type registered under the same key
+};
 struct invoker_table {
     std::shared_mutex mutex;
-    std::unordered_map<std::uint64_t, invoker_fn> by_key;
+    std::unordered_map<std::uint64_t, invoker_entry> by_key;
 };
 invoker_table& invokers() {
     static invoker_table t;
@@ -295,22 +300,38 @@ std::uint64_t type_key(const std::type_info& t) noexcept {
     return fnv1a(n, std::strlen(n));
 }
 
-bool register_invoker(std::uint64_t key, invoker_fn fn, const char* /*type_name*/) noexcept {
+bool register_invoker(std::uint64_t key, invoker_fn fn, const char* type_name) noexcept {
     try {
         auto& t = invokers();
         std::unique_lock lock(t.mutex);
-        t.by_key.emplace(key, fn);
+        auto [it, added] = t.by_key.try_emplace(key, invoker_entry{fn, type_name, nullptr});
+        // The same type registered again (from another shared object of the program) is the
+        // same invoker; another type under the same key makes the key unusable.
+        if (!added && std::strcmp(it->second.type_name, type_name) != 0) it->second.other_type = type_name;
     } catch (...) {
         // Out of memory during static initialisation: the worker will report the type unknown.
     }
     return true;
 }
 
+void check_invoker(std::uint64_t key, const char* type_name) {
+    auto& t = invokers();
+    std::shared_lock lock(t.mutex);
+    const auto it = t.by_key.find(key);
+    if (it == t.by_key.end() || !it->second.other_type) return;
+    const char* other = std::strcmp(it->second.type_name, type_name) == 0 ? it->second.other_type : it->second.type_name;
+    throw error("cojob: these tasks cannot run in a worker process: their type " + demangle(type_name) +
+                " shares its wire key with " + demangle(other) +
+                ", so a worker could not tell them apart; wrap the function or one argument in a type of "
+                "your own to give the task another type (backend=threads runs it as it is)");
+}
+
 invoker_fn find_invoker(std::uint64_t key) noexcept {
     auto& t = invokers();
     std::shared_lock lock(t.mutex);
     auto it = t.by_key.find(key);
-    return it == t.by_key.end() ? nullptr : it->second;
+    if (it == t.by_key.end() || it->second.other_type) return nullptr;  // unknown, or ambiguous
+    return it->second.fn;
 }
 
 std::int64_t steady_now_ns() noexcept {

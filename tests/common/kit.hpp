@@ -108,46 +108,6 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------
-// assignable(f): a copy- and move-assignable wrapper around a callable that is not (a lambda
-// with captures). Work-around for a cojob limitation: `parallel` only compiles for tasks that
-// are move-assignable (see tests/meson.build, COJOB_TESTS_CAPTURING_TASKS_COMPILE).
-
-template <class F>
-class assignable {
-public:
-    explicit assignable(F f) : f_(std::move(f)) {}
-    assignable(const assignable&) = default;
-    assignable(assignable&&) noexcept(std::is_nothrow_move_constructible_v<F>) = default;
-    assignable& operator=(const assignable& other) {
-        if (this != &other) {
-            f_.reset();
-            if (other.f_) f_.emplace(*other.f_);
-        }
-        return *this;
-    }
-    assignable& operator=(assignable&& other) noexcept(std::is_nothrow_move_constructible_v<F>) {
-        if (this != &other) {
-            f_.reset();
-            if (other.f_) f_.emplace(std::move(*other.f_));
-        }
-        return *this;
-    }
-    ~assignable() = default;
-
-    template <class... A>
-    decltype(auto) operator()(A&&... a) const {
-        return std::invoke(*f_, std::forward<A>(a)...);
-    }
-    template <class... A>
-    decltype(auto) operator()(A&&... a) {
-        return std::invoke(*f_, std::forward<A>(a)...);
-    }
-
-private:
-    std::optional<F> f_;
-};
-
-// ---------------------------------------------------------------------------------------------
 // Threads and streams.
 
 /// Threads of this process now: the entries of /proc/self/task.
@@ -324,6 +284,21 @@ void run_coroutine(Body body, std::chrono::steady_clock::duration limit = std::c
     if (!finished) throw std::runtime_error("kit::run_coroutine: the coroutine did not finish within its time limit");
     if (error) std::rethrow_exception(error);
 }
+
+/// An executor the test steps by hand: nothing queued on it runs until `step()`, which runs
+/// every handler ready now and those they make ready, on the test's thread.
+class manual_executor {
+public:
+    [[nodiscard]] boost::asio::io_context::executor_type get() noexcept { return ctx_.get_executor(); }
+    /// Returns how many handlers ran.
+    std::size_t step() {
+        ctx_.restart();
+        return ctx_.poll();
+    }
+
+private:
+    boost::asio::io_context ctx_;
+};
 
 /// Whether `e` holds a boost::system::system_error with operation_aborted (a cancelled call).
 inline bool is_operation_aborted(const std::exception_ptr& e) {

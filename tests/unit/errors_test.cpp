@@ -247,14 +247,14 @@ aftermath run_failing_call(int failing_task, int failing_input, std::size_t fail
         if (static_cast<int>(i) == failing_input) throw std::runtime_error("input failed");
     };
     kit::input_generator gen(100, [st, failing_task](std::size_t i) {
-        return cojob::delayed(kit::assignable([st, failing_task](std::size_t k) {
+        return cojob::delayed([st, failing_task](std::size_t k) {
             if (st->returned) ++st->started_after;
             ++st->running;
             std::this_thread::sleep_for(2ms);
             --st->running;
             if (static_cast<int>(k) == failing_task) throw std::runtime_error("task failed");
             return k;
-        }))(i);
+        })(i);
     }, &log);
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1, .progress = [failing_report](const cojob::progress_event& e) {
                              if (e.completed == failing_report) throw std::runtime_error("report failed");
@@ -306,7 +306,7 @@ TEST_CASE("calling the same object again from inside one of its tasks throws coj
         std::atomic<int> refused{0};
         std::string message;
         auto tasks = tasks_of(4, [&](int i) {
-            return cojob::delayed(kit::assignable([&](int k) {
+            return cojob::delayed([&](int k) {
                 if (k == 1) {
                     try {
                         (void)par(numbered(3));
@@ -316,7 +316,7 @@ TEST_CASE("calling the same object again from inside one of its tasks throws coj
                     }
                 }
                 return k;
-            }))(i);
+            })(i);
         });
         const std::vector<int> r = par(tasks);
         CHECK(r == std::vector<int>{0, 1, 2, 3});
@@ -329,10 +329,10 @@ TEST_CASE("calling the same object again from inside one of its tasks throws coj
 TEST_CASE("a re-entrant call left uncaught ends the outer call with cojob::error", "[parallel][error][reentrance]") {
     cojob::parallel par{{.n_jobs = 2}};
     auto tasks = tasks_of(4, [&par](int i) {
-        return cojob::delayed(kit::assignable([&par](int k) {
+        return cojob::delayed([&par](int k) {
             if (k == 2) return static_cast<int>(par(numbered(3)).size());
             return k;
-        }))(i);
+        })(i);
     });
     CHECK_THROWS_WITH(par(tasks), Catch::Contains("already running"));
     CHECK(par(numbered(5)).size() == 5);
@@ -354,14 +354,14 @@ struct slow_state {
 /// n tasks; task `slow` waits on the gate for at most `limit`.
 auto slow_tasks(const std::shared_ptr<slow_state>& st, int n, int slow, std::chrono::milliseconds limit) {
     return tasks_of(n, [st, slow, limit](int i) {
-        return cojob::delayed(kit::assignable([st, slow, limit](int k) {
+        return cojob::delayed([st, slow, limit](int k) {
             if (st->call_returned) ++st->started_after;
             if (k == slow) {
                 st->release.wait_for(limit);
                 st->slow_returned = true;
             }
             return k;
-        }))(i);
+        })(i);
     });
 }
 

@@ -46,19 +46,19 @@ TEST_CASE("inner blocking calls inside a two-thread outer call complete on the o
     cojob::parallel outer{{.n_jobs = 2}};
     const long before = started_pool_threads(outer);
     std::atomic<long> most_threads{0};
-    auto leaf = kit::assignable([&most_threads](int i, int j) {
+    auto leaf = [&most_threads](int i, int j) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));  // both workers end up inside inner calls
         kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
         return 100 * i + j;
-    });
-    auto middle = kit::assignable([&leaf](int i) {
+    };
+    auto middle = [&leaf](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
         const std::vector<int> r = inner(tasks_of(16, [&leaf, i](int j) { return cojob::delayed(leaf)(i, j); }));
         if (r.size() != 16) throw std::logic_error("inner call lost results");
         for (int j = 0; j < 16; ++j)
             if (r[static_cast<std::size_t>(j)] != 100 * i + j) throw std::logic_error("inner call out of order");
         return std::accumulate(r.begin(), r.end(), 0);
-    });
+    };
     const std::vector<int> sums = outer(tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 16);
     for (int i = 0; i < 16; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 1600 * i + 120);
@@ -70,16 +70,16 @@ TEST_CASE("inner calls with batch_size 1 and a tight pre_dispatch still complete
     cojob::parallel outer{{.n_jobs = 2, .pre_dispatch = 2, .batch_size = 1}};
     const long before = started_pool_threads(outer);
     std::atomic<long> most_threads{0};
-    auto middle = kit::assignable([&most_threads](int i) {
+    auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2, .pre_dispatch = 1, .batch_size = 1}};
         const std::vector<int> r = inner(tasks_of(16, [&most_threads, i](int j) {
-            return cojob::delayed(kit::assignable([&most_threads](int a, int b) {
+            return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a + b;
-            }))(i, j);
+            })(i, j);
         }));
         return std::accumulate(r.begin(), r.end(), 0);
-    });
+    };
     const std::vector<int> sums = outer(tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 16);
     for (int i = 0; i < 16; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 16 * i + 120);
@@ -91,21 +91,21 @@ TEST_CASE("three levels of nested calls complete without adding threads", "[nest
     const long before = started_pool_threads(outer);
     std::atomic<long> most_threads{0};
     std::atomic<int> leaves{0};
-    auto leaf = kit::assignable([&](int a, int b, int c) {
+    auto leaf = [&](int a, int b, int c) {
         kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
         ++leaves;
         return a * 100 + b * 10 + c;
-    });
-    auto level2 = kit::assignable([&](int a, int b) {
+    };
+    auto level2 = [&](int a, int b) {
         cojob::parallel p{{.n_jobs = 2}};
         const std::vector<int> r = p(tasks_of(4, [&, a, b](int c) { return cojob::delayed(leaf)(a, b, c); }));
         return std::accumulate(r.begin(), r.end(), 0);
-    });
-    auto level1 = kit::assignable([&](int a) {
+    };
+    auto level1 = [&](int a) {
         cojob::parallel p{{.n_jobs = 2}};
         const std::vector<int> r = p(tasks_of(4, [&, a](int b) { return cojob::delayed(level2)(a, b); }));
         return std::accumulate(r.begin(), r.end(), 0);
-    });
+    };
     const std::vector<int> sums = outer(tasks_of(4, [&](int a) { return cojob::delayed(level1)(a); }));
     REQUIRE(sums.size() == 4);
     // sum over b, c in 0..3 of (100a + 10b + c) = 1600a + 240 + 24
@@ -141,16 +141,16 @@ TEST_CASE("an inner call under a sequential outer call uses its own pool and rel
     cojob::parallel outer;
     const long before = static_cast<long>(kit::thread_count());
     std::atomic<long> most_threads{0};
-    auto middle = kit::assignable([&most_threads](int i) {
+    auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
         const std::vector<int> r = inner(tasks_of(8, [&most_threads, i](int j) {
-            return cojob::delayed(kit::assignable([&most_threads](int a, int b) {
+            return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a * b;
-            }))(i, j);
+            })(i, j);
         }));
         return std::accumulate(r.begin(), r.end(), 0);
-    });
+    };
     const std::vector<int> sums = outer(tasks_of(4, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 4);
     for (int i = 0; i < 4; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 28 * i);
@@ -161,16 +161,16 @@ TEST_CASE("a blocking call inside a task of an async call completes on the pool'
     cojob::parallel outer{{.n_jobs = 2}};
     const long before = started_pool_threads(outer);
     std::atomic<long> most_threads{0};
-    auto middle = kit::assignable([&most_threads](int i) {
+    auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
         const std::vector<int> r = inner(tasks_of(8, [&most_threads, i](int j) {
-            return cojob::delayed(kit::assignable([&most_threads](int a, int b) {
+            return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a + b;
-            }))(i, j);
+            })(i, j);
         }));
         return std::accumulate(r.begin(), r.end(), 0);
-    });
+    };
     auto tasks = tasks_of(8, [&middle](int i) { return cojob::delayed(middle)(i); });
     boost::asio::io_context ctx;
     std::vector<int> sums;

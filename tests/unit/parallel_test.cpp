@@ -85,7 +85,7 @@ TEST_CASE("an empty input runs nothing and returns an empty result", "[parallel]
     std::atomic<int> ran{0};
     for (int n_jobs : {1, 2}) {
         cojob::parallel par{{.n_jobs = n_jobs}};
-        std::vector<decltype(cojob::delayed(kit::assignable([&ran](int i) { return ++ran + i; }))(0))> none;
+        std::vector<decltype(cojob::delayed([&ran](int i) { return ++ran + i; })(0))> none;
         CHECK(par(none).empty());
     }
     CHECK(ran == 0);
@@ -97,7 +97,7 @@ TEST_CASE("void tasks each run exactly once and the call returns nothing", "[par
         std::vector<std::atomic<int>> hits(500);
         cojob::parallel par{{.n_jobs = n_jobs, .batch_size = 3}};
         auto tasks = std::views::iota(std::size_t{0}, hits.size()) |
-                     std::views::transform([&hits](std::size_t i) { return cojob::delayed(kit::assignable([&hits](std::size_t k) { ++hits[k]; }))(i); });
+                     std::views::transform([&hits](std::size_t i) { return cojob::delayed([&hits](std::size_t k) { ++hits[k]; })(i); });
         static_assert(std::is_void_v<decltype(par(tasks))>);
         par(tasks);
         for (const auto& h : hits) REQUIRE(h == 1);
@@ -142,7 +142,6 @@ struct frozen {
 };
 }  // namespace
 
-#if COJOB_TESTS_UNASSIGNABLE_RESULTS_COMPILE
 TEST_CASE("results that can be constructed but not assigned come back in order", "[parallel][order]") {
     cojob::parallel par{{.n_jobs = 2, .batch_size = 3}};
     const auto a = par(std::views::iota(0, 30) | std::views::transform([](int i) {
@@ -157,13 +156,6 @@ TEST_CASE("results that can be constructed but not assigned come back in order",
     CHECK(b[29].first == "29");
     CHECK(b[29].second == 29);
 }
-#else
-TEST_CASE("results that can be constructed but not assigned come back in order", "[parallel][order]") {
-    FAIL("cojob::parallel does not compile for result types that are not move-assignable (a const member, "
-         "std::pair<const K, V>): detail/batch.hpp list_sink::accept() appends with std::vector::insert, which "
-         "requires move assignment; see tests/common/probes/unassignable_results.cpp");
-}
-#endif
 
 // --- input ranges ------------------------------------------------------------------------------
 
@@ -219,7 +211,6 @@ TEST_CASE("an input-only range without a size is run in order", "[parallel][inpu
     }
 }
 
-#if COJOB_TESTS_CAPTURING_TASKS_COMPILE
 TEST_CASE("tasks made from lambdas with captures run", "[parallel][input]") {
     const long offset = 10;
     auto add = [offset](long i) { return i + offset; };
@@ -235,13 +226,6 @@ TEST_CASE("tasks made from lambdas with captures run", "[parallel][input]") {
     REQUIRE(s.size() == 20);
     CHECK(s[19] == 190);
 }
-#else
-TEST_CASE("tasks made from lambdas with captures run", "[parallel][input]") {
-    FAIL("cojob::parallel does not compile for tasks that are not move-assignable, such as a lambda with "
-         "captures: detail/batch.hpp range_source::take() uses std::vector::insert, which requires move "
-         "assignment; see tests/common/probes/capturing_tasks.cpp (other tests use kit::assignable)");
-}
-#endif
 
 TEST_CASE("tasks with move-only arguments made by a view are run", "[parallel][input]") {
     cojob::parallel par{{.n_jobs = 2, .batch_size = 2}};
@@ -261,11 +245,11 @@ TEST_CASE("with pre_dispatch=3 the input is never more than 3 tasks ahead of com
     std::atomic<long> most_ahead_at_progress{0};
     log.before_each = [&](std::size_t i) { kit::raise_to(most_ahead, static_cast<long>(i) + 1 - completed.load()); };
     kit::input_generator gen(60, [&completed](std::size_t i) {
-        return cojob::delayed(kit::assignable([&completed](std::size_t k) {
+        return cojob::delayed([&completed](std::size_t k) {
             std::this_thread::sleep_for(200us);
             ++completed;
             return k;
-        }))(i);
+        })(i);
     }, &log);
     cojob::parallel par{{.n_jobs = 2,
                          .pre_dispatch = 3,
@@ -288,11 +272,11 @@ TEST_CASE("the default pre_dispatch of 2*n_jobs keeps a generator close to the c
     std::atomic<long> most_ahead{0};
     log.before_each = [&](std::size_t i) { kit::raise_to(most_ahead, static_cast<long>(i) + 1 - completed.load()); };
     kit::input_generator gen(40, [&completed](std::size_t i) {
-        return cojob::delayed(kit::assignable([&completed](std::size_t k) {
+        return cojob::delayed([&completed](std::size_t k) {
             std::this_thread::sleep_for(200us);
             ++completed;
             return k;
-        }))(i);
+        })(i);
     }, &log);
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     REQUIRE(par(gen).size() == 40);
@@ -328,12 +312,12 @@ TEST_CASE("the input range is only touched from the caller's thread", "[parallel
 TEST_CASE("the threads backend runs tasks on at most n_jobs threads, sequential on the caller's", "[parallel][workers]") {
     std::mutex m;
     std::set<std::thread::id> seen;
-    auto record = kit::assignable([&](int i) {
+    auto record = [&](int i) {
         std::this_thread::sleep_for(100us);
         std::lock_guard lock(m);
         seen.insert(std::this_thread::get_id());
         return i;
-    });
+    };
     auto tasks = std::views::iota(0, 200) | std::views::transform([&](int i) { return cojob::delayed(record)(i); });
     {
         cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};

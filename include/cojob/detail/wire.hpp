@@ -129,8 +129,12 @@ struct worker_context {
 using invoker_fn = void (*)(wire_in& in, wire_out& out, const worker_context& ctx);
 
 /// Registers `fn` under `key` (static initialisation: every process of the program has the
-/// same table). Returns true.
+/// same table). A second type under the same key makes the key ambiguous: its tasks are
+/// refused (check_invoker) instead of run by the wrong invoker. Returns true.
 bool register_invoker(std::uint64_t key, invoker_fn fn, const char* type_name) noexcept;
+/// Parent side, before tasks of the type named `type_name` are sent under `key`.
+/// @throws cojob::error naming both types when another type shares the key.
+void check_invoker(std::uint64_t key, const char* type_name);
 /// FNV-1a of a type's mangled name: the same in every process of one build.
 [[nodiscard]] std::uint64_t type_key(const std::type_info& t) noexcept;
 
@@ -256,6 +260,8 @@ struct remote {
     template <class Tasks>
     static void encode(wire_out& out, const Tasks& tasks, bool track) {
         (void)registered;  // odr-use: every program that sends this type can also run it
+        static const bool unambiguous = (check_invoker(key(), typeid(Task).name()), true);  // once per type
+        (void)unambiguous;
         bool shared = is_stateless_callable<F>;
         if constexpr (is_function_pointer<F>) {
             shared = true;
