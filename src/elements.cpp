@@ -2,6 +2,8 @@
 // huge pages, and a helper thread that faults in the back half while the caller copies.
 #include <cojob/detail/elements.hpp>
 
+#include "fresh_storage.hpp"
+
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -40,5 +42,17 @@ back_half_faulting::~back_half_faulting() {
     helper->join();
     delete helper;
 }
+
+fresh_storage::fresh_storage(void* p, std::size_t bytes) noexcept {
+    advise_huge_pages(p, bytes);
+    if (bytes < back_half_faulting::fresh_fill_bytes) return;
+    try {
+        helper_ = new back_half_faulting(p, bytes);
+    } catch (...) {
+        helper_ = nullptr;  // no memory for it: the copy faults the pages itself
+    }
+}
+
+fresh_storage::~fresh_storage() { delete static_cast<back_half_faulting*>(helper_); }
 
 }  // namespace cojob::detail

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -332,6 +333,18 @@ invoker_fn find_invoker(std::uint64_t key) noexcept {
     auto it = t.by_key.find(key);
     if (it == t.by_key.end() || it->second.other_type) return nullptr;  // unknown, or ambiguous
     return it->second.fn;
+}
+
+// A result is lent only when making it took at least `readers` nanoseconds per byte of it, where
+// readers is how many workers the parent reads from: then a parent reading every worker's
+// results at 1 GB/s keeps up, and the copy saved here is time won. Faster tasks make the parent
+// the bottleneck, and their results go in the arena (the worker copies them, which the parent
+// reads faster than a worker's memory).
+bool worker_context::worth_lending(std::size_t bytes, std::int64_t made_ns) const noexcept {
+    if (!lent || !lend_readers) return false;
+    const std::uint32_t readers = lend_readers->load(std::memory_order_acquire);
+    const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(made_ns - lend_mark_ns, 0));
+    return readers != 0 && took >= std::uint64_t{readers} * bytes;
 }
 
 std::int64_t steady_now_ns() noexcept {

@@ -37,6 +37,14 @@ public:
     using error::error;
 };
 
+/// Bytes cojob reads back were malformed, truncated or written by another build: a worker's
+/// frame (the worker is then replaced), a `cojob::load`ed file, a `cojob::memory` entry.
+/// `what()` says what was wrong with them.
+class decode_error : public error {
+public:
+    using error::error;
+};
+
 /// A blocking call was cancelled before it completed (asynchronous calls complete with
 /// `boost::asio::error::operation_aborted` instead).
 class cancelled : public error {

@@ -2,6 +2,7 @@
 // short transfers, bounds-checked payloads, and function identities.
 #include <catch2/catch.hpp>
 
+#include "fresh_storage.hpp"
 #include "wire.hpp"
 
 #include <sys/mman.h>

@@ -12,39 +12,26 @@
 
 namespace cojob::detail {
 
-/// Asks for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes): filling
-/// a fresh multi-megabyte vector then takes a few page faults instead of thousands, which
-/// halves its cost on this kind of machine. Best effort (compiled in src/elements.cpp).
-void advise_huge_pages(void* p, std::size_t bytes) noexcept;
-
-/// While it lives, a helper thread faults in the back half of [p, p + bytes), fresh storage
-/// that the caller is about to fill from its front. The kernel clears a fresh page when it is
-/// first touched, and for a vector filled from bytes in memory that clearing is about half the
-/// cost; this way it runs beside the copy, on another CPU, instead of before each page's share
-/// of it. The helper only populates pages that are absent (MADV_POPULATE_WRITE), so it never
-/// changes what the range holds. Below fresh_fill_bytes, or when no thread can be started, it
-/// does nothing. The destructor waits for the helper (compiled in src/elements.cpp).
-class back_half_faulting {
+/// While it lives, the fresh storage [p, p + bytes) that the caller is about to fill from its
+/// front is made cheaper to fill (how is compiled in src/elements.cpp). Best effort.
+class fresh_storage {
 public:
-    static constexpr std::size_t fresh_fill_bytes = std::size_t{4} << 20;
-    back_half_faulting(void* p, std::size_t bytes) noexcept;
-    ~back_half_faulting();
-    back_half_faulting(const back_half_faulting&) = delete;
-    back_half_faulting& operator=(const back_half_faulting&) = delete;
+    fresh_storage(void* p, std::size_t bytes) noexcept;
+    ~fresh_storage();
+    fresh_storage(const fresh_storage&) = delete;
+    fresh_storage& operator=(const fresh_storage&) = delete;
 
 private:
     void* helper_ = nullptr;
 };
 
-/// Empties `v`, reserves `count` elements, and runs `fill()`, which appends them: the storage
-/// gets huge pages when large (advise_huge_pages) and, during the fill, a helper faulting its
-/// back half in (back_half_faulting).
+/// Empties `v`, reserves `count` elements, and runs `fill()`, which appends them into storage
+/// made ready for it (fresh_storage).
 template <class E, class A, class Fill>
 void fill_fresh(std::vector<E, A>& v, std::size_t count, Fill fill) {
     v.clear();
     v.reserve(count);
-    advise_huge_pages(v.data(), count * sizeof(E));
-    const back_half_faulting faulting(v.data(), count * sizeof(E));
+    const fresh_storage ready(v.data(), count * sizeof(E));
     fill();
 }
 

@@ -109,11 +109,7 @@ struct worker_context {
     /// the previous response. Null elsewhere (MPI ranks, no arena).
     std::vector<std::shared_ptr<void>>* lent = nullptr;
     /// With `lent`, in the shared status page: 0 while the parent cannot read this worker's
-    /// memory, else how many workers it reads from. A result is lent only when making it took
-    /// at least this many nanoseconds per byte of it: then a parent reading every worker's
-    /// results at 1 GB/s keeps up, and the copy saved here is time won. Faster tasks make the
-    /// parent the bottleneck, and their results go in the arena (the worker copies them, which
-    /// the parent reads faster than a worker's memory).
+    /// memory, else how many workers it reads from (see worth_lending).
     const std::atomic<std::uint32_t>* lend_readers = nullptr;
     /// Steady ns when the batch's tasks began, or the task after its last large vector result.
     mutable std::int64_t lend_mark_ns = 0;
@@ -123,6 +119,9 @@ struct worker_context {
     void acquire() const {
         if (acquire_output) acquire_output(acquire_arg);
     }
+    /// Whether a large vector result of `bytes` bytes, made by `made_ns` (steady), is lent to
+    /// the parent rather than copied into the response (the policy is compiled in src/wire.cpp).
+    [[nodiscard]] bool worth_lending(std::size_t bytes, std::int64_t made_ns) const noexcept;
 };
 
 /// Runs a decoded request: reads the tasks from `in`, runs them, writes the response to `out`.
@@ -353,11 +352,8 @@ struct remote {
                             if (r.size() >= large_vector_bytes / sizeof(E)) {
                                 large = true;
                                 const std::int64_t made = steady_now_ns();
-                                const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(made - ctx.lend_mark_ns, 0));
                                 begin();  // may wait for the arena: not counted as making
-                                const std::uint32_t readers =
-                                    ctx.lend_readers ? ctx.lend_readers->load(std::memory_order_acquire) : 0;
-                                if (readers != 0 && took >= std::uint64_t{readers} * r.size() * sizeof(E)) {
+                                if (ctx.worth_lending(r.size() * sizeof(E), made)) {
                                     auto kept = std::make_shared<R>(std::move(r));  // the elements stay put
                                     ctx.lent->push_back(kept);
                                     save_lent(out, kept->data(), kept->size());

@@ -35,11 +35,8 @@
 
 namespace cojob::detail {
 
-/// A malformed, truncated or foreign frame or payload.
-class wire_error : public error {
-public:
-    using error::error;
-};
+/// A malformed, truncated or foreign frame or payload: the public cojob::decode_error.
+using wire_error = cojob::decode_error;
 
 /// Somewhere other than the heap that a byte_buffer can keep its bytes in (the worker's
 /// shared result arena, src/arena.hpp).
