@@ -3,7 +3,7 @@
 // parent closes the pipe (or dies), then exits without returning to main.
 #include <cojob/init.hpp>
 
-#include "arena.hpp"
+#include "process/arena.hpp"
 #include "mpi_link.hpp"
 #include "sharing.hpp"
 #include "util.hpp"

@@ -2,7 +2,7 @@
 // that hands it from the worker to the parent and back.
 #include "arena.hpp"
 
-#include "worker.hpp"
+#include "../worker.hpp"
 
 #include <cojob/errors.hpp>
 

@@ -12,12 +12,12 @@
 // cancellation) is reaped at once and its batch comes back with the reason; the pool starts a
 // replacement when work is waiting or at the next call.
 #include "arena.hpp"
-#include "backend.hpp"
-#include "call_state.hpp"
-#include "sharing.hpp"
-#include "util.hpp"
-#include "wire.hpp"
-#include "worker.hpp"
+#include "../backend.hpp"
+#include "../call_state.hpp"
+#include "../sharing.hpp"
+#include "../util.hpp"
+#include "../wire.hpp"
+#include "../worker.hpp"
 
 #include <cojob/init.hpp>
 
