@@ -16,7 +16,6 @@
 
 #include "../call_state.hpp"
 #include "../sharing.hpp"
-#include "../worker.hpp"
 #include "channel.hpp"
 #include "failure_text.hpp"
 #include "spawn.hpp"
@@ -79,7 +78,7 @@ public:
 
     void begin_call(call_state& call) override {
         if (!cojob::initialized()) {
-            if (std::getenv(worker_env))
+            if (std::getenv(process::worker_env))
                 throw error("cojob: this process was started as a cojob worker, but its main() reached a "
                             "parallel call without calling cojob::init(argc, argv) first; call it at the top of "
                             "main so that workers serve tasks instead of running the program");

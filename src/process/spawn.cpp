@@ -4,6 +4,8 @@
 // thread pools inside it.
 #include "spawn.hpp"
 
+#include "../worker.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>

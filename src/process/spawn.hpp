@@ -1,18 +1,39 @@
-// src/process/spawn.hpp - private: starting a worker process. A worker is this program started
-// again (/proc/self/exe, with posix_spawn: a multithreaded parent must not fork without exec),
-// with its two pipes, its status page and its result arena on the descriptors the worker guard
-// looks for, and the environment variable that tells cojob::init to serve instead of running
-// main (worker_loop.cpp is the other side).
+// src/process/spawn.hpp - private: what a worker process is started with, and starting one. A
+// worker is this program started again (/proc/self/exe, with posix_spawn: a multithreaded
+// parent must not fork without exec). It finds its two pipes, its status page and its result
+// arena on fixed descriptors, named by an environment variable that tells cojob::init to serve
+// instead of running main: spawn.cpp sets them up, worker_loop.cpp takes them over.
 #pragma once
 
-#include "../worker.hpp"
 #include "arena.hpp"
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 namespace cojob::detail::process {
+
+/// The environment variable that marks a process as a worker cojob started; its value is
+/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>".
+inline constexpr const char* worker_env = "COJOB_WORKER";
+/// The descriptors a worker finds its pipes and status page on.
+inline constexpr int worker_request_fd = 3;
+inline constexpr int worker_response_fd = 4;
+inline constexpr int worker_status_fd = 5;
+inline constexpr int worker_arena_fd = 6;  ///< the result arena (arena.hpp)
+
+/// Written by the worker, read by the parent: the task running in the current batch.
+struct worker_status {
+    std::atomic<std::uint64_t> running{0};       ///< index inside the batch
+    std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
+    std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
+    /// Set by the parent once it has read this worker's memory (the hello's probe), to the
+    /// number of workers it reads from: large vector results may then be lent
+    /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
+    std::atomic<std::uint32_t> lend{0};
+};
 
 /// A worker just started, and the parent's ends of what it was given.
 struct spawned_worker {
