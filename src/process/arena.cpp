@@ -4,6 +4,7 @@
 
 #include "../wire.hpp"
 #include "../worker.hpp"
+#include "spawn.hpp"
 
 #include <cojob/errors.hpp>
 
@@ -169,7 +170,7 @@ void worker_memory::copy(std::uint64_t address, std::size_t n, piece_sink sink, 
 pid_t worker_memory::reap(int& st, int options) noexcept {
     std::lock_guard lock(m_);
     if (pid_ <= 0) return -1;
-    const pid_t r = ::waitpid(pid_, &st, options);
+    const pid_t r = process::wait_worker(pid_, st, options);
     if (r == pid_) pid_ = -1;
     return r;
 }

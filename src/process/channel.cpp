@@ -75,7 +75,7 @@ void channel::send(job j, array_placer* placer) {
 
 void channel::interrupt() noexcept {
     interrupted_ = true;
-    ::kill(pid_, SIGKILL);  // its pipe reports end of file, and the batch comes back
+    kill_worker(pid_);  // its pipe reports end of file, and the batch comes back
 }
 
 void channel::publish_progress(const call_state& call) noexcept {
@@ -272,9 +272,9 @@ bool channel::take_frames() {
 void channel::lost(std::exception_ptr why, bool answered) {
     const bool was_interrupted = interrupted_;
     const pid_t pid = pid_;
-    ::kill(pid, SIGKILL);
+    kill_worker(pid);
     int st = 0;
-    const bool reaped = memory_->reap(st, 0) == pid;
+    const bool reaped = pid > 0 && memory_->reap(st, 0) == pid;
     pid_ = -1;
     const bool greeted = greeted_;
     const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
@@ -315,7 +315,7 @@ void channel::lost(std::exception_ptr why, bool answered) {
 
 void channel::retire() noexcept {
     if (pid_ > 0) {
-        ::kill(pid_, SIGKILL);
+        kill_worker(pid_);
         int st = 0;
         (void)memory_->reap(st, 0);
         pid_ = -1;
@@ -347,7 +347,7 @@ void channel::finish(std::chrono::steady_clock::time_point deadline) noexcept {
     int st = 0;
     while (memory_->reap(st, WNOHANG) == 0) {
         if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid_, SIGKILL);
+            kill_worker(pid_);
             (void)memory_->reap(st, 0);
             break;
         }

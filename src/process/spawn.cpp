@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,6 +54,17 @@ int lift(int fd) {
 }
 
 }  // namespace
+
+process_calls& process_seam() noexcept {
+    static process_calls calls{&::kill, &::waitpid};
+    return calls;
+}
+
+bool kill_worker(pid_t pid) noexcept { return pid > 0 && process_seam().kill(pid, SIGKILL) == 0; }
+
+pid_t wait_worker(pid_t pid, int& status, int options) noexcept {
+    return pid > 0 ? process_seam().waitpid(pid, &status, options) : -1;
+}
 
 spawned_worker spawn_worker(int inner_threads) {
     int req[2], resp[2];

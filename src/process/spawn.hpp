@@ -47,6 +47,23 @@ struct spawned_worker {
     std::shared_ptr<worker_memory> memory;
 };
 
+/// The system calls that signal and reap workers; tests swap them to see which pids they reach.
+struct process_calls {
+    int (*kill)(pid_t pid, int sig);
+    pid_t (*waitpid)(pid_t pid, int* status, int options);
+};
+process_calls& process_seam() noexcept;
+
+/// Every signal to a worker and every wait for one goes through these two, which do nothing
+/// unless `pid` names a process (> 0): a worker's pid is -1 once it is reaped, and kill(-1)
+/// would kill every process this user owns, waitpid(-1) reap any child of this process.
+
+/// Sends SIGKILL to the worker `pid`. Returns whether the signal was sent.
+bool kill_worker(pid_t pid) noexcept;
+/// waitpid(pid, &status, options) for the worker `pid`: what waitpid returned, -1 when `pid`
+/// names no process.
+pid_t wait_worker(pid_t pid, int& status, int options) noexcept;
+
 /// Starts a worker. `inner_threads`: what OMP_NUM_THREADS and its kin say in the worker, unless
 /// the user set them (joblib's guard against oversubscription).
 /// @throws std::system_error when a pipe, the status page or the process cannot be made.
