@@ -7,6 +7,7 @@
 #include "../worker.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -14,11 +15,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
 #include <new>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -53,6 +60,86 @@ int lift(int fd) {
     return high;
 }
 
+/// The thread every worker is spawned from. A worker asks to be killed when its parent dies
+/// (PR_SET_PDEATHSIG, worker_loop.cpp), and to the kernel its parent is the *thread* that
+/// spawned it: spawned from the thread that happened to make a call (an io_context's thread, a
+/// nested call's worker thread), the workers of a pool would die with that thread while the
+/// pool lives on. This thread is started at the first spawn and never ends before the process
+/// does, so that the signal means what it should: the parent process died. It only runs
+/// posix_spawn; everything else a spawn needs is made on the caller's thread.
+class spawn_thread {
+public:
+    /// This process's spawn thread, started at the first call.
+    /// @throws std::system_error when the thread cannot start.
+    static spawn_thread& get() {
+        static std::mutex m;
+        static spawn_thread* current = nullptr;
+        const std::lock_guard lock(m);
+        // A child this process forked without exec has no such thread: it starts its own (and
+        // leaves its parent's alone, whose lock the fork may have copied taken).
+        if (!current || current->owner_ != ::getpid()) {
+            // Never deleted: the thread waits on it until the process ends, after static
+            // destructors run.
+            auto* t = new spawn_thread;
+            try {
+                t->start();
+            } catch (...) {
+                delete t;
+                throw;
+            }
+            current = t;
+        }
+        return *current;
+    }
+
+    /// Runs `spawn` on the thread and waits for it; returns what it returned.
+    int run(std::function<int()> spawn) {
+        std::packaged_task<int()> task(std::move(spawn));
+        std::future<int> done = task.get_future();
+        {
+            const std::lock_guard lock(m_);
+            requests_.push_back(std::move(task));
+        }
+        wake_.notify_one();
+        return done.get();
+    }
+
+private:
+    spawn_thread() = default;
+
+    void start() {
+        // The thread takes no signals (a program that waits for them with sigwait, or handles
+        // them on a thread of its own, sees no difference); workers get their own mask.
+        sigset_t all, old;
+        sigfillset(&all);
+        ::pthread_sigmask(SIG_SETMASK, &all, &old);
+        try {
+            std::thread([this] { serve(); }).detach();
+        } catch (...) {
+            ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+            throw;
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+
+    [[noreturn]] void serve() {
+        std::unique_lock lock(m_);
+        for (;;) {
+            wake_.wait(lock, [this] { return !requests_.empty(); });
+            std::packaged_task<int()> task = std::move(requests_.front());
+            requests_.pop_front();
+            lock.unlock();
+            task();
+            lock.lock();
+        }
+    }
+
+    const pid_t owner_ = ::getpid();
+    std::mutex m_;
+    std::condition_variable wake_;
+    std::deque<std::packaged_task<int()>> requests_;
+};
+
 }  // namespace
 
 process_calls& process_seam() noexcept {
@@ -67,6 +154,7 @@ pid_t wait_worker(pid_t pid, int& status, int options) noexcept {
 }
 
 spawned_worker spawn_worker(int inner_threads) {
+    spawn_thread& spawner = spawn_thread::get();
     int req[2], resp[2];
     if (::pipe2(req, O_CLOEXEC) != 0) throw_errno("cojob: pipe2");
     fd_guard req_r(req[0]), req_w(req[1]);
@@ -131,7 +219,14 @@ spawned_worker spawn_worker(int inner_threads) {
     char* argv[] = {arg0.data(), nullptr};
 
     pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv, envp.data());
+    int rc = 0;
+    try {
+        rc = spawner.run([&] { return ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv, envp.data()); });
+    } catch (...) {
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        throw;
+    }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) throw std::system_error(rc, std::generic_category(), "cojob: posix_spawn of a worker process");

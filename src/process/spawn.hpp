@@ -64,9 +64,11 @@ bool kill_worker(pid_t pid) noexcept;
 /// names no process.
 pid_t wait_worker(pid_t pid, int& status, int options) noexcept;
 
-/// Starts a worker. `inner_threads`: what OMP_NUM_THREADS and its kin say in the worker, unless
-/// the user set them (joblib's guard against oversubscription).
-/// @throws std::system_error when a pipe, the status page or the process cannot be made.
+/// Starts a worker, from a thread that lasts as long as this process (so that the worker does
+/// not end with the calling thread: spawn.cpp). `inner_threads`: what OMP_NUM_THREADS and its
+/// kin say in the worker, unless the user set them (joblib's guard against oversubscription).
+/// @throws std::system_error when a pipe, the status page, that thread or the process cannot
+/// be made.
 [[nodiscard]] spawned_worker spawn_worker(int inner_threads);
 
 }  // namespace cojob::detail::process

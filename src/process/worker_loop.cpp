@@ -71,8 +71,10 @@ void wait_for_request(int fd) {
     keep_worker_mappings();  // this loop releases them after every request (src/sharing.hpp)
     // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     ::signal(SIGINT, SIG_IGN);
-    // The parent's death ends the worker: by signal when the thread that started it ends, and
-    // by the request pipe's hang-up (watched below), whatever the worker is doing.
+    // The parent's death ends the worker, whatever the worker is doing: by the request pipe's
+    // hang-up (watched below), and by a signal for when no hang-up comes (a process the parent
+    // forked without exec holds the pipe's other end). The signal comes when the thread that
+    // spawned this worker ends, and that thread lasts as long as the parent process (spawn.cpp).
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) std::_Exit(0);
     // Programs a task starts must not hold the pipes open after this worker is gone.
