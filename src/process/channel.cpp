@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -153,7 +154,7 @@ void channel::read_more() {
             try {
                 h = parse_header(in_.data());
             } catch (...) {
-                lost(std::current_exception());
+                lost(loss::broke, std::current_exception());
                 return;
             }
             const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
@@ -166,7 +167,7 @@ void channel::read_more() {
             in_.resize(at + static_cast<std::size_t>(r));
             if (take_frames()) return;
         } else if (r == 0) {
-            lost(nullptr);
+            lost(in_.size() == 0 ? loss::closed : loss::cut);
             return;
         } else if (errno == EINTR) {
             continue;
@@ -174,8 +175,8 @@ void channel::read_more() {
             wait_readable();
             return;
         } else {
-            lost(std::make_exception_ptr(
-                std::system_error(errno, std::generic_category(), "cojob: reading a worker pipe")));
+            const std::system_error failed(errno, std::generic_category(), "cojob: reading a worker pipe");
+            lost(loss::broke, std::make_exception_ptr(failed));
             return;
         }
     }
@@ -259,17 +260,27 @@ bool channel::take_frames() {
             }
             in_.consume(total);
         } catch (const lent_result_lost&) {
-            lost(nullptr, true);  // it died before we read what it lent: tell how
+            lost(loss::lent_results);  // it died before we read what it lent: tell how
             return true;
         } catch (...) {
-            lost(std::current_exception());
+            lost(loss::broke, std::current_exception());
             return true;
         }
     }
     return false;
 }
 
-void channel::lost(std::exception_ptr why, bool answered) {
+void channel::lost(loss how_lost, std::exception_ptr why) {
+    const bool answered = how_lost == loss::lent_results;
+    // Of a frame cut short: the bytes that came, and those its header announced (0: the header
+    // itself was cut).
+    const std::size_t got = in_.size();
+    std::size_t announced = 0;
+    if (how_lost == loss::cut && got >= sizeof(frame_header)) {
+        frame_header h;
+        std::memcpy(&h, in_.data(), sizeof h);  // its header was checked when it came
+        announced = sizeof h + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
+    }
     const bool was_interrupted = interrupted_;
     const pid_t pid = pid_;
     kill_worker(pid);
@@ -305,6 +316,8 @@ void channel::lost(std::exception_ptr why, bool answered) {
         b.error = batch_stopped();
     else if (why)
         b.error = protocol_broken(pid, why);
+    else if (how_lost == loss::cut)
+        b.error = frame_cut(pid, how, b, got, announced);
     else
         b.error = worker_ended(pid, how, greeted, b, index);
     b.completed = 0;

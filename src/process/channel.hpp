@@ -106,10 +106,17 @@ private:
     /// Handles the complete frames read; true when reading must stop (the worker's batches are
     /// all answered, or it was dropped).
     bool take_frames();
-    /// The worker ended its pipe (`why` null) or broke the protocol (`why`): kills and reaps
-    /// it, and gives its batches back with the reason. `answered`: it died after it answered
-    /// its first batch but before this process read the results that answer lent.
-    void lost(std::exception_ptr why, bool answered = false);
+    /// How a worker was lost.
+    enum class loss {
+        closed,        ///< it closed its response pipe (it ended) between two frames
+        cut,           ///< it closed its response pipe inside a frame: a truncated frame
+        broke,         ///< it broke the protocol, or its pipe failed
+        lent_results,  ///< it ended after it answered its first batch, before this process
+                       ///< read the results that answer lent
+    };
+    /// Kills and reaps the worker, and gives its batches back with the reason (`why`: how it
+    /// broke the protocol).
+    void lost(loss how_lost, std::exception_ptr why = nullptr);
     /// Kills and reaps a worker that is not needed any more.
     void retire() noexcept;
     /// Forgets a worker whose process is gone (or about to be): closes its ends and page.

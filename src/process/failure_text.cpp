@@ -42,6 +42,17 @@ std::exception_ptr worker_ended(pid_t pid, const std::string& how, bool greeted,
         "replaces the worker"));
 }
 
+std::exception_ptr frame_cut(pid_t pid, const std::string& how, const batch_base& b, std::size_t got,
+                             std::size_t announced) {
+    const std::string of = announced ? "of its " + std::to_string(announced) + " bytes"
+                                     : "of its header's " + std::to_string(sizeof(frame_header)) + " bytes";
+    return std::make_exception_ptr(worker_died(
+        "cojob: worker process " + std::to_string(pid) + " " + how + " while running tasks #" +
+        std::to_string(b.first) + " to #" + std::to_string(b.first + b.size - 1) +
+        ": its response pipe closed inside a frame, after " + std::to_string(got) + " " + of +
+        " (a truncated frame); the pool replaces the worker"));
+}
+
 std::exception_ptr protocol_broken(pid_t pid, const std::exception_ptr& why) {
     try {
         std::rethrow_exception(why);

@@ -21,6 +21,10 @@ namespace cojob::detail::process {
 /// or while it ran task `running` of `b`.
 [[nodiscard]] std::exception_ptr worker_ended(pid_t pid, const std::string& how, bool greeted, const batch_base& b,
                                               std::size_t running);
+/// worker_died: the worker ended (`how`) while it held `b`, in the middle of a frame: its
+/// response pipe closed after `got` of the frame's `announced` bytes (0: inside the header).
+[[nodiscard]] std::exception_ptr frame_cut(pid_t pid, const std::string& how, const batch_base& b, std::size_t got,
+                                           std::size_t announced);
 /// The worker broke the protocol (`why`: a wire_error, a read error) and was killed: `why`,
 /// saying so.
 [[nodiscard]] std::exception_ptr protocol_broken(pid_t pid, const std::exception_ptr& why);
