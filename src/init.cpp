@@ -1,31 +1,17 @@
 // src/init.cpp - the worker guard. In the user's own process `init` records argv[0] and
 // returns. In a process the process backend started, it serves the parent's requests until the
-// parent closes the pipe (or dies), then exits without returning to main.
+// parent closes the pipe (or dies), then exits without returning to main
+// (src/process/worker_loop.cpp). In an MPI job, the ranks other than 0 serve rank 0 (src/mpi/).
 #include <cojob/init.hpp>
 
-#include "arena.hpp"
 #include "mpi_link.hpp"
-#include "sharing.hpp"
-#include "util.hpp"
-#include "wire.hpp"
+#include "process/spawn.hpp"
+#include "process/worker_loop.hpp"
 #include "worker.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <iostream>
-#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 namespace cojob {
 
@@ -39,216 +25,25 @@ std::string& name_storage() {
     return s;
 }
 
-void flush_output() {
-    std::cout.flush();
-    std::cerr.flush();
-    std::fflush(nullptr);
-}
-
-/// Sends a fault frame (the parent reports it and replaces this worker) and exits.
-[[noreturn]] void fault(const std::string& message) {
-    try {
-        byte_buffer b;
-        const auto at = begin_frame(b);
-        wire_out ar(b);
-        ar(message);
-        end_frame(b, at, frame_kind::fault);
-        write_all(worker_response_fd, b.data(), b.size());
-    } catch (...) {
-    }
-    flush_output();
-    std::_Exit(3);
-}
-
-/// Spins briefly before blocking: the next request often follows the last response closely,
-/// and waking a sleeping process costs tens of microseconds.
-void wait_for_request(int fd) {
-    pollfd p{fd, POLLIN, 0};
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-    while (std::chrono::steady_clock::now() < until) {
-        if (::poll(&p, 1, 0) > 0) return;
-    }
-    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
-    }
-}
-
-[[noreturn]] void serve(int parent) {
-    enter_worker_mode();
-    keep_worker_mappings();  // this loop releases them after every request (src/sharing.hpp)
-    // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
-    ::signal(SIGINT, SIG_IGN);
-    // The parent's death ends the worker: by signal when the thread that started it ends, and
-    // by the request pipe's hang-up (watched below), whatever the worker is doing.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) std::_Exit(0);
-    // Programs a task starts must not hold the pipes open after this worker is gone.
-    for (int fd : {worker_request_fd, worker_response_fd, worker_status_fd, worker_arena_fd})
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    std::thread([] {
-        pollfd p{worker_request_fd, 0, 0};
-        for (;;) {
-            if (::poll(&p, 1, -1) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-                flush_output();
-                std::_Exit(0);
-            }
-        }
-    }).detach();
-
-    auto* status = static_cast<worker_status*>(
-        ::mmap(nullptr, sizeof(worker_status), PROT_READ | PROT_WRITE, MAP_SHARED, worker_status_fd, 0));
-    worker_context ctx;
-    if (status != MAP_FAILED) {
-        ctx.running = &status->running;
-        ctx.running_since = &status->running_since;
-    }
-
-    // Responses are written into the result arena; large ones stay there (src/arena.hpp).
-    const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
-    shared_arena arena(has_arena ? worker_arena_fd : -1, true);
-    byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
-    // Large vector results lent to the parent (worker_context::lent): kept until the parent has
-    // read the response that lent them, which it says by releasing the arena.
-    std::vector<std::shared_ptr<void>> lent;
-    struct hand_over {
-        std::atomic<std::uint32_t>* held;
-        std::vector<std::shared_ptr<void>>* lent;
-    } hand{has_arena ? &status->arena_held : nullptr, &lent};
-    if (has_arena) {
-        ctx.acquire_output = [](void* arg) {
-            auto& h = *static_cast<hand_over*>(arg);
-            arena_flag::wait_released(*h.held);
-            h.lent->clear();
-        };
-        ctx.acquire_arg = &hand;
-        ctx.lent = &lent;
-        // Set by the parent once its probe of our hello worked, which may be after the first
-        // request: read at each large result.
-        ctx.lend_readers = &status->lend;
-    }
-    byte_buffer in;
-    try {
-        write_hello(out);
-        write_all(worker_response_fd, out.data(), out.size());
-    } catch (...) {
-        std::_Exit(3);
-    }
-
-    for (;;) {
-        char head[sizeof(frame_header)];
-        wait_for_request(worker_request_fd);
-        frame_header h;
-        try {
-            if (!read_exact(worker_request_fd, head, sizeof head)) break;  // the parent closed: done
-            h = parse_header(head);
-            if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
-                throw wire_error("cojob: worker got a frame that is not a request");
-            in.resize(static_cast<std::size_t>(h.length));
-            if (!read_exact(worker_request_fd, in.data(), in.size()) && h.length)
-                throw wire_error("cojob: the request pipe closed inside a frame");
-            check_payload(h, in.data());
-        } catch (const std::exception& e) {
-            fault(std::string("cojob: worker could not read a request: ") + e.what());
-        }
-        // The parent may still be reading the previous response out of the arena: the batch
-        // waits for it only when it has a first result to write (ctx.acquire_output), so that
-        // the parent's decoding overlaps the first task. Only the frame header's 32 bytes are
-        // written before that, and the parent never reads those from the arena.
-        if (has_arena && status->arena_held.load(std::memory_order_acquire) == 0) {
-            out.clear();
-            out.shrink_if_above(arena_keep_bytes);
-            lent.clear();
-        }
-        bool stays = false;  // the response stays in the arena, handed over by its flag
-        try {
-            ctx.lend_mark_ns = steady_now_ns();
-            run_request(in.data(), in.size(), out, ctx);
-            // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
-            // response lent, and the response must be handed over even when it is small.
-            stays = has_arena && (out.size() >= arena_min_response || !lent.empty());
-            // A response that stays in the arena gets its header below, without a checksum.
-            if (!stays) end_frame(out, 0, frame_kind::response);
-        } catch (const std::exception& e) {
-            fault(std::string("cojob: worker could not decode a request: ") + e.what());
-        }
-        release_request_mappings();  // shared arguments of this request (src/sharing.hpp)
-        flush_output();  // what the tasks printed comes before their results
-        try {
-            if (stays) {
-                // The payload stays in the arena until the parent has decoded it.
-                const frame_header h = arena_header(out, ctx.failed);
-                status->arena_held.store(1, std::memory_order_release);
-                write_all(worker_response_fd, &h, sizeof h);
-                // A small response that lent its results needs no more than the arena's first
-                // step: pages an earlier response grew it by would sit beside the lent
-                // vectors. Given back now (the parent reads only the first bytes).
-                if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
-            } else {
-                write_all(worker_response_fd, out.data(), out.size());
-            }
-        } catch (...) {
-            break;  // the parent is gone
-        }
-        if (!has_arena) out.shrink_if_above(arena_keep_bytes);
-        in.shrink_if_above(64u << 20);
-    }
-    flush_output();
-    std::_Exit(0);
-}
-
 }  // namespace
 
 const std::string& program_name() { return name_storage(); }
 bool in_worker_process() noexcept { return serving.load(); }
 void enter_worker_mode() noexcept { serving.store(true); }
 
-std::uint64_t lend_probe_address() noexcept {
-    static const volatile std::uint64_t probe = lend_probe_value;
-    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&probe));
-}
-
-void write_hello(byte_buffer& out) {
-    const auto at = begin_frame(out);
-    wire_out ar(out);
-    ar(build_identity(), static_cast<std::int32_t>(current_pid()), lend_probe_address());
-    end_frame(out, at, frame_kind::hello);
-}
-
-void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx) {
-    wire_in req(payload, n);
-    std::uint64_t key = 0;
-    req(key);
-    invoker_fn invoke = find_invoker(key);
-    if (!invoke) throw wire_error("cojob: the worker does not know this task type (is the worker another build?)");
-    out.clear();
-    (void)begin_frame(out);
-    wire_out res(out);
-    ctx.failed = false;
-    invoke(req, res, ctx);
-}
-
 }  // namespace detail
 
 void init(int argc, char** argv) {
     if (argc > 0 && argv && argv[0]) detail::name_storage() = argv[0];
     const bool again = detail::init_ran.exchange(true);
-    const char* spec = std::getenv(detail::worker_env);
+    const char* spec = std::getenv(detail::process::worker_env);
     if (!spec) {
         // An MPI job: rank 0 returns to run main, the other ranks serve it (src/mpi/).
         if (const auto* mpi = detail::linked_mpi_support(); mpi && !again && detail::launched_by_mpi())
             mpi->start(argc, argv);
         return;
     }
-    int in = -1, out = -1, status = -1, arena = -1, parent = -1;
-    if (std::sscanf(spec, "%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent) != 5 ||
-        in != detail::worker_request_fd || out != detail::worker_response_fd || status != detail::worker_status_fd ||
-        arena != detail::worker_arena_fd || ::fcntl(in, F_GETFD) < 0 || ::fcntl(out, F_GETFD) < 0) {
-        // Inherited from a worker's environment by a program it started, or set by hand: this
-        // process is not one cojob started. Forget the marker and run main.
-        ::unsetenv(detail::worker_env);
-        return;
-    }
-    ::unsetenv(detail::worker_env);  // programs a task starts are not workers
-    detail::serve(parent);
+    detail::process::serve(spec);  // returns only when the marker was not meant for this process
 }
 
 bool initialized() noexcept { return detail::init_ran.load(); }

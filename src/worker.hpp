@@ -1,34 +1,15 @@
-// src/worker.hpp - private: what the worker guard knows about this process, and the shared
-// status page through which a worker tells its parent which task runs.
+// src/worker.hpp - private: what the worker guard knows about this process, and what every
+// worker does whatever carries its frames (a process's pipes, src/process/worker_loop.cpp; MPI,
+// src/mpi/rank_worker.cpp): the hello it starts with and the running of one request.
 #pragma once
 
 #include <cojob/detail/wire.hpp>
 
-#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace cojob::detail {
-
-/// The environment variable that marks a process as a worker cojob started; its value is
-/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>".
-inline constexpr const char* worker_env = "COJOB_WORKER";
-/// The descriptors a worker finds its pipes and status page on.
-inline constexpr int worker_request_fd = 3;
-inline constexpr int worker_response_fd = 4;
-inline constexpr int worker_status_fd = 5;
-inline constexpr int worker_arena_fd = 6;  ///< the result arena (src/arena.hpp)
-
-/// Written by the worker, read by the parent: the task running in the current batch.
-struct worker_status {
-    std::atomic<std::uint64_t> running{0};    ///< index inside the batch
-    std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
-    std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
-    /// Set by the parent once it has read this worker's memory (the hello's probe), to the
-    /// number of workers it reads from: large vector results may then be lent
-    /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
-    std::atomic<std::uint32_t> lend{0};
-};
 
 /// What the probe a worker's hello points at holds: the parent reads it with
 /// process_vm_readv to learn whether it may read lent results that way.

@@ -5,7 +5,9 @@
 #include <cojob/cojob.hpp>
 
 #include "children.hpp"
+#include "process/spawn.hpp"
 #include "roles.hpp"
+#include "wire.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -101,18 +103,19 @@ int throws_my_error(int i) { throw my_error("mine " + std::to_string(i)); }
 int throws_unregistered(int i) { throw unregistered_error("theirs " + std::to_string(i)); }
 int throws_int(int) { throw 42; }
 
-/// Bytes the test writes straight onto the worker's response pipe (descriptor 4).
+/// Bytes the test writes straight onto the worker's response pipe (descriptor 4): garbage (0),
+/// a valid response header whose 100 bytes never come (1), a header of another version (2).
 int write_raw(int kind) {
-    char frame[32] = {};
-    const std::uint32_t magic = 0x424a4f43;
-    const std::uint16_t version = kind == 2 ? 99 : 1, response = 3;
-    const std::uint64_t length = 100;
-    std::memcpy(frame, &magic, 4);
-    std::memcpy(frame + 4, &version, 2);
-    std::memcpy(frame + 6, &response, 2);
-    std::memcpy(frame + 8, &length, 8);
+    using namespace cojob::detail;
+    frame_header h;
+    h.magic = frame_magic;
+    h.version = kind == 2 ? 99 : wire_version;
+    h.kind = static_cast<std::uint16_t>(frame_kind::response);
+    h.length = 100;
+    char frame[sizeof h];
+    std::memcpy(frame, &h, sizeof h);
     if (kind == 0) std::memset(frame, 0x5a, sizeof frame);  // garbage
-    (void)!::write(4, frame, sizeof frame);
+    (void)!::write(process::worker_response_fd, frame, sizeof frame);
     if (kind == 1) ::_exit(0);  // truncated: the header promises 100 bytes that never come
     std::this_thread::sleep_for(2s);
     return kind;
@@ -330,7 +333,8 @@ TEST_CASE("processes: Ctrl-C during a blocking call ends it with cojob::cancelle
 
 TEST_CASE("processes: garbage, truncated and wrong-version frames are clear errors; the worker is replaced", "[process][wire]") {
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
-    const std::pair<int, const char*> cases[] = {{0, "bad magic"}, {1, "worker process"}, {2, "wire version 99"}};
+    const std::pair<int, const char*> cases[] = {
+        {0, "bad magic"}, {1, "closed inside a frame, after 32 of its 132 bytes"}, {2, "wire version 99"}};
     for (const auto& [kind, text] : cases) {
         INFO("frame fault " << kind);
         try {

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <ranges>
 #include <set>
@@ -178,12 +179,14 @@ inline bool running(long pid) {
     return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
-/// Children of this process: (running, zombies).
+/// Children of this process, whichever of its threads spawned them: (running, zombies).
 inline std::pair<int, int> children() {
     std::pair<int, int> n{0, 0};
-    std::ifstream f("/proc/self/task/" + std::to_string(::getpid()) + "/children");
     std::set<long> pids;
-    for (long p; f >> p;) pids.insert(p);
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream f(task.path() / "children");
+        for (long p; f >> p;) pids.insert(p);
+    }
     for (long p : pids) (running(p) ? n.first : n.second)++;
     return n;
 }

@@ -1,8 +1,10 @@
-// src/arena.cpp - the result arena: a memfd that grows by ftruncate + mremap, and the futex
-// that hands it from the worker to the parent and back.
+// src/process/arena.cpp - the result arena: a memfd that grows by ftruncate + mremap, the futex
+// that hands it from the worker to the parent and back, and the reading of lent results.
 #include "arena.hpp"
 
-#include "worker.hpp"
+#include "../wire.hpp"
+#include "../worker.hpp"
+#include "spawn.hpp"
 
 #include <cojob/errors.hpp>
 
@@ -168,7 +170,7 @@ void worker_memory::copy(std::uint64_t address, std::size_t n, piece_sink sink, 
 pid_t worker_memory::reap(int& st, int options) noexcept {
     std::lock_guard lock(m_);
     if (pid_ <= 0) return -1;
-    const pid_t r = ::waitpid(pid_, &st, options);
+    const pid_t r = process::wait_worker(pid_, st, options);
     if (r == pid_) pid_ = -1;
     return r;
 }
@@ -179,6 +181,22 @@ lend_scope::~lend_scope() { lender = previous_; }
 void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) {
     if (!lender) throw wire_error("cojob: a response lent a result, but no worker lends to this reader");
     lender->copy(address, n, sink, ctx);
+}
+
+arena_payload::~arena_payload() {
+    arena_->forget_pages();
+    arena_flag::release(*held_);
+}
+
+const char* arena_payload::data() { return arena_->view(sizeof(frame_header) + bytes_) + sizeof(frame_header); }
+
+void arena_payload::copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) {
+    if (offset > bytes_ || n > bytes_ - offset) throw wire_error("cojob: a read past the end of a worker's arena");
+    arena_->copy_out(sizeof(frame_header) + offset, n, sink, ctx);
+}
+
+void arena_payload::copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) {
+    memory_->copy(address, n, sink, ctx);
 }
 
 namespace arena_flag {

@@ -1,11 +1,12 @@
-// src/arena.hpp - private: a worker's result arena, a memfd both processes map. The worker
+// src/process/arena.hpp - private: a worker's result arena, a memfd both processes map. The worker
 // serializes each response into it; a response larger than a pipe-sized frame stays there and
 // only its header crosses the pipe, so the parent decodes it in place: no copy into a pipe,
 // none out of it, and after the first use no page faults on either side.
 //
 // The hand-over: the worker sets `held` in the shared status page before it sends an arena
 // frame and does not write the arena again until the parent, done decoding, clears it and
-// wakes it (a futex on the shared page).
+// wakes it (a futex on the shared page). A stream may leave a response there until its consumer
+// takes the results (arena_payload).
 #pragma once
 
 #include <cojob/detail/wire.hpp>
@@ -16,7 +17,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <utility>
 
 namespace cojob::detail {
 
@@ -106,6 +109,32 @@ public:
 
 private:
     worker_memory* previous_;
+};
+
+/// A stream's response left in its worker's arena (see deferred_payload), with the results it
+/// lent. Destroying it hands the arena back: the pages leave this process, and the worker may
+/// write again and drop what it lent.
+class arena_payload final : public deferred_payload {
+public:
+    /// `held`: the arena's hand-over flag (in the worker's status page); `bytes`: the payload's
+    /// size, after the frame header at the start of the arena.
+    arena_payload(std::shared_ptr<shared_arena> arena, std::shared_ptr<std::atomic<std::uint32_t>> held,
+                  std::shared_ptr<worker_memory> memory, std::size_t bytes)
+        : arena_(std::move(arena)), held_(std::move(held)), memory_(std::move(memory)), bytes_(bytes) {}
+    ~arena_payload() override;
+    arena_payload(const arena_payload&) = delete;
+    arena_payload& operator=(const arena_payload&) = delete;
+
+    const char* data() override;
+    std::size_t size() const noexcept override { return bytes_; }
+    void copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) override;
+    void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) override;
+
+private:
+    std::shared_ptr<shared_arena> arena_;
+    std::shared_ptr<std::atomic<std::uint32_t>> held_;
+    std::shared_ptr<worker_memory> memory_;
+    std::size_t bytes_;
 };
 
 /// The hand-over flag, a futex word in the shared status page.

@@ -1,0 +1,232 @@
+// src/process/backend_processes.cpp - backend::processes: the pool of worker processes owned by
+// one `parallel` object, and which worker gets each batch.
+//
+// A batch's trip: submit queues it here; the pool hands it to the least loaded worker with room,
+// starting one when a worker is missing (spawn.cpp); that worker's channel (channel.cpp) sends
+// it as a request frame, its large arrays placed once per call in shared segments
+// (src/sharing.hpp); the worker, this program started again, serves it inside cojob::init
+// (worker_loop.cpp) and answers through its pipe or, when the answer is large, its result arena
+// (arena.hpp); the channel hands the answer back to the call. Every worker holds at most two
+// batches, the running one and the next; the rest wait here until a worker has room.
+//
+// A worker that dies, sends garbage or is killed by an interrupt (error, timeout,
+// cancellation) is reaped at once and its batch comes back with the reason (failure_text.hpp);
+// the pool starts a replacement when work is waiting or at the next call.
+#include "../backend.hpp"
+
+#include "../call_state.hpp"
+#include "../sharing.hpp"
+#include "channel.hpp"
+#include "failure_text.hpp"
+#include "spawn.hpp"
+
+#include <cojob/errors.hpp>
+#include <cojob/init.hpp>
+#include <cojob/options.hpp>
+
+#include <boost/asio/signal_set.hpp>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cojob::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+using process::channel;
+using process::job;
+
+using channel_ptr = std::shared_ptr<channel>;
+
+// Batches this long make a round trip of idling (~0.1 ms) cheap next to a badly placed batch.
+constexpr std::int64_t long_batch_ns = 2'000'000;
+
+/// SIGPIPE would kill the parent when it writes to a worker that just died; like CPython, cojob
+/// ignores it when nobody has claimed it, and sees EPIPE instead.
+void ignore_sigpipe_once() {
+    static const bool done = [] {
+        struct sigaction old {};
+        if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+        return true;
+    }();
+    (void)done;
+}
+
+class process_backend final : public backend_base, private process::channel_owner {
+public:
+    explicit process_backend(const resolved_options& o)
+        : profile_{.name = backend_name(cojob::backend::processes), .workers = static_cast<std::size_t>(o.n_jobs),
+                   .runs_in_submit = false, .min_ideal_batch_seconds = 0.002},
+          workers_(o.n_jobs),
+          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
+          sharing_settings_{o.temp_folder, o.max_nbytes, o.mmap_mode} {}
+
+    ~process_backend() override { shutdown(); }
+
+    const dispatch_profile& profile() const noexcept override { return profile_; }
+
+    void begin_call(call_state& call) override {
+        if (!cojob::initialized()) {
+            if (std::getenv(process::worker_env))
+                throw error("cojob: this process was started as a cojob worker, but its main() reached a "
+                            "parallel call without calling cojob::init(argc, argv) first; call it at the top of "
+                            "main so that workers serve tasks instead of running the program");
+            throw error("cojob: backend=processes needs cojob::init(argc, argv) at the top of main(): workers are "
+                        "this program started again, and init is where they serve tasks instead of running main");
+        }
+        if (std::string why = call.remote_refusal(); !why.empty())
+            throw error("cojob: backend=processes cannot run these tasks: " + why +
+                        " (backend=threads runs any callable)");
+        ignore_sigpipe_once();
+        reap_idle_dead();
+        while (live() < workers_) pool_.push_back(start_worker());
+        // Large array arguments: placed once per call, released in end_call (src/sharing.hpp).
+        sharing_[&call] = std::make_unique<call_sharing>(sharing_settings_, segments_);
+    }
+
+    void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
+        queue_.push_back(job{std::move(batch), std::move(call)});
+        pump();
+    }
+
+    /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
+    /// SIGINT for itself (Asio restores the default disposition when the watch goes).
+    std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::function<void()> interrupted) override {
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return nullptr;
+        struct sigint_watch final : call_watch {
+            explicit sigint_watch(asio::io_context& c) : signals(c, SIGINT) {}
+            ~sigint_watch() override {
+                boost::system::error_code ignored;
+                signals.cancel(ignored);  // its handler runs later on the io_context, and returns
+            }
+            asio::signal_set signals;
+        };
+        auto watch = std::make_unique<sigint_watch>(ctx);
+        watch->signals.async_wait([on = std::move(interrupted)](boost::system::error_code ec, int) {
+            if (!ec) on();
+        });
+        return watch;
+    }
+
+    stop_effect interrupt(call_state& call) noexcept override {
+        for (auto& w : pool_)
+            if (!w->dead() && w->serves(call) && !w->interrupted()) w->interrupt();
+        // Batches not sent yet come back at once.
+        for (auto it = queue_.begin(); it != queue_.end();) {
+            if (it->call.get() == &call) {
+                it->batch->error = process::batch_not_sent();
+                call_state::finished(std::move(it->call), std::move(it->batch));
+                it = queue_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        return {true, " (its worker process was killed and will be replaced)"};
+    }
+
+    void refresh_progress(call_state& call) noexcept override {
+        for (auto& w : pool_) w->publish_progress(call);
+    }
+
+    void end_call(call_state& call) noexcept override {
+        // Descriptors bound to the user's executor must not outlive the call (its io_context may
+        // go away); a blocking call's io_context lives as long as we do.
+        if (!call.blocking())
+            for (auto& w : pool_)
+                if (w->bound_to(call.executor())) w->unbind();
+        std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
+        sharing_.erase(&call);
+    }
+
+private:
+    void refill() override { pump(); }
+    void batch_took(std::int64_t ns) noexcept override { long_batches_ = ns > long_batch_ns; }
+
+    [[nodiscard]] int live() const noexcept {
+        int n = 0;
+        for (const auto& w : pool_) n += !w->dead() && !w->interrupted();  // an interrupted one is on its way out
+        return n;
+    }
+
+    channel_ptr start_worker() {
+        process::channel_owner& owner = *this;
+        return std::make_shared<channel>(process::spawn_worker(inner_threads_), owner,
+                                         static_cast<std::uint32_t>(std::max(workers_, 1)));
+    }
+
+    /// Drops idle workers that died while nobody was looking (OOM killer, a signal).
+    void reap_idle_dead() {
+        for (auto& w : pool_)
+            if (w->idle()) w->reap_if_gone();
+        std::erase_if(pool_, [](const channel_ptr& x) { return x->dead(); });
+    }
+
+    void pump() {
+        while (!queue_.empty()) {
+            // The least loaded worker with room; an idle one first.
+            channel_ptr free;
+            for (auto& w : pool_)
+                if (w->has_room() && (!free || w->load() < free->load())) free = w;
+            if (!free || (free->load() > 0 && live() < workers_)) {
+                if (live() >= workers_) return;
+                try {
+                    free = start_worker();
+                } catch (...) {
+                    job j = std::move(queue_.front());
+                    queue_.pop_front();
+                    j.batch->error = std::current_exception();
+                    call_state::finished(std::move(j.call), std::move(j.batch));
+                    continue;
+                }
+                pool_.push_back(free);
+            }
+            // At the end of a call's input, a batch of long tasks waits for an idle worker
+            // instead of queueing behind a running batch: the other worker may free up first,
+            // and a task queued on the wrong worker costs the call a whole task at its end.
+            if (free->load() > 0 && long_batches_ && queue_.front().call->input_exhausted()) return;
+            job j = std::move(queue_.front());
+            queue_.pop_front();
+            const auto shared = sharing_.find(j.call.get());
+            free->send(std::move(j), shared == sharing_.end() ? nullptr : shared->second.get());
+        }
+    }
+
+    /// Closing a worker's request pipe tells it to exit; those that do not within a second
+    /// (a task still running) are killed.
+    void shutdown() noexcept {
+        for (auto& w : pool_) w->close_requests();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        for (auto& w : pool_) w->finish(deadline);
+        pool_.clear();
+    }
+
+    dispatch_profile profile_;
+    int workers_;
+    int inner_threads_;
+    std::vector<channel_ptr> pool_;
+    std::deque<job> queue_;
+    bool long_batches_ = false;  ///< the last batch answered took longer than long_batch_ns
+    sharing_settings sharing_settings_;
+    segment_store segments_;  ///< before sharing_: the calls give their segments back to it
+    std::map<const call_state*, std::unique_ptr<call_sharing>> sharing_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend_base> make_processes_backend(const resolved_options& opts) {
+    return std::make_unique<process_backend>(opts);
+}
+
+}  // namespace cojob::detail

@@ -1,0 +1,373 @@
+// src/process/channel.cpp - the parent's end of one worker process: the frames it writes and
+// reads, what each answer means (hello, response, arena_response, fault), and what follows when
+// the worker is lost (end of file, garbage, killed on purpose): it is killed if need be and
+// reaped at once, and its batches go back to their calls with the reason (failure_text.hpp).
+#include "channel.hpp"
+
+#include "../sharing.hpp"
+#include "../wire.hpp"
+#include "failure_text.hpp"
+
+#include <cojob/errors.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace cojob::detail::process {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::size_t read_chunk = 256 * 1024;
+}  // namespace
+
+channel::channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_readers) noexcept
+    : owner_(&owner),
+      lend_readers_(lend_readers),
+      pid_(w.pid),
+      to_(w.to),
+      from_(w.from),
+      status_(std::move(w.status)),
+      arena_(std::move(w.arena)),
+      memory_(std::move(w.memory)) {}
+
+bool channel::serves(const call_state& c) const noexcept {
+    for (const auto& j : jobs_)
+        if (j.call.get() == &c) return true;
+    return false;
+}
+
+void channel::send(job j, array_placer* placer) {
+    batch_base& b = *j.batch;
+    if (out_pos_ == out_.size()) {
+        out_.clear();
+        out_pos_ = 0;
+    }
+    const std::size_t before = out_.size();
+    try {
+        bind(j.call->executor());
+        const auto at = begin_frame(out_);
+        wire_out ar(out_);
+        sharing_scope scope(placer);
+        b.encode(ar, j.call->tracks_tasks());
+        end_frame(out_, at, frame_kind::request);
+    } catch (...) {
+        out_.resize(before);
+        b.error = std::current_exception();
+        b.completed = 0;
+        call_state::finished(std::move(j.call), std::move(j.batch));
+        return;
+    }
+    const bool was_idle = jobs_.empty();
+    const bool was_writing = out_pos_ < before;
+    jobs_.push_back(std::move(j));
+    if (!was_writing) write_more();
+    if (was_idle) wait_readable();
+}
+
+void channel::interrupt() noexcept {
+    interrupted_ = true;
+    kill_worker(pid_);  // its pipe reports end of file, and the batch comes back
+}
+
+void channel::publish_progress(const call_state& call) noexcept {
+    if (dead_ || jobs_.empty() || jobs_.front().call.get() != &call || !status_) return;
+    batch_base& b = *jobs_.front().batch;
+    b.running.store(static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
+    b.running_since.store(status_->running_since.load(std::memory_order_acquire), std::memory_order_release);
+}
+
+void channel::reap_if_gone() noexcept {
+    int st = 0;
+    if (interrupted_) {
+        retire();
+    } else if (memory_->reap(st, WNOHANG) == pid_) {
+        pid_ = -1;
+        drop();
+    }
+}
+
+void channel::bind(const asio::any_io_executor& ex) {
+    if (rd_ && bound_to_ == ex) return;
+    if (rd_) unbind();
+    rd_ = std::make_unique<asio::posix::stream_descriptor>(ex, from_);
+    wr_ = std::make_unique<asio::posix::stream_descriptor>(ex, to_);
+    bound_to_ = ex;
+}
+
+void channel::unbind() noexcept {
+    // A wait that completed before release() still runs its handler (already queued on the
+    // old executor): the new epoch makes it a no-op instead of a read through a null rd_.
+    ++epoch_;
+    if (rd_) (void)rd_->release();
+    if (wr_) (void)wr_->release();
+    rd_.reset();
+    wr_.reset();
+    bound_to_ = {};
+}
+
+void channel::write_more() {
+    while (out_pos_ < out_.size()) {
+        const ssize_t r = pipe_seam().write(to_, out_.data() + out_pos_, out_.size() - out_pos_);
+        if (r > 0) {
+            out_pos_ += static_cast<std::size_t>(r);
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else if (r < 0 && errno == EAGAIN) {
+            wr_->async_wait(asio::posix::stream_descriptor::wait_write,
+                            [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
+                                if (!ec && self->epoch_ == epoch && !self->dead_) self->write_more();
+                            });
+            return;
+        } else {
+            // EPIPE: the worker is gone; the read side reports how it ended.
+            out_pos_ = out_.size();
+            return;
+        }
+    }
+    out_.shrink_if_above(64u << 20);
+}
+
+void channel::wait_readable() {
+    rd_->async_wait(asio::posix::stream_descriptor::wait_read,
+                    [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
+                        if (!ec && self->epoch_ == epoch && !self->dead_) self->read_more();
+                    });
+}
+
+void channel::read_more() {
+    for (;;) {
+        // Read straight into place: as much as the frame in progress still needs.
+        std::size_t want = read_chunk;
+        if (in_.size() >= sizeof(frame_header)) {
+            frame_header h;
+            try {
+                h = parse_header(in_.data());
+            } catch (...) {
+                lost(loss::broke, std::current_exception());
+                return;
+            }
+            const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
+            if (total > in_.size()) want = std::max(want, total - in_.size());
+        }
+        const std::size_t at = in_.size();
+        in_.reserve(at + want);
+        const ssize_t r = pipe_seam().read(from_, in_.data() + at, want);
+        if (r > 0) {
+            in_.resize(at + static_cast<std::size_t>(r));
+            if (take_frames()) return;
+        } else if (r == 0) {
+            lost(in_.size() == 0 ? loss::closed : loss::cut);
+            return;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN) {
+            wait_readable();
+            return;
+        } else {
+            const std::system_error failed(errno, std::generic_category(), "cojob: reading a worker pipe");
+            lost(loss::broke, std::make_exception_ptr(failed));
+            return;
+        }
+    }
+}
+
+bool channel::take_frames() {
+    while (in_.size() >= sizeof(frame_header)) {
+        try {
+            const frame_header h = parse_header(in_.data());
+            const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
+            if (in_.size() < total) return false;
+            const bool in_arena = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
+            if (in_arena && !arena_) throw wire_error("cojob: a worker without an arena sent an arena response");
+            const char* payload = in_arena ? arena_->view(sizeof(frame_header) + h.length) + sizeof(frame_header)
+                                           : in_.data() + sizeof(frame_header);
+            // The checksum guards bytes that crossed the pipe. An arena payload did not: it is
+            // memory the worker wrote before it sent the header, and hashing 16 MiB twice
+            // would cost more than the rest of the hand-over.
+            if (!in_arena) check_payload(h, payload);
+            wire_in ar(payload, static_cast<std::size_t>(h.length));
+            switch (static_cast<frame_kind>(h.kind)) {
+                case frame_kind::hello: {
+                    std::string identity;
+                    std::int32_t pid = 0;
+                    ar(identity, pid);
+                    if (identity != build_identity())
+                        throw wire_error("cojob: worker process " + std::to_string(pid) + " is another build (" +
+                                         identity + ", expected " + build_identity() + ")");
+                    std::uint64_t probe = 0;
+                    ar(probe);
+                    // Large vector results are lent when this process can read the worker's memory.
+                    if (memory_->probe(probe)) status_->lend.store(lend_readers_, std::memory_order_release);
+                    greeted_ = true;
+                    break;
+                }
+                case frame_kind::response:
+                case frame_kind::arena_response: {
+                    if (!greeted_) throw wire_error("cojob: a worker answered before its handshake");
+                    if (jobs_.empty()) throw wire_error("cojob: a worker answered a request it was not sent");
+                    batch_base& b = *jobs_.front().batch;
+                    if (in_arena && h.reserved != arena_response_failed && jobs_.front().call->streams_results()) {
+                        // A stream reads the results when its consumer takes them; until then
+                        // they stay in the arena, and the worker waits before writing the next.
+                        std::uint64_t completed = 0;
+                        ar(completed);
+                        if (completed > b.size)
+                            throw wire_error("cojob: a worker answered more tasks than it was sent");
+                        b.completed = static_cast<std::size_t>(completed);
+                        b.deferred = std::make_unique<arena_payload>(
+                            arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
+                            static_cast<std::size_t>(h.length));
+                    } else {
+                        const lend_scope lending(memory_.get());
+                        b.decode(ar);
+                        // The arena stays mapped here: unmapping it to keep its pages out of
+                        // this process's RSS made the next response fault them all in again,
+                        // a fifth of the parent's time on 16 MB results. They are the
+                        // worker's pages, shared, not a second copy (PSS counts them once).
+                        if (in_arena) arena_flag::release(status_->arena_held);  // the worker may write it again
+                    }
+                    in_.consume(total);
+                    job j = std::move(jobs_.front());
+                    jobs_.pop_front();
+                    owner_->batch_took(batch_base::now_ns() - j.batch->dispatched_ns);
+                    // Killed just after it answered: the answer stands, the process goes.
+                    if (interrupted_ && jobs_.empty()) retire();
+                    call_state::finished(std::move(j.call), std::move(j.batch));
+                    owner_->refill();  // refill it before reading on: it works while we decode
+                    if (dead_ || jobs_.empty()) {
+                        in_.shrink_if_above(64u << 20);
+                        return true;
+                    }
+                    continue;
+                }
+                case frame_kind::fault: {
+                    std::string message;
+                    ar(message);
+                    throw wire_error(message);
+                }
+                default: throw wire_error("cojob: a worker sent a request frame");
+            }
+            in_.consume(total);
+        } catch (const lent_result_lost&) {
+            lost(loss::lent_results);  // it died before we read what it lent: tell how
+            return true;
+        } catch (...) {
+            lost(loss::broke, std::current_exception());
+            return true;
+        }
+    }
+    return false;
+}
+
+void channel::lost(loss how_lost, std::exception_ptr why) {
+    const bool answered = how_lost == loss::lent_results;
+    // Of a frame cut short: the bytes that came, and those its header announced (0: the header
+    // itself was cut).
+    const std::size_t got = in_.size();
+    std::size_t announced = 0;
+    if (how_lost == loss::cut && got >= sizeof(frame_header)) {
+        frame_header h;
+        std::memcpy(&h, in_.data(), sizeof h);  // its header was checked when it came
+        announced = sizeof h + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
+    }
+    const bool was_interrupted = interrupted_;
+    const pid_t pid = pid_;
+    kill_worker(pid);
+    int st = 0;
+    const bool reaped = pid > 0 && memory_->reap(st, 0) == pid;
+    pid_ = -1;
+    const bool greeted = greeted_;
+    const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
+    drop();
+    std::deque<job> jobs = std::move(jobs_);
+    jobs_.clear();
+    const std::string how = reaped ? describe_status(st) : std::string("ended");
+    if (answered && !jobs.empty()) {
+        job a = std::move(jobs.front());
+        jobs.pop_front();
+        a.batch->error = lent_results_lost(pid, how, *a.batch);
+        a.batch->completed = 0;
+        call_state::finished(std::move(a.call), std::move(a.batch));
+    }
+    if (jobs.empty()) {
+        if (answered) owner_->refill();
+        return;
+    }
+    // Batches behind the one that ran never started.
+    for (std::size_t k = 1; k < jobs.size(); ++k) {
+        jobs[k].batch->error = batch_not_started();
+        jobs[k].batch->completed = 0;
+    }
+    job j = std::move(jobs.front());
+    jobs.pop_front();
+    batch_base& b = *j.batch;
+    if (was_interrupted)
+        b.error = batch_stopped();
+    else if (why)
+        b.error = protocol_broken(pid, why);
+    else if (how_lost == loss::cut)
+        b.error = frame_cut(pid, how, b, got, announced);
+    else
+        b.error = worker_ended(pid, how, greeted, b, index);
+    b.completed = 0;
+    call_state::finished(std::move(j.call), std::move(j.batch));
+    for (auto& rest : jobs) call_state::finished(std::move(rest.call), std::move(rest.batch));
+    owner_->refill();
+}
+
+void channel::retire() noexcept {
+    if (pid_ > 0) {
+        kill_worker(pid_);
+        int st = 0;
+        (void)memory_->reap(st, 0);
+        pid_ = -1;
+    }
+    drop();
+}
+
+void channel::drop() noexcept {
+    if (dead_) return;
+    dead_ = true;
+    ++epoch_;
+    unbind();
+    if (to_ >= 0) ::close(to_);
+    if (from_ >= 0) ::close(from_);
+    to_ = from_ = -1;
+    status_.reset();
+    arena_.reset();
+}
+
+void channel::close_requests() noexcept {
+    if (dead_) return;
+    unbind();
+    if (to_ >= 0) ::close(to_);
+    to_ = -1;
+}
+
+void channel::finish(std::chrono::steady_clock::time_point deadline) noexcept {
+    if (dead_ || pid_ < 0) return;
+    int st = 0;
+    while (memory_->reap(st, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill_worker(pid_);
+            (void)memory_->reap(st, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    pid_ = -1;
+    drop();
+}
+
+}  // namespace cojob::detail::process

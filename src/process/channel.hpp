@@ -1,0 +1,150 @@
+// src/process/channel.hpp - private: the parent's end of one worker process. Requests go out and
+// responses come in as frames (src/wire.hpp) on the worker's two pipes, which the parent drives
+// through Asio on the executor of the call it serves: it waits for readiness with async_wait
+// and does the reads and writes itself, through the pipe seam, so that partial transfers are
+// handled in one place. A worker holds at most `depth` batches, the one it runs and the next,
+// so that it never waits for the parent between two; each goes back to its call when its
+// response arrives or when the worker is lost.
+#pragma once
+
+#include "../call_state.hpp"
+#include "arena.hpp"
+#include "spawn.hpp"
+
+#include <cojob/detail/batch.hpp>
+#include <cojob/detail/wire.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+
+namespace cojob::detail {
+class array_placer;
+}
+
+namespace cojob::detail::process {
+
+/// Batches a worker holds: the running one and the next.
+inline constexpr std::size_t depth = 2;
+
+/// A batch and the call it belongs to.
+struct job {
+    std::unique_ptr<batch_base> batch;
+    std::shared_ptr<call_state> call;
+};
+
+/// What a channel asks of the pool that owns it. Called only from handlers of a channel still
+/// bound: the pool unbinds its channels before it goes.
+class channel_owner {
+public:
+    /// A batch came back or a worker was lost: hand out the batches that wait.
+    virtual void refill() = 0;
+    /// The batch that came back spent `ns` nanoseconds from its dispatch to its answer.
+    virtual void batch_took(std::int64_t ns) noexcept = 0;
+
+protected:
+    channel_owner() = default;
+    ~channel_owner() = default;
+};
+
+/// One worker process as its parent sees it. All members are used on the executor of the call
+/// the worker serves (the pool's).
+class channel final : public std::enable_shared_from_this<channel> {
+public:
+    /// Takes over a worker just started. `lend_readers`: the number of workers this process
+    /// reads lent results from, which the worker learns once its hello proved that it can.
+    channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_readers) noexcept;
+    channel(const channel&) = delete;
+    channel& operator=(const channel&) = delete;
+
+    /// Reaped, or being replaced.
+    [[nodiscard]] bool dead() const noexcept { return dead_; }
+    /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
+    [[nodiscard]] bool interrupted() const noexcept { return interrupted_; }
+    [[nodiscard]] bool idle() const noexcept { return !dead_ && jobs_.empty(); }
+    [[nodiscard]] bool has_room() const noexcept { return !dead_ && !interrupted_ && jobs_.size() < depth; }
+    /// Batches sent and not answered yet.
+    [[nodiscard]] std::size_t load() const noexcept { return jobs_.size(); }
+    [[nodiscard]] bool serves(const call_state& c) const noexcept;
+    /// Whether its pipes are registered with `ex`.
+    [[nodiscard]] bool bound_to(const boost::asio::any_io_executor& ex) const noexcept {
+        return rd_ && bound_to_ == ex;
+    }
+
+    /// Encodes `j`'s batch as a request, its large arrays placed by `placer` (may be null), and
+    /// sends it. A batch that cannot be encoded goes back to its call at once with the error.
+    void send(job j, array_placer* placer);
+    /// Kills the worker for its call (error, timeout, cancellation): its end of file brings
+    /// its batches back.
+    void interrupt() noexcept;
+    /// Copies the task it runs, and since when, into its running batch if that is `call`'s.
+    void publish_progress(const call_state& call) noexcept;
+    /// An idle worker killed on purpose, or dead while nobody was looking (OOM killer, a
+    /// signal): reaps it and lets it go.
+    void reap_if_gone() noexcept;
+    /// Lets go of the pipes' registration with their executor (which may go away).
+    void unbind() noexcept;
+    /// Shutting down, first step: closes the request pipe, which tells the worker to exit.
+    void close_requests() noexcept;
+    /// Shutting down, second step: waits until `deadline` for the worker to exit (a task may
+    /// still run), kills it after that, and reaps it.
+    void finish(std::chrono::steady_clock::time_point deadline) noexcept;
+
+private:
+    void bind(const boost::asio::any_io_executor& ex);
+    void write_more();
+    void wait_readable();
+    void read_more();
+    /// Handles the complete frames read; true when reading must stop (the worker's batches are
+    /// all answered, or it was dropped).
+    bool take_frames();
+    /// How a worker was lost.
+    enum class loss {
+        closed,        ///< it closed its response pipe (it ended) between two frames
+        cut,           ///< it closed its response pipe inside a frame: a truncated frame
+        broke,         ///< it broke the protocol, or its pipe failed
+        lent_results,  ///< it ended after it answered its first batch, before this process
+                       ///< read the results that answer lent
+    };
+    /// Kills and reaps the worker, and gives its batches back with the reason (`why`: how it
+    /// broke the protocol).
+    void lost(loss how_lost, std::exception_ptr why = nullptr);
+    /// Kills and reaps a worker that is not needed any more.
+    void retire() noexcept;
+    /// Forgets a worker whose process is gone (or about to be): closes its ends and page.
+    void drop() noexcept;
+
+    channel_owner* owner_;
+    std::uint32_t lend_readers_;
+    pid_t pid_;
+    int to_;    ///< request pipe, parent's end (non-blocking)
+    int from_;  ///< response pipe, parent's end (non-blocking)
+    /// The shared status page and the result arena (mapped read-only): shared with the
+    /// deferred payloads of a stream, which may outlive the worker.
+    std::shared_ptr<worker_status> status_;
+    std::shared_ptr<shared_arena> arena_;
+    /// Its memory, for lent results; every reaping goes through it (worker_memory::reap).
+    std::shared_ptr<worker_memory> memory_;
+    bool greeted_ = false;      ///< its hello frame arrived and matched
+    bool dead_ = false;         ///< reaped or being replaced
+    bool interrupted_ = false;  ///< killed on purpose for its call
+    std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
+
+    std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< bound to `bound_to_`
+    boost::asio::any_io_executor bound_to_;
+
+    std::deque<job> jobs_;  ///< sent, in order; the front one runs
+    byte_buffer out_;       ///< frames not yet written from out_pos_ on
+    std::size_t out_pos_ = 0;
+    byte_buffer in_;
+};
+
+}  // namespace cojob::detail::process

@@ -1,0 +1,74 @@
+// src/process/spawn.hpp - private: what a worker process is started with, and starting one. A
+// worker is this program started again (/proc/self/exe, with posix_spawn: a multithreaded
+// parent must not fork without exec). It finds its two pipes, its status page and its result
+// arena on fixed descriptors, named by an environment variable that tells cojob::init to serve
+// instead of running main: spawn.cpp sets them up, worker_loop.cpp takes them over.
+#pragma once
+
+#include "arena.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace cojob::detail::process {
+
+/// The environment variable that marks a process as a worker cojob started; its value is
+/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>".
+inline constexpr const char* worker_env = "COJOB_WORKER";
+/// The descriptors a worker finds its pipes and status page on.
+inline constexpr int worker_request_fd = 3;
+inline constexpr int worker_response_fd = 4;
+inline constexpr int worker_status_fd = 5;
+inline constexpr int worker_arena_fd = 6;  ///< the result arena (arena.hpp)
+
+/// Written by the worker, read by the parent: the task running in the current batch.
+struct worker_status {
+    std::atomic<std::uint64_t> running{0};       ///< index inside the batch
+    std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
+    std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
+    /// Set by the parent once it has read this worker's memory (the hello's probe), to the
+    /// number of workers it reads from: large vector results may then be lent
+    /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
+    std::atomic<std::uint32_t> lend{0};
+};
+
+/// A worker just started, and the parent's ends of what it was given.
+struct spawned_worker {
+    pid_t pid = -1;
+    int to = -1;    ///< request pipe, parent's end (non-blocking)
+    int from = -1;  ///< response pipe, parent's end (non-blocking)
+    /// The shared status page (mapped) and the result arena (mapped read-only when read).
+    std::shared_ptr<worker_status> status;
+    std::shared_ptr<shared_arena> arena;
+    /// Its memory, for lent results; every reaping goes through it (worker_memory::reap).
+    std::shared_ptr<worker_memory> memory;
+};
+
+/// The system calls that signal and reap workers; tests swap them to see which pids they reach.
+struct process_calls {
+    int (*kill)(pid_t pid, int sig);
+    pid_t (*waitpid)(pid_t pid, int* status, int options);
+};
+process_calls& process_seam() noexcept;
+
+/// Every signal to a worker and every wait for one goes through these two, which do nothing
+/// unless `pid` names a process (> 0): a worker's pid is -1 once it is reaped, and kill(-1)
+/// would kill every process this user owns, waitpid(-1) reap any child of this process.
+
+/// Sends SIGKILL to the worker `pid`. Returns whether the signal was sent.
+bool kill_worker(pid_t pid) noexcept;
+/// waitpid(pid, &status, options) for the worker `pid`: what waitpid returned, -1 when `pid`
+/// names no process.
+pid_t wait_worker(pid_t pid, int& status, int options) noexcept;
+
+/// Starts a worker, from a thread that lasts as long as this process (so that the worker does
+/// not end with the calling thread: spawn.cpp). `inner_threads`: what OMP_NUM_THREADS and its
+/// kin say in the worker, unless the user set them (joblib's guard against oversubscription).
+/// @throws std::system_error when a pipe, the status page, that thread or the process cannot
+/// be made.
+[[nodiscard]] spawned_worker spawn_worker(int inner_threads);
+
+}  // namespace cojob::detail::process

@@ -1,0 +1,210 @@
+// src/process/worker_loop.cpp - a worker process serving its parent: it says hello, then reads
+// a request, runs its batch and answers, in a loop, until the parent closes the request pipe or
+// dies. Responses are written into the result arena; a large one stays there and only its
+// header crosses the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
+#include "worker_loop.hpp"
+
+#include "../sharing.hpp"
+#include "../util.hpp"
+#include "../wire.hpp"
+#include "../worker.hpp"
+#include "arena.hpp"
+#include "spawn.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cojob::detail::process {
+
+namespace {
+
+void flush_output() {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+}
+
+/// Sends a fault frame (the parent reports it and replaces this worker) and exits.
+[[noreturn]] void fault(const std::string& message) {
+    try {
+        byte_buffer b;
+        const auto at = begin_frame(b);
+        wire_out ar(b);
+        ar(message);
+        end_frame(b, at, frame_kind::fault);
+        write_all(worker_response_fd, b.data(), b.size());
+    } catch (...) {
+    }
+    flush_output();
+    std::_Exit(3);
+}
+
+/// Spins briefly before blocking: the next request often follows the last response closely,
+/// and waking a sleeping process costs tens of microseconds.
+void wait_for_request(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (std::chrono::steady_clock::now() < until) {
+        if (::poll(&p, 1, 0) > 0) return;
+    }
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
+[[noreturn]] void serve_parent(int parent) {
+    enter_worker_mode();
+    keep_worker_mappings();  // this loop releases them after every request (src/sharing.hpp)
+    // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
+    ::signal(SIGINT, SIG_IGN);
+    // The parent's death ends the worker, whatever the worker is doing: by the request pipe's
+    // hang-up (watched below), and by a signal for when no hang-up comes (a process the parent
+    // forked without exec holds the pipe's other end). The signal comes when the thread that
+    // spawned this worker ends, and that thread lasts as long as the parent process (spawn.cpp).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) std::_Exit(0);
+    // Programs a task starts must not hold the pipes open after this worker is gone.
+    for (int fd : {worker_request_fd, worker_response_fd, worker_status_fd, worker_arena_fd})
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    std::thread([] {
+        pollfd p{worker_request_fd, 0, 0};
+        for (;;) {
+            if (::poll(&p, 1, -1) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+                flush_output();
+                std::_Exit(0);
+            }
+        }
+    }).detach();
+
+    auto* status = static_cast<worker_status*>(
+        ::mmap(nullptr, sizeof(worker_status), PROT_READ | PROT_WRITE, MAP_SHARED, worker_status_fd, 0));
+    worker_context ctx;
+    if (status != MAP_FAILED) {
+        ctx.running = &status->running;
+        ctx.running_since = &status->running_since;
+    }
+
+    // Responses are written into the result arena; large ones stay there (arena.hpp).
+    const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
+    shared_arena arena(has_arena ? worker_arena_fd : -1, true);
+    byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
+    // Large vector results lent to the parent (worker_context::lent): kept until the parent has
+    // read the response that lent them, which it says by releasing the arena.
+    std::vector<std::shared_ptr<void>> lent;
+    struct hand_over {
+        std::atomic<std::uint32_t>* held;
+        std::vector<std::shared_ptr<void>>* lent;
+    } hand{has_arena ? &status->arena_held : nullptr, &lent};
+    if (has_arena) {
+        ctx.acquire_output = [](void* arg) {
+            auto& h = *static_cast<hand_over*>(arg);
+            arena_flag::wait_released(*h.held);
+            h.lent->clear();
+        };
+        ctx.acquire_arg = &hand;
+        ctx.lent = &lent;
+        // Set by the parent once its probe of our hello worked, which may be after the first
+        // request: read at each large result.
+        ctx.lend_readers = &status->lend;
+    }
+    byte_buffer in;
+    try {
+        write_hello(out);
+        write_all(worker_response_fd, out.data(), out.size());
+    } catch (...) {
+        std::_Exit(3);
+    }
+
+    for (;;) {
+        char head[sizeof(frame_header)];
+        wait_for_request(worker_request_fd);
+        frame_header h;
+        try {
+            if (!read_exact(worker_request_fd, head, sizeof head)) break;  // the parent closed: done
+            h = parse_header(head);
+            if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
+                throw wire_error("cojob: worker got a frame that is not a request");
+            in.resize(static_cast<std::size_t>(h.length));
+            if (!read_exact(worker_request_fd, in.data(), in.size()) && h.length)
+                throw wire_error("cojob: the request pipe closed inside a frame");
+            check_payload(h, in.data());
+        } catch (const std::exception& e) {
+            fault(std::string("cojob: worker could not read a request: ") + e.what());
+        }
+        // The parent may still be reading the previous response out of the arena: the batch
+        // waits for it only when it has a first result to write (ctx.acquire_output), so that
+        // the parent's decoding overlaps the first task. Only the frame header's 32 bytes are
+        // written before that, and the parent never reads those from the arena.
+        if (has_arena && status->arena_held.load(std::memory_order_acquire) == 0) {
+            out.clear();
+            out.shrink_if_above(arena_keep_bytes);
+            lent.clear();
+        }
+        bool stays = false;  // the response stays in the arena, handed over by its flag
+        try {
+            ctx.lend_mark_ns = steady_now_ns();
+            run_request(in.data(), in.size(), out, ctx);
+            // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
+            // response lent, and the response must be handed over even when it is small.
+            stays = has_arena && (out.size() >= arena_min_response || !lent.empty());
+            // A response that stays in the arena gets its header below, without a checksum.
+            if (!stays) end_frame(out, 0, frame_kind::response);
+        } catch (const std::exception& e) {
+            fault(std::string("cojob: worker could not decode a request: ") + e.what());
+        }
+        release_request_mappings();  // shared arguments of this request (src/sharing.hpp)
+        flush_output();  // what the tasks printed comes before their results
+        try {
+            if (stays) {
+                // The payload stays in the arena until the parent has decoded it.
+                const frame_header h = arena_header(out, ctx.failed);
+                status->arena_held.store(1, std::memory_order_release);
+                write_all(worker_response_fd, &h, sizeof h);
+                // A small response that lent its results needs no more than the arena's first
+                // step: pages an earlier response grew it by would sit beside the lent
+                // vectors. Given back now (the parent reads only the first bytes).
+                if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
+            } else {
+                write_all(worker_response_fd, out.data(), out.size());
+            }
+        } catch (...) {
+            break;  // the parent is gone
+        }
+        if (!has_arena) out.shrink_if_above(arena_keep_bytes);
+        in.shrink_if_above(64u << 20);
+    }
+    flush_output();
+    std::_Exit(0);
+}
+
+}  // namespace
+
+void serve(const char* spec) {
+    int in = -1, out = -1, status = -1, arena = -1, parent = -1;
+    if (std::sscanf(spec, "%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent) != 5 || in != worker_request_fd ||
+        out != worker_response_fd || status != worker_status_fd || arena != worker_arena_fd ||
+        ::fcntl(in, F_GETFD) < 0 || ::fcntl(out, F_GETFD) < 0) {
+        // Inherited from a worker's environment by a program it started, or set by hand: this
+        // process is not one cojob started. Forget the marker and run main.
+        ::unsetenv(worker_env);
+        return;
+    }
+    ::unsetenv(worker_env);  // programs a task starts are not workers
+    serve_parent(parent);
+}
+
+}  // namespace cojob::detail::process
