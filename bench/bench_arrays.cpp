@@ -1,4 +1,4 @@
-// bench/bench_arrays.cpp - the seed's memmap workload (issue 5, joblib.md §3(c)): an 80 MB array
+// bench/bench_arrays.cpp - the seed's memmap workload (joblib.md §3(c)): an 80 MB array
 // (1e7 doubles), 95 windows of 5e5 elements with step 1e5, slow_mean sleeps 10 ms and returns
 // the window's mean; n_jobs=2. Cases, repeated in interleaved rounds (so that every case sees
 // the same spells of load), medians and ranges over the rounds:

@@ -1,4 +1,4 @@
-// bench/bench_generator.cpp - the generator seed's walls against this machine's floor (issue 4):
+// bench/bench_generator.cpp - the generator seed's walls against this machine's floor:
 // 150 tasks, each sleeping 0.1 s and returning 16 MB (2e6 doubles, all equal to the task's
 // index), n_jobs=2, the results summed element-wise.
 //

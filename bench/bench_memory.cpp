@@ -4,7 +4,7 @@
 // (the floor of a miss), and the seed's second round (4 hits of a 1e4 x 4 column extraction
 // through `par`, n_jobs=2 threads).
 //
-// Prints a markdown table of medians (with p10-p90) against the targets of issue #6.
+// Prints a markdown table of medians (with p10-p90) against their targets.
 // Arguments, all optional, as key=value:
 //   calls=2000     timed calls per per-call case (after calls/10 warm-up calls)
 //   rounds=51      timed runs of the second round

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run_arrays_side_by_side.sh - the seed's memmap workload (issue 5) on cojob
+# bench/run_arrays_side_by_side.sh - the seed's memmap workload on cojob
 # (bench/bench_arrays) and on joblib (bench/joblib/bench_arrays.py), one after the other in one
 # go, then a side-by-side table of the medians (with the ranges over the rounds).
 #

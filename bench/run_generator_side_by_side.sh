@@ -118,7 +118,7 @@ bad = [f"{impl} {run}" for (impl, run), got in cells.items() if any(g[4] == "wro
 print()
 print("sums: " + ("all correct" if not bad else "WRONG in " + ", ".join(bad)))
 print()
-print("## cojob against the targets (issue 4)")
+print("## cojob against the targets")
 print()
 print("| backend | generator peak ≤ 120 MB | slow-consumer peak ≤ 120 MB | generator wall ≤ 8.0 s | list wall ≤ 8.0 s |")
 print("|---|---|---|---|---|")

@@ -25,9 +25,6 @@ namespace cojob::detail {
 
 namespace {
 
-thread_local array_placer* current = nullptr;
-thread_local const block_store* current_blocks = nullptr;
-
 std::atomic<std::uint64_t> total_arrays{0}, total_segments{0}, total_bytes{0}, total_unchanged{0};
 
 [[noreturn]] void placement_failed(const std::string& folder, std::size_t bytes, int err) {
@@ -301,21 +298,12 @@ bool call_sharing::share(const void* data, std::size_t bytes, shared_ref& ref) {
     return true;
 }
 
-sharing_scope::sharing_scope(array_placer* s) noexcept : previous_(std::exchange(current, s)) {}
-sharing_scope::~sharing_scope() { current = previous_; }
-
-blocks_scope::blocks_scope(const block_store& s) noexcept : previous_(std::exchange(current_blocks, &s)) {}
-blocks_scope::~blocks_scope() { current_blocks = previous_; }
-
-bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref) {
-    return current && current->share(data, bytes, ref);
+void no_outside_bytes() {
+    throw wire_error("cojob: a payload names bytes it does not hold (a shared array or a lent result), and its reader "
+                     "has no way to reach them");
 }
 
-const char* map_shared(const shared_ref& ref) {
-    if (ref.path.starts_with("mpi:")) {
-        if (const char* p = current_blocks ? current_blocks->find(ref) : nullptr) return p;
-        throw wire_error("cojob: a request names an array (" + ref.path + ") that this rank never received");
-    }
+const char* map_shared_file(const shared_ref& ref) {
     auto& maps = worker_mappings();
     for (auto& m : maps)
         if (m.id == ref.id && m.bytes == ref.bytes && m.mode == ref.mode) {
@@ -336,6 +324,12 @@ const char* map_shared(const shared_ref& ref) {
         throw error("cojob: worker cannot map the shared argument " + ref.path + ": " + std::strerror(err));
     maps.push_back(worker_mapping{ref.id, ref.bytes, ref.mode, p, true});
     return static_cast<const char*>(p);
+}
+
+const char* worker_arrays::map_shared(const shared_ref& ref) { return map_shared_file(ref); }
+
+void worker_arrays::copy_lent(std::uint64_t, std::size_t, piece_sink, void*) {
+    throw wire_error("cojob: a request names a lent result; only responses lend");
 }
 
 std::shared_ptr<file_mapping> request_file_mapping(const std::string& path, mmap_mode mode, std::uint64_t offset,

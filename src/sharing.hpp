@@ -1,4 +1,4 @@
-// src/sharing.hpp - private: the shared segments of the process backend (issue 5). A call
+// src/sharing.hpp - private: the shared segments of the process backend. A call
 // places each large array argument once in a segment: a nameless file in temp_folder (O_TMPFILE,
 // or created and unlinked at once), which workers open through /proc/<parent>/fd/<n> and map.
 // Nothing has a name, so nothing can be left behind: the kernel frees a segment when its last
@@ -74,18 +74,6 @@ private:
     std::uint64_t clock_ = 0;
 };
 
-/// Places the large arguments of the requests this thread encodes: a call of the process
-/// backend (call_sharing), or one MPI rank's share of a call (src/mpi/mpi_blocks.hpp).
-class array_placer {
-public:
-    /// When `bytes` at `data` are to be shared: places them, fills `ref` and returns true.
-    virtual bool share(const void* data, std::size_t bytes, shared_ref& ref) = 0;
-
-protected:
-    array_placer() = default;
-    ~array_placer() = default;
-};
-
 /// The arrays one call has placed, by address and size.
 class call_sharing final : public array_placer {
 public:
@@ -103,40 +91,16 @@ private:
     std::vector<segment*> segments_;
 };
 
-/// Makes `s` the placer of the requests this thread encodes, until the scope ends.
-class sharing_scope {
+/// Worker side: the bytes of a shared segment `ref` names (opened through its path), mapped
+/// until the current request has been answered. @throws cojob::error when it cannot be.
+const char* map_shared_file(const shared_ref& ref);
+
+/// What a process worker's requests read shared arrays from: its mappings of the parent's
+/// segments (map_shared_file).
+class worker_arrays final : public outside_bytes {
 public:
-    explicit sharing_scope(array_placer* s) noexcept;
-    ~sharing_scope();
-    sharing_scope(const sharing_scope&) = delete;
-    sharing_scope& operator=(const sharing_scope&) = delete;
-
-private:
-    array_placer* previous_;
-};
-
-/// Worker side: arrays kept in memory rather than in files, named by references whose path
-/// starts with "mpi:" (an MPI rank receives them ahead of the requests that use them).
-class block_store {
-public:
-    /// The bytes `ref` names, or null.
-    [[nodiscard]] virtual const char* find(const shared_ref& ref) const noexcept = 0;
-
-protected:
-    block_store() = default;
-    ~block_store() = default;
-};
-
-/// Makes `s` where this thread's requests find "mpi:" references, until the scope ends.
-class blocks_scope {
-public:
-    explicit blocks_scope(const block_store& s) noexcept;
-    ~blocks_scope();
-    blocks_scope(const blocks_scope&) = delete;
-    blocks_scope& operator=(const blocks_scope&) = delete;
-
-private:
-    const block_store* previous_;
+    const char* map_shared(const shared_ref& ref) override;
+    void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) override;
 };
 
 /// Worker side, once, in a worker whose loop calls release_request_mappings after every

@@ -21,8 +21,9 @@ void write_hello(byte_buffer& out) {
     end_frame(out, at, frame_kind::hello);
 }
 
-void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx) {
-    wire_in req(payload, n);
+void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx,
+                 outside_bytes& arrays) {
+    wire_in req(payload, n, &arrays);
     std::uint64_t key = 0;
     req(key);
     invoker_fn invoke = find_invoker(key);

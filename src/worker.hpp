@@ -27,8 +27,10 @@ void enter_worker_mode() noexcept;
 /// Appends the hello frame a worker starts with (build identity, pid, lend probe address) to `out`.
 void write_hello(byte_buffer& out);
 /// Runs the request whose payload is [payload, payload + n) and leaves its response in `out`
-/// (cleared first) as a frame whose header the caller fills in (end_frame, arena_header).
+/// (cleared first) as a frame whose header the caller fills in (end_frame, arena_header). The
+/// request's shared arrays are read from `arrays`.
 /// @throws what reading the request throws; the worker reports it as a fault.
-void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx);
+void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx,
+                 outside_bytes& arrays);
 
 }  // namespace cojob::detail

@@ -184,8 +184,7 @@ void hub::send_request(int to, mpi_job j) {
         });
         const auto at = begin_frame(o->bytes);
         {
-            wire_out ar(o->bytes);
-            sharing_scope scope(&blocks);
+            wire_out ar(o->bytes, &blocks);
             j.batch->encode(ar, j.call->tracks_tasks());
         }
         seal_frame(o->bytes, at, mpi_frame_kind::request);

@@ -75,8 +75,9 @@ private:
     std::function<void(byte_buffer&)> send_;
 };
 
-/// A worker rank's arrays: each stays in the frame that brought it until its call ends.
-class rank_blocks final : public block_store {
+/// A worker rank's arrays: each stays in the frame that brought it until its call ends. The
+/// rank's requests read their "mpi:" references from here, and memmaps' files as any worker.
+class rank_blocks final : public outside_bytes {
 public:
     rank_blocks() = default;
     rank_blocks(const rank_blocks&) = delete;
@@ -109,9 +110,15 @@ public:
     }
     void clear() noexcept { blocks_.clear(); }
 
-    const char* find(const shared_ref& ref) const noexcept override {
+    const char* map_shared(const shared_ref& ref) override {
+        if (!ref.path.starts_with("mpi:")) return map_shared_file(ref);
         const auto it = blocks_.find(ref.path);
-        return it != blocks_.end() && it->second.bytes == ref.bytes ? it->second.data : nullptr;
+        if (it == blocks_.end() || it->second.bytes != ref.bytes)
+            throw wire_error("cojob: a request names an array (" + ref.path + ") that this rank never received");
+        return it->second.data;
+    }
+    void copy_lent(std::uint64_t, std::size_t, piece_sink, void*) override {
+        throw wire_error("cojob: a request names a lent result; only responses lend");
     }
 
 private:

@@ -177,8 +177,7 @@ private:
             }
             byte_buffer& out = box.next();
             try {
-                blocks_scope scope(blocks);
-                run_request(payload, static_cast<std::size_t>(h.length), out, ctx);
+                run_request(payload, static_cast<std::size_t>(h.length), out, ctx, blocks);
                 seal_frame(out, 0, mpi_frame_kind::response);
             } catch (const std::exception& e) {
                 fault_frame(out, "cojob: MPI rank " + std::to_string(my_rank) + " could not decode a request: " + e.what());

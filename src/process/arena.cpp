@@ -113,8 +113,6 @@ char* piece_buffer() {
     return buffer.get();
 }
 
-thread_local worker_memory* lender = nullptr;
-
 }  // namespace
 
 void shared_arena::copy_out(std::size_t offset, std::size_t n, piece_sink sink, void* ctx) {
@@ -175,12 +173,8 @@ pid_t worker_memory::reap(int& st, int options) noexcept {
     return r;
 }
 
-lend_scope::lend_scope(worker_memory* m) noexcept : previous_(std::exchange(lender, m)) {}
-lend_scope::~lend_scope() { lender = previous_; }
-
-void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) {
-    if (!lender) throw wire_error("cojob: a response lent a result, but no worker lends to this reader");
-    lender->copy(address, n, sink, ctx);
+const char* worker_memory::map_shared(const shared_ref& /*ref*/) {
+    throw wire_error("cojob: a worker's response names a shared array; only requests do");
 }
 
 arena_payload::~arena_payload() {

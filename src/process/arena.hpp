@@ -78,7 +78,7 @@ public:
 /// none in the worker). Shared by the worker's record and the deferred payloads of its
 /// responses. The worker is reaped through it, under its lock, so a read can never reach
 /// another process that was given the pid afterwards.
-class worker_memory {
+class worker_memory final : public outside_bytes {
 public:
     explicit worker_memory(pid_t pid) noexcept : pid_(pid), known_(pid) {}
 
@@ -92,23 +92,17 @@ public:
     /// Returns what waitpid returned (-1 when it was reaped already).
     pid_t reap(int& st, int options) noexcept;
 
+    /// What a response decoded in the parent reads lent results from (copy); a response never
+    /// names a shared array.
+    const char* map_shared(const shared_ref& ref) override;
+    void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) override {
+        copy(address, n, sink, ctx);
+    }
+
 private:
     std::mutex m_;
     pid_t pid_;     ///< -1 once reaped
     pid_t known_;   ///< the worker's pid, for messages
-};
-
-/// Names the worker whose lent bytes copy_lent reads on this thread while the scope lasts
-/// (the process backend decoding a response).
-class lend_scope {
-public:
-    explicit lend_scope(worker_memory* m) noexcept;
-    ~lend_scope();
-    lend_scope(const lend_scope&) = delete;
-    lend_scope& operator=(const lend_scope&) = delete;
-
-private:
-    worker_memory* previous_;
 };
 
 /// A stream's response left in its worker's arena (see deferred_payload), with the results it

@@ -56,8 +56,7 @@ void channel::send(job j, array_placer* placer) {
     try {
         bind(j.call->executor());
         const auto at = begin_frame(out_);
-        wire_out ar(out_);
-        sharing_scope scope(placer);
+        wire_out ar(out_, placer);
         b.encode(ar, j.call->tracks_tasks());
         end_frame(out_, at, frame_kind::request);
     } catch (...) {
@@ -196,7 +195,7 @@ bool channel::take_frames() {
             // memory the worker wrote before it sent the header, and hashing 16 MiB twice
             // would cost more than the rest of the hand-over.
             if (!in_arena) check_payload(h, payload);
-            wire_in ar(payload, static_cast<std::size_t>(h.length));
+            wire_in ar(payload, static_cast<std::size_t>(h.length), memory_.get());  // lent results come from it
             switch (static_cast<frame_kind>(h.kind)) {
                 case frame_kind::hello: {
                     std::string identity;
@@ -229,7 +228,6 @@ bool channel::take_frames() {
                             arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
                             static_cast<std::size_t>(h.length));
                     } else {
-                        const lend_scope lending(memory_.get());
                         b.decode(ar);
                         // The arena stays mapped here: unmapping it to keep its pages out of
                         // this process's RSS made the next response fault them all in again,

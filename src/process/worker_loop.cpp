@@ -121,6 +121,7 @@ void wait_for_request(int fd) {
         // request: read at each large result.
         ctx.lend_readers = &status->lend;
     }
+    worker_arrays arrays;  // the shared arguments its requests name (src/sharing.hpp)
     byte_buffer in;
     try {
         write_hello(out);
@@ -157,7 +158,7 @@ void wait_for_request(int fd) {
         bool stays = false;  // the response stays in the arena, handed over by its flag
         try {
             ctx.lend_mark_ns = steady_now_ns();
-            run_request(in.data(), in.size(), out, ctx);
+            run_request(in.data(), in.size(), out, ctx, arrays);
             // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
             // response lent, and the response must be handed over even when it is small.
             stays = has_arena && (out.size() >= arena_min_response || !lent.empty());

@@ -9,6 +9,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -175,6 +177,13 @@ bool eventually(Condition&& condition, std::chrono::duration<Rep, Period> limit)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;
+}
+
+/// Whether SIGINT has its default disposition (nobody, such as a call watching for Ctrl-C, has
+/// claimed it): sending it then would end the process.
+inline bool sigint_is_default() {
+    struct sigaction current {};
+    return ::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL;
 }
 
 /// Raises `target` to at least `value`.

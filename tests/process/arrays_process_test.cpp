@@ -1,4 +1,4 @@
-// tests/process/arrays_process_test.cpp - large arrays on backend=processes (issue 5): spans
+// tests/process/arrays_process_test.cpp - large arrays on backend=processes: spans
 // inline below max_nbytes and shared above it, once per call; vectors shared; memmaps by
 // reference (a writable output filled by workers); nothing left in temp_folder after success,
 // exception, crash or cancellation; the options temp_folder, max_nbytes and mmap_mode.

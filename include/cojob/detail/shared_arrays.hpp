@@ -40,15 +40,47 @@ struct shared_ref {
     }
 };
 
+/// Receives bytes piece by piece (whole elements in every piece).
+using piece_sink = void (*)(void* ctx, const char* p, std::size_t n);
+
+/// What encoding a request may do with a large array: place it in shared memory once, and
+/// send a reference instead of its bytes. Given to the request's wire_out by whoever encodes it
+/// (the process backend's call_sharing, an MPI rank's block_sender; compiled in src/).
+class array_placer {
+public:
+    /// When `bytes` at `data` are to be shared: places them, fills `ref` and returns true.
+    virtual bool share(const void* data, std::size_t bytes, shared_ref& ref) = 0;
+
+protected:
+    array_placer() = default;
+    array_placer(const array_placer&) = default;
+    array_placer& operator=(const array_placer&) = default;
+    ~array_placer() = default;
+};
+
+/// Where decoding finds bytes that did not travel inline. Given to a payload's wire_in by
+/// whoever decodes it (a worker's arrays, MPI's blocks, the worker whose response lent results;
+/// compiled in src/).
+class outside_bytes {
+public:
+    /// The bytes `ref` names, mapped until the current request has been answered.
+    /// @throws cojob::error when they cannot be opened or mapped.
+    virtual const char* map_shared(const shared_ref& ref) = 0;
+    /// Copies the worker's bytes [address, address + n), which its response lent, to `sink`.
+    /// @throws worker_died when that worker is gone.
+    virtual void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx) = 0;
+
+protected:
+    outside_bytes() = default;
+    outside_bytes(const outside_bytes&) = default;
+    outside_bytes& operator=(const outside_bytes&) = default;
+    ~outside_bytes() = default;
+};
+
 // ---- compiled in src/sharing.cpp ---------------------------------------------------------
 
-/// Parent side, while a call's request is being encoded: when the call shares and `bytes` is
-/// at least its max_nbytes, places the bytes in a shared segment (once per call for the same
-/// address and size), fills `ref` and returns true. Otherwise (or on no call) false.
-bool share_bytes(const void* data, std::size_t bytes, shared_ref& ref);
-/// Worker side: the bytes of `ref`, mapped until the current request has been answered.
-/// @throws cojob::error when the segment cannot be opened or mapped.
-const char* map_shared(const shared_ref& ref);
+/// @throws wire_error: a payload names bytes outside it, and its reader was given no outside_bytes.
+[[noreturn]] void no_outside_bytes();
 /// A memmap's mapping as a request delivers it: in a process worker, mappings of files in mode r or r+
 /// are kept across consecutive requests that use them (while the path names the same file),
 /// so tasks of a batch and batches of a call map each file once; elsewhere a new mapping.
@@ -89,7 +121,7 @@ void save_blob(Ar& ar, const void* data, std::size_t bytes) {
         return;
     }
     shared_ref ref;
-    const std::uint8_t shared = share_bytes(data, bytes, ref) ? 1 : 0;
+    const std::uint8_t shared = ar.placer() && ar.placer()->share(data, bytes, ref) ? 1 : 0;
     ar.write(&shared, 1);
     if (shared) {
         ar(ref);
@@ -115,7 +147,7 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
     shared_ref ref;
     ar(ref);
     if (ref.bytes != bytes) throw_size_mismatch();
-    std::memcpy(data, map_shared(ref), bytes);
+    std::memcpy(data, ar.source().map_shared(ref), bytes);
 }
 
 /// save_blob's marker byte after a vector's size tag: 0 the bytes follow (after blob_padding),
@@ -123,15 +155,6 @@ void load_blob(Ar& ar, void* data, std::size_t bytes) {
 /// worker, which keeps the vector alive until the parent has read it straight from its memory
 /// (one copy, and none in the worker).
 inline constexpr std::uint8_t blob_lent = 2;
-
-/// Receives bytes piece by piece (whole elements in every piece).
-using piece_sink = void (*)(void* ctx, const char* p, std::size_t n);
-
-/// Parent, while it decodes a response of a worker that lends (the process backend sets the
-/// worker for the decoding thread): copies the worker's bytes [address, address + n) to
-/// `sink`. @throws worker_died when the worker is gone, wire_error with no worker set
-/// (compiled in src/arena.cpp).
-void copy_lent(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx);
 
 /// Worker side of a lent vector: its size tag, the marker and the address of its elements.
 template <wire_output Ar>
@@ -177,13 +200,15 @@ bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent l
 }
 
 /// read_large_vector from a payload in this process, lent bytes from the worker whose response
-/// this thread decodes (copy_lent).
+/// it is (the reader's outside_bytes).
 template <wire_input Ar, class E, class A>
     requires std::is_arithmetic_v<E> && (!std::same_as<E, bool>)
 bool load_large_vector(Ar& ar, std::vector<E, A>& v) {
     return read_large_vector(
         ar, v, [&ar](std::size_t bytes, piece_sink sink, void* ctx) { sink(ctx, ar.take(bytes), bytes); },
-        [](std::uint64_t address, std::size_t bytes, piece_sink sink, void* ctx) { copy_lent(address, bytes, sink, ctx); });
+        [&ar](std::uint64_t address, std::size_t bytes, piece_sink sink, void* ctx) {
+            ar.source().copy_lent(address, bytes, sink, ctx);
+        });
 }
 
 template <wire_output Ar, class E, std::size_t N>
@@ -191,7 +216,7 @@ template <wire_output Ar, class E, std::size_t N>
 void CEREAL_SAVE_FUNCTION_NAME(Ar& ar, const std::span<E, N>& s) {
     const std::size_t bytes = s.size_bytes();
     shared_ref ref;
-    const std::uint8_t shared = share_bytes(s.data(), bytes, ref) ? 1 : 0;
+    const std::uint8_t shared = ar.placer() && ar.placer()->share(s.data(), bytes, ref) ? 1 : 0;
     ar(shared, static_cast<std::uint64_t>(s.size()));
     if (shared) {
         ar(ref);
@@ -216,7 +241,7 @@ void CEREAL_LOAD_FUNCTION_NAME(Ar& ar, std::span<E, N>& s) {
         shared_ref ref;
         ar(ref);
         if (ref.bytes / sizeof(E) != n) throw_size_mismatch();
-        p = ref.bytes ? map_shared(ref) : nullptr;
+        p = ref.bytes ? ar.source().map_shared(ref) : nullptr;
     } else {
         ar.skip((alignof(E) - ar.position() % alignof(E)) % alignof(E));
         if (n > ar.remaining() / sizeof(E)) throw_size_mismatch();

@@ -143,25 +143,32 @@ private:
 };
 
 /// cereal output archive appending raw host-order bytes to a byte_buffer (both ends are the
-/// same binary on the same machine, so no byte swapping or padding rules are needed).
+/// same binary on the same machine, so no byte swapping or padding rules are needed). With a
+/// placer, large arrays are placed in shared memory and sent by reference (shared_arrays.hpp).
 class wire_out : public cereal::OutputArchive<wire_out, cereal::AllowEmptyClassElision> {
 public:
-    explicit wire_out(byte_buffer& b) : OutputArchive(this), buf_(&b), base_(b.size()) {}
+    explicit wire_out(byte_buffer& b, array_placer* placer = nullptr)
+        : OutputArchive(this), buf_(&b), base_(b.size()), placer_(placer) {}
     void write(const void* p, std::size_t n) { buf_->append(p, n); }
     [[nodiscard]] byte_buffer& buffer() noexcept { return *buf_; }
     /// Bytes written since this archive was made (the payload's start, for alignment).
     [[nodiscard]] std::size_t position() const noexcept { return buf_->size() - base_; }
+    /// Where large arrays go, or null: every byte inline.
+    [[nodiscard]] array_placer* placer() const noexcept { return placer_; }
 
 private:
     byte_buffer* buf_;
     std::size_t base_;
+    array_placer* placer_;
 };
 
 /// cereal input archive reading from a byte range; every read is bounds-checked and throws
-/// `wire_error` past the end.
+/// `wire_error` past the end. Bytes the payload names but does not hold (shared arrays, lent
+/// results) come from its outside_bytes.
 class wire_in : public cereal::InputArchive<wire_in, cereal::AllowEmptyClassElision> {
 public:
-    wire_in(const char* p, std::size_t n) : InputArchive(this), begin_(p), p_(p), end_(p + n) {}
+    wire_in(const char* p, std::size_t n, outside_bytes* source = nullptr)
+        : InputArchive(this), begin_(p), p_(p), end_(p + n), source_(source) {}
     void read(void* out, std::size_t n) {
         if (static_cast<std::size_t>(end_ - p_) < n) throw wire_error("cojob: truncated payload (wanted " +
                                                                       std::to_string(n) + " more bytes)");
@@ -183,11 +190,17 @@ public:
         std::memcpy(out, p_, n);
         return true;
     }
+    /// Where bytes outside the payload come from. @throws wire_error when it was given none.
+    [[nodiscard]] outside_bytes& source() const {
+        if (!source_) no_outside_bytes();
+        return *source_;
+    }
 
 private:
     const char* begin_;
     const char* p_;
     const char* end_;
+    outside_bytes* source_;
 };
 
 template <class T>
