@@ -1,7 +1,8 @@
 // src/process/spawn.cpp - starting a worker process: its pipes (1 MiB, when the system allows),
 // its status page (a memfd), its result arena, the descriptors placed on 3 to 6 in the child,
 // a clean signal state, and an environment that marks it as a worker and caps the native
-// thread pools inside it.
+// thread pools inside it; posix_spawn itself runs on one thread that lasts as long as the
+// process (spawn_thread). Also the only calls that signal or reap a worker.
 #include "spawn.hpp"
 
 #include "../worker.hpp"
@@ -75,8 +76,8 @@ public:
         static std::mutex m;
         static spawn_thread* current = nullptr;
         const std::lock_guard lock(m);
-        // A child this process forked without exec has no such thread: it starts its own (and
-        // leaves its parent's alone, whose lock the fork may have copied taken).
+        // A child this process forked without exec has no such thread: it starts its own, and
+        // leaves its parent's alone (the fork may have copied its lock while it was held).
         if (!current || current->owner_ != ::getpid()) {
             // Never deleted: the thread waits on it until the process ends, after static
             // destructors run.

@@ -47,16 +47,17 @@ struct spawned_worker {
     std::shared_ptr<worker_memory> memory;
 };
 
-/// The system calls that signal and reap workers; tests swap them to see which pids they reach.
-struct process_calls {
-    int (*kill)(pid_t pid, int sig);
-    pid_t (*waitpid)(pid_t pid, int* status, int options);
-};
-process_calls& process_seam() noexcept;
+/// Starts a worker, from a thread that lasts as long as this process (so that the worker does
+/// not end with the calling thread: spawn.cpp). `inner_threads`: what OMP_NUM_THREADS and its
+/// kin say in the worker, unless the user set them (joblib's guard against oversubscription).
+/// @throws std::system_error when a pipe, the status page, that thread or the process cannot
+/// be made.
+[[nodiscard]] spawned_worker spawn_worker(int inner_threads);
 
-/// Every signal to a worker and every wait for one goes through these two, which do nothing
-/// unless `pid` names a process (> 0): a worker's pid is -1 once it is reaped, and kill(-1)
-/// would kill every process this user owns, waitpid(-1) reap any child of this process.
+// Every signal to a worker and every wait for one goes through kill_worker and wait_worker,
+// which do nothing unless `pid` names a process (> 0): a worker's pid is -1 once it is reaped,
+// and kill(-1, SIGKILL) would kill every process this user owns, kill(0, ...) this process
+// group, waitpid(-1) or waitpid(0) reap some other child.
 
 /// Sends SIGKILL to the worker `pid`. Returns whether the signal was sent.
 bool kill_worker(pid_t pid) noexcept;
@@ -64,11 +65,12 @@ bool kill_worker(pid_t pid) noexcept;
 /// names no process.
 pid_t wait_worker(pid_t pid, int& status, int options) noexcept;
 
-/// Starts a worker, from a thread that lasts as long as this process (so that the worker does
-/// not end with the calling thread: spawn.cpp). `inner_threads`: what OMP_NUM_THREADS and its
-/// kin say in the worker, unless the user set them (joblib's guard against oversubscription).
-/// @throws std::system_error when a pipe, the status page, that thread or the process cannot
-/// be made.
-[[nodiscard]] spawned_worker spawn_worker(int inner_threads);
+/// The system calls under kill_worker and wait_worker; tests swap them to see which pids
+/// they reach.
+struct process_calls {
+    int (*kill)(pid_t pid, int sig);
+    pid_t (*waitpid)(pid_t pid, int* status, int options);
+};
+process_calls& process_seam() noexcept;
 
 }  // namespace cojob::detail::process
