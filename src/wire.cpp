@@ -1,5 +1,5 @@
-// src/wire.cpp - frames, function identities, the invoker table, failures that cross the
-// process boundary, and the identity of this build.
+// src/wire.cpp - frames, function identities, the invoker table, and the identity of this
+// build (the failures that cross the process boundary are in src/remote_failure.cpp).
 #include "wire.hpp"
 
 #include "util.hpp"
@@ -350,95 +350,6 @@ bool worker_context::worth_lending(std::size_t bytes, std::int64_t made_ns) cons
 std::int64_t steady_now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
-}
-
-// ---- failures ----------------------------------------------------------------------------
-
-std::string local_time_text() {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    ::localtime_r(&now, &tm);
-    char buf[64] = {};
-    std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
-    return buf;
-}
-
-void encode_current_failure(wire_out& out, std::size_t index, const std::string& function,
-                            const std::string& arguments) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    std::string mangled = t ? t->name() : "";
-    std::string type, message;
-    describe_exception(std::current_exception(), type, message);
-    out(std::uint8_t{1}, static_cast<std::uint64_t>(index), mangled, type, message, function, arguments,
-        static_cast<std::int32_t>(current_pid()), host_name(), local_time_text());
-}
-
-void decode_failure(wire_in& in, std::string& mangled_type, task_failure& f) {
-    std::uint64_t index = 0;
-    std::int32_t pid = 0;
-    in(index, mangled_type, f.exception, f.message, f.function, f.arguments, pid, f.host, f.time);
-    f.index = static_cast<std::size_t>(index);
-    f.pid = pid;
-}
-
-namespace {
-
-using factory = std::exception_ptr (*)(const std::string&);
-
-struct factory_table {
-    factory_table();
-    std::mutex mutex;
-    std::unordered_map<std::string, factory> by_type;
-};
-
-template <class E>
-void add(std::unordered_map<std::string, factory>& m) {
-    m.emplace(typeid(E).name(), [](const std::string& msg) { return std::make_exception_ptr(E(msg)); });
-}
-
-factory_table::factory_table() {
-    auto& m = by_type;
-    add<std::logic_error>(m);
-    add<std::domain_error>(m);
-    add<std::invalid_argument>(m);
-    add<std::length_error>(m);
-    add<std::out_of_range>(m);
-    add<std::runtime_error>(m);
-    add<std::range_error>(m);
-    add<std::overflow_error>(m);
-    add<std::underflow_error>(m);
-    add<cojob::error>(m);
-    add<cojob::remote_error>(m);
-    add<cojob::worker_died>(m);
-    add<cojob::timeout_error>(m);
-    add<cojob::cancelled>(m);
-    m.emplace(typeid(std::bad_alloc).name(), [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
-}
-
-factory_table& factories() {
-    static factory_table t;
-    return t;
-}
-
-}  // namespace
-
-std::exception_ptr rebuild_exception(const std::string& mangled_type, const task_failure& facts) {
-    auto& t = factories();
-    factory make = nullptr;
-    {
-        std::lock_guard lock(t.mutex);
-        if (auto it = t.by_type.find(mangled_type); it != t.by_type.end()) make = it->second;
-    }
-    const std::string report = facts.report();
-    if (make) return make(facts.message + "\n\n" + report);
-    return std::make_exception_ptr(remote_error(facts.exception + (facts.message.empty() ? "" : ": " + facts.message) +
-                                                "\n\n" + report));
-}
-
-void register_exception_factory(const std::type_info& type, std::exception_ptr (*make)(const std::string& message)) {
-    auto& t = factories();
-    std::lock_guard lock(t.mutex);
-    t.by_type[type.name()] = make;
 }
 
 }  // namespace cojob::detail

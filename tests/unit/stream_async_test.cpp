@@ -183,7 +183,9 @@ TEST_CASE("a slow coroutine consumer holds the workers back", "[stream][async][b
             co_await t.async_wait(asio::use_awaitable);
         }
     });
-    CHECK(p.max_outstanding.load() <= 4);
+    // The window (4) plus the one result on its way to the coroutine: the stream counts a
+    // result as taken when it hands it over, before the coroutine resumes and counts it.
+    CHECK(p.max_outstanding.load() <= 4 + 1);
     CHECK(p.max_alive.load() <= 4 + 2);
 }
 

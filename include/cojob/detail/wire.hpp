@@ -164,7 +164,7 @@ void read_result(wire_in& in, R& r) {
 /// A successful response left in a worker's result arena for a stream: its results are read
 /// when the consumer takes the first of them, so results waiting for a slow consumer stay in
 /// the worker (which holds them anyway) instead of existing twice. Made by the process
-/// backend (src/backend_processes.cpp).
+/// backend (src/process/arena.hpp, arena_payload).
 class deferred_payload {
 public:
     deferred_payload() = default;

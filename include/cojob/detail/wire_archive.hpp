@@ -39,7 +39,7 @@ namespace cojob::detail {
 using wire_error = cojob::decode_error;
 
 /// Somewhere other than the heap that a byte_buffer can keep its bytes in (the worker's
-/// shared result arena, src/arena.hpp).
+/// shared result arena, src/process/arena.hpp).
 class buffer_storage {
 public:
     /// Makes the storage hold `want` bytes or more (growing) or about `want` (shrinking),
