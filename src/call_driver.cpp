@@ -44,16 +44,17 @@ void call_driver::start(source_base& source, sink_base& sink, std::shared_ptr<vo
     call_ = std::make_shared<call_state>(eng_, source, sink, std::move(keep_alive), *executor, blocking);
     e.active_async = call_;
     if (blocking) {
-        // The watch holds the call weakly: a handler left in the engine's queue must not keep it.
-        watch_ = e.backend->watch_interrupts(e.blocking_context, [state = std::weak_ptr<shared_state>(state_),
-                                                                  call = std::weak_ptr<call_state>(call_),
-                                                                  on = hooks_.interrupted] {
+        // The callback holds one weak pointer (no allocation for it): what it reaches lives in
+        // the driver's shared state, which a handler left in the engine's queue must not keep.
+        state_->call = call_;
+        state_->on_interrupt = std::move(hooks_.interrupted);
+        watch_ = e.backend->watch_interrupts(e.blocking_context, [state = std::weak_ptr<shared_state>(state_)] {
             auto s = state.lock();
-            auto c = call.lock();
-            if (!s || !c) return;
+            auto c = s ? s->call.lock() : nullptr;
+            if (!c) return;
             s->interrupted = true;
-            if (on)
-                on();
+            if (s->on_interrupt)
+                s->on_interrupt();
             else
                 c->request_cancel();
         });

@@ -72,6 +72,8 @@ private:
     /// What the scheduler's completion and the interrupt watch may reach after the driver moved on.
     struct shared_state {
         bool interrupted = false;
+        std::weak_ptr<call_state> call;   ///< held weakly: a handler left in a queue must not keep it
+        std::function<void()> on_interrupt;  ///< hooks.interrupted
     };
     void ended(std::exception_ptr failure) noexcept;
 
