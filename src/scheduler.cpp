@@ -113,8 +113,8 @@ auto call_state::async_wait_event(Token&& token) {
 
 std::size_t call_state::outstanding() const {
     // A stream also counts what came back but was not consumed yet: that is its backpressure.
-    if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink_.held_results();
-    return in_flight_.size() + (sink_.streaming() ? reorder_.size() + sink_.held_batches() : 0);
+    if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink_.held().results;
+    return in_flight_.size() + (sink_.streaming() ? reorder_.size() + sink_.held().batches : 0);
 }
 
 bool call_state::waiting_for_consumer() const {
@@ -235,7 +235,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
         held_back_ = true;  // a stream: dispatch nothing more, deliver what comes before it first
     else
         printer_.completed(b->size);
-    if (sink_.completion_order()) {
+    if (sink_.how == delivery::stream_completion) {
         deliver(std::move(b));
         return;
     }

@@ -30,7 +30,8 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 }  // namespace
 
 stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order)
-    : driver_(std::make_unique<call_driver>(std::move(eng))), completion_order_(completion_order) {}
+    : sink_base(completion_order ? delivery::stream_completion : delivery::stream),
+      driver_(std::make_unique<call_driver>(std::move(eng))) {}
 
 stream_core::~stream_core() = default;
 

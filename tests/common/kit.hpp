@@ -1,7 +1,8 @@
 // tests/common/kit.hpp - the shared test kit: a value type that counts its copies and moves,
 // the process's thread count, a capture of stdout/stderr, a one-pass input range that records
-// what it produced and where, a gate a blocked task can be released from, a bounded run of a
-// coroutine, and small helpers for bounded waits and exception messages.
+// what it produced and where, a gate a blocked task can be released from, a watchdog that ends
+// a hung test with its name, a bounded run of a coroutine, and small helpers for bounded waits
+// and exception messages.
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -166,6 +169,36 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     bool open_ = false;
+};
+
+/// Ends the process (exit code 3) with a message if it is still alive after `limit`.
+class watchdog {
+public:
+    watchdog(std::chrono::seconds limit, const char* what)
+        : thread_([this, limit, what] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  std::fprintf(stderr, "test \"%s\" still running after %lld s: hung\n", what,
+                               static_cast<long long>(limit.count()));
+                  std::_Exit(3);
+              }
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
 };
 
 /// Polls `condition` every millisecond until it holds or `limit` passes; returns whether it held.

@@ -283,11 +283,10 @@ TEST_CASE("processes: a worker that dies fails the call with worker_died; the po
 }
 
 TEST_CASE("processes: a task over the timeout raises timeout_error and its worker is replaced", "[process][timeout]") {
+    kit::watchdog dog(60s, "timeout on processes");  // the 10-minute task must not be waited for
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .timeout = 300ms}};
-    const auto t0 = std::chrono::steady_clock::now();
-    CHECK_THROWS_AS(par(iota(4) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i == 1 ? 20000 : 1); })),
+    CHECK_THROWS_AS(par(iota(4) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i == 1 ? 600'000 : 1); })),
                     cojob::timeout_error);
-    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
     CHECK(zombie_children() == 0);
     par(iota(4) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i); }));
 }

@@ -31,19 +31,18 @@ TEST_CASE("processes: breaking out of a stream stops the workers running its tas
     const auto pool = pool_pids(par);
     REQUIRE(pool.size() == 2);
     std::set<long> seen;
-    const auto t0 = std::chrono::steady_clock::now();
+    long taken = 0;
     for (auto&& pid : par.stream(two_quick_then_stuck(20))) {
         seen.insert(pid);
-        if (seen.size() == 2 || seconds_since(t0) > 5) break;  // both workers now run 30 s tasks
+        if (++taken == 2) break;  // both workers now run stuck tasks
     }
-    CHECK(seconds_since(t0) < 5.0);
     CHECK(seen == pool);
     check_dropped_workers_stopped(par, pool);
 }
 
 TEST_CASE("processes: destroying a stream at any stage frees the parallel object at once", "[process][stream][cancel]") {
     watchdog dog(120s, "destroy");
-    for (int stage : {0, 1, 2}) {  // never consumed, with 30 s tasks running, consumed to the end
+    for (int stage : {0, 1, 2}) {  // never consumed, with stuck tasks running, consumed to the end
         INFO("stage " << stage);
         cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
         const auto pool = pool_pids(par);
@@ -59,21 +58,17 @@ TEST_CASE("processes: destroying a stream at any stage frees the parallel object
                 s.emplace(par.stream(two_quick_then_stuck(20)));
                 if (stage == 1) {
                     auto it = s->begin();
-                    ++it;  // the second quick result: both workers now run 30 s tasks
+                    ++it;  // the second quick result: both workers now run stuck tasks
                     REQUIRE(it != s->end());
                 }
             }
-            const auto t0 = std::chrono::steady_clock::now();
-            s.reset();
-            CHECK(seconds_since(t0) < 1.0);
+            s.reset();  // returns although the workers run stuck tasks
         }
         if (stage == 1) {
             check_dropped_workers_stopped(par, pool);
         } else {
             // Nothing was left running: the same workers serve the next call.
-            const auto t0 = std::chrono::steady_clock::now();
             CHECK(par(squares(6)) == expected_squares(6));
-            CHECK(seconds_since(t0) < 5.0);
             CHECK(pool_pids(par) == pool);
         }
     }
@@ -96,7 +91,7 @@ TEST_CASE("processes: cancelling a coroutine awaiting next() stops the workers a
             auto s = par.stream(two_quick_then_stuck(20));
             while (auto pid = co_await s.next()) {
                 seen.insert(*pid);
-                if (seen.size() == 2) {  // cancel while the coroutine waits for a 30 s task
+                if (seen.size() == 2) {  // cancel while the coroutine waits for a stuck task
                     auto t = std::make_shared<asio::steady_timer>(ctx, 100ms);
                     t->async_wait([&, t](boost::system::error_code) { signal.emit(asio::cancellation_type::terminal); });
                 }
@@ -106,10 +101,8 @@ TEST_CASE("processes: cancelling a coroutine awaiting next() stops the workers a
             outcome = e;
             done = true;
         }));
-    const auto t0 = std::chrono::steady_clock::now();
     ctx.run_for(20s);
-    REQUIRE(done);
-    CHECK(seconds_since(t0) < 5.0);
+    REQUIRE(done);  // the coroutine ended without the stuck tasks
     CHECK(is_operation_aborted(outcome));
     CHECK(seen == pool);
 
@@ -140,15 +133,13 @@ TEST_CASE("processes: destroying the parallel object cancels its running stream 
     {
         auto s = par->stream(two_quick_then_stuck(20));
         auto it = s.begin();
-        ++it;  // both workers now run 30 s tasks
+        ++it;  // both workers now run stuck tasks
         par.reset();
-        const auto t0 = std::chrono::steady_clock::now();
         auto drain = [&] {
             for (; it != s.end(); ++it) {
             }
         };
-        CHECK_THROWS_AS(drain(), cojob::cancelled);
-        CHECK(seconds_since(t0) < 5.0);
+        CHECK_THROWS_AS(drain(), cojob::cancelled);  // without waiting for the stuck tasks
     }
     for (long pid : pool) CHECK(kit::eventually([pid] { return !running(pid); }, 3s));
     CHECK(kit::eventually([] { return children() == std::pair<int, int>{0, 0}; }, 3s));

@@ -307,9 +307,7 @@ TEST_CASE("processes: a stream whose results wait in the workers keeps the objec
                 CHECK(n == 3);
             }
         }  // dropped here, or consumed to the end
-        const auto t0 = std::chrono::steady_clock::now();
         CHECK(par(squares(3)) == expected_squares(3));
-        CHECK(seconds_since(t0) < 2.0);
         // Consumed to the end, every arena was handed back and nobody was killed; a drop stops
         // the workers still running the call's tasks.
         if (!drop) CHECK(pool_pids(par) == pool);

@@ -1,6 +1,5 @@
 // tests/unit/stream_kit.hpp - tasks and helpers shared by the stream tests: a probe that counts
-// started and consumed tasks and live results, task ranges, and a watchdog that ends a hung
-// test with a message instead of hanging the suite.
+// started and consumed tasks and live results, and task ranges.
 #pragma once
 
 #include "kit.hpp"
@@ -9,10 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
-#include <mutex>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -21,35 +16,7 @@
 
 namespace stream_kit {
 
-/// Ends the process (exit code 3) with a message if it is still alive after `limit`.
-class watchdog {
-public:
-    watchdog(std::chrono::seconds limit, const char* what)
-        : thread_([this, limit, what] {
-              std::unique_lock lock(mutex_);
-              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-                  std::fprintf(stderr, "stream tests: \"%s\" still running after %lld s: hung\n", what,
-                               static_cast<long long>(limit.count()));
-                  std::_Exit(3);
-              }
-          }) {}
-    ~watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-    watchdog(const watchdog&) = delete;
-    watchdog& operator=(const watchdog&) = delete;
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::thread thread_;
-};
+using kit::watchdog;
 
 /// What the tasks of one test saw.
 struct probe {

@@ -40,15 +40,21 @@ struct batch_base {
     /// Reads a worker's response: results, `completed`, and `error` + `origin` on a failure.
     virtual void decode(wire_in& in) = 0;
 
+    // Every batch.
     std::size_t first = 0;           ///< input position of the first task
     std::size_t size = 0;            ///< tasks in the batch
     std::size_t completed = 0;       ///< tasks that returned (their results are stored)
     std::exception_ptr error;        ///< what task `completed` threw, if any
     std::int64_t dispatched_ns = 0;  ///< steady clock, set by the scheduler
-    std::atomic<std::size_t> running{0};        ///< with track: task now running
-    std::atomic<std::int64_t> running_since{0};  ///< with track: its start (steady ns), 0 before
-    std::optional<task_failure> origin;          ///< where a remote task failed (pid, host, time)
-    /// A stream's results still in a worker process (read when consumed); results stays empty.
+
+    // With tracking (a timeout): which task runs and since when. run() sets them in this
+    // process; a backend whose tasks run elsewhere copies what its workers report.
+    std::atomic<std::size_t> running{0};         ///< task now running
+    std::atomic<std::int64_t> running_since{0};  ///< its start (steady ns), 0 before
+
+    // Batches that ran in another process (decode() sets them).
+    std::optional<task_failure> origin;  ///< where a task failed (pid, host, time)
+    /// Results a stream reads from the worker's memory when consumed (results stays empty).
     std::unique_ptr<deferred_payload> deferred;
 
     static std::int64_t now_ns() noexcept;
@@ -251,30 +257,43 @@ private:
     std::size_t head_ = 0;
 };
 
-/// Takes finished batches, in input order for lists and input-ordered streams (completion
-/// order for unordered streams).
+/// How a sink takes the results of a call.
+enum class delivery : std::uint8_t {
+    list,               ///< all at once, in input order; the first failure ends the call
+    stream,             ///< one by one, in input order; what waits to be consumed counts in the window
+    stream_completion,  ///< one by one, each batch as it completes
+};
+
+/// Takes finished batches, in input order or, for `delivery::stream_completion`, as they complete.
 struct sink_base {
+    explicit sink_base(delivery how) noexcept : how(how) {}
     virtual ~sink_base() = default;
+    sink_base(const sink_base&) = delete;
+    sink_base& operator=(const sink_base&) = delete;
+
     /// Takes the results of a batch. For a stream, a batch that failed comes here too, with the
     /// results of the tasks before the failing one, before the call ends with its error.
     virtual void accept(batch_base& b) = 0;
     /// The call will deliver this many results (sized inputs), told before the first.
     virtual void expect(std::size_t /*results*/) {}
-    /// Streams: results are consumed one by one, and what was delivered but not yet consumed
-    /// counts in the pre_dispatch window (backpressure). Lists take everything at once.
-    [[nodiscard]] virtual bool streaming() const noexcept { return false; }
-    /// Streams: batches delivered and not yet fully consumed.
-    [[nodiscard]] virtual std::size_t held_batches() const noexcept { return 0; }
-    /// Streams: results delivered and not yet consumed.
-    [[nodiscard]] virtual std::size_t held_results() const noexcept { return 0; }
-    /// Whether batches go to the sink as they complete rather than in input order.
-    [[nodiscard]] virtual bool completion_order() const noexcept { return false; }
+
+    /// What a stream delivered and its consumer has not taken yet (nothing for a list).
+    struct backlog {
+        std::size_t batches = 0;  ///< batches not fully consumed
+        std::size_t results = 0;  ///< results not consumed
+    };
+    [[nodiscard]] virtual backlog held() const noexcept { return {}; }
+
+    [[nodiscard]] bool streaming() const noexcept { return how != delivery::list; }
+
+    const delivery how;
 };
 
 /// Collects results into a vector (nothing for void tasks).
 template <class Task>
 struct list_sink final : sink_base {
     using result = typename Task::result_type;
+    list_sink() noexcept : sink_base(delivery::list) {}
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> out;
 
     void expect(std::size_t results) override {

@@ -43,9 +43,6 @@ public:
     stream_core(const stream_core&) = delete;
     stream_core& operator=(const stream_core&) = delete;
 
-    [[nodiscard]] bool streaming() const noexcept final { return true; }
-    [[nodiscard]] bool completion_order() const noexcept final { return completion_order_; }
-
     /// Blocking consumer: starts the call on first use, then runs it on this thread until a
     /// result is buffered or the call is over.
     /// @throws cojob::error when the stream is already consumed with `co_await`, or when the
@@ -99,7 +96,6 @@ private:
     std::unique_ptr<call_driver> driver_;  ///< the call's life (src/call_driver.hpp)
     std::exception_ptr failure_;
     mode mode_ = mode::unbound;
-    bool completion_order_;
     bool started_ = false;
     bool over_ = false;
     bool closed_ = false;
@@ -116,8 +112,7 @@ public:
 
     using stream_core::stream_core;
 
-    [[nodiscard]] std::size_t held_batches() const noexcept final { return chunks_.size(); }
-    [[nodiscard]] std::size_t held_results() const noexcept final { return held_results_; }
+    [[nodiscard]] backlog held() const noexcept final { return {chunks_.size(), held_results_}; }
 
     /// Blocking consumer: the next result, or nothing at the end.
     std::optional<R> next_blocking() {
