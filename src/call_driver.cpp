@@ -44,19 +44,11 @@ void call_driver::start(source_base& source, sink_base& sink, std::shared_ptr<vo
     call_ = std::make_shared<call_state>(eng_, source, sink, std::move(keep_alive), *executor, blocking);
     e.active_async = call_;
     if (blocking) {
-        // The callback holds one weak pointer (no allocation for it): what it reaches lives in
-        // the driver's shared state, which a handler left in the engine's queue must not keep.
-        state_->call = call_;
-        state_->on_interrupt = std::move(hooks_.interrupted);
-        watch_ = e.backend->watch_interrupts(e.blocking_context, [state = std::weak_ptr<shared_state>(state_)] {
-            auto s = state.lock();
-            auto c = s ? s->call.lock() : nullptr;
-            if (!c) return;
-            s->interrupted = true;
-            if (s->on_interrupt)
-                s->on_interrupt();
-            else
-                c->request_cancel();
+        call_->on_interrupt(std::move(hooks_.interrupted));
+        // A weak pointer: a handler left in the engine's queue after the call must not keep it
+        // (and it fits in the std::function without an allocation).
+        watch_ = e.backend->watch_interrupts(e.blocking_context, [call = std::weak_ptr<call_state>(call_)] {
+            if (auto c = call.lock()) c->interrupt();
         });
     }
     if (slot.is_connected()) {
@@ -76,6 +68,7 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
     if (slot_.is_connected()) slot_.clear();
     slot_ = {};
     auto call = std::move(call_);
+    interrupted_ = call->interrupted();
     // What the caller kept alive (an async call's results, and maybe this driver) lives until
     // the hook has run; nothing here touches `this` after it.
     auto keep = call->release_keep_alive();

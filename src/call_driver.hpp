@@ -62,25 +62,19 @@ public:
     /// Whether the call has started and not ended.
     [[nodiscard]] bool running() const noexcept { return call_ != nullptr; }
     /// Whether an interrupt (Ctrl-C) stopped the call; told once.
-    [[nodiscard]] bool take_interrupted() noexcept { return std::exchange(state_->interrupted, false); }
+    [[nodiscard]] bool take_interrupted() noexcept { return std::exchange(interrupted_, false); }
     /// The running call, or null.
     [[nodiscard]] const std::shared_ptr<call_state>& call() const noexcept { return call_; }
     /// Lets the engine go: another call may start. Safe to call more than once.
     void release() noexcept;
 
 private:
-    /// What the scheduler's completion and the interrupt watch may reach after the driver moved on.
-    struct shared_state {
-        bool interrupted = false;
-        std::weak_ptr<call_state> call;   ///< held weakly: a handler left in a queue must not keep it
-        std::function<void()> on_interrupt;  ///< hooks.interrupted
-    };
     void ended(std::exception_ptr failure) noexcept;
 
     std::shared_ptr<engine> eng_;
     bool claimed_ = false;
     std::shared_ptr<call_state> call_;
-    std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
+    bool interrupted_ = false;  ///< the call that ended was interrupted
     call_hooks hooks_;
     boost::asio::cancellation_slot slot_;
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,12 @@ public:
     /// and returns false once the call has ended: its executor may belong to an io_context
     /// that is gone.
     bool cancel_from_anywhere();
+    /// What an interrupt (Ctrl-C) of this blocking call does instead of cancelling it.
+    void on_interrupt(std::function<void()> hook) { interrupt_hook_ = std::move(hook); }
+    /// The backend saw an interrupt: runs the hook given, else cancels (on the executor).
+    void interrupt();
+    /// Whether an interrupt came.
+    [[nodiscard]] bool interrupted() const noexcept { return user_interrupted_; }
     /// How the call failed (null when it did not), once it has ended.
     [[nodiscard]] std::exception_ptr result() const { return error_; }
     /// Lets go of what the call kept alive for its caller (an async call's results).
@@ -129,6 +136,8 @@ private:
     bool abandoned_ = false;    ///< ended without waiting for in-flight batches (timeout)
     bool held_back_ = false;    ///< a stream's batch failed: dispatch nothing, deliver up to it
     bool dropped_ = false;      ///< a stream's consumer left (see drop())
+    bool user_interrupted_ = false;         ///< an interrupt (Ctrl-C) came: see interrupt()
+    std::function<void()> interrupt_hook_;  ///< see on_interrupt()
     std::exception_ptr error_;
     progress_printer printer_;
 

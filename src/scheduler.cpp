@@ -69,6 +69,14 @@ void call_state::request_cancel() {
     wake();
 }
 
+void call_state::interrupt() {
+    user_interrupted_ = true;
+    if (interrupt_hook_)
+        interrupt_hook_();
+    else
+        request_cancel();
+}
+
 bool call_state::cancel_from_anywhere() {
     std::lock_guard lock(post_mutex_);
     if (closed_) return false;

@@ -212,12 +212,12 @@ TEST_CASE("dropping a stream does not wait for the tasks that are running", "[st
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     auto s = par.stream(std::views::iota(0L, 20L) |
                         std::views::transform([](long i) { return cojob::delayed(wait_for_gate)(i); }));
-    REQUIRE(s.begin() != s.end());  // task 0 came back; tasks 1 and 2 wait for the gate
+    REQUIRE(s.begin() != s.end());  // task 0 came back; the workers wait for the gate
     s.cancel();
-    CHECK(gated_finished.load() == 1);  // cancel() did not wait for tasks 1 and 2
+    CHECK(gated_finished.load() == 1);  // cancel() did not wait for the running tasks
     running_tasks_gate.open();
     CHECK(par(squares(3)).size() == 3);  // runs once the workers are back
-    CHECK(gated_started.load() == 3);    // tasks 0-2 ran; the queued ones never started
+    CHECK(gated_started.load() <= 3);    // task 0 and one per worker at most: queued ones never started
 }
 
 TEST_CASE("breaking out of a range-for over a temporary stream drops it", "[stream][cancel]") {
