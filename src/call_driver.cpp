@@ -69,6 +69,9 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
     slot_ = {};
     auto call = std::move(call_);
     interrupted_ = call->interrupted();
+    // The call may outlive its form (a batch still on a worker holds it): a late interrupt
+    // handler must not reach the form's hook.
+    call->on_interrupt(nullptr);
     // What the caller kept alive (an async call's results, and maybe this driver) lives until
     // the hook has run; nothing here touches `this` after it.
     auto keep = call->release_keep_alive();
