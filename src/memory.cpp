@@ -278,7 +278,7 @@ bool function_cache::load(const key128& key, loader load, void* context) {
         }
         if (!load) return true;  // contains(): checked, not loaded
         try {
-            byte_source source(file.payload(), file.payload() + file.payload_size(), header_bytes);
+            byte_source source(file.payload(), file.payload() + file.payload_size(), header_bytes, file.layout());
             load(context, source);
             if (!source.at_end()) throw cojob::error("trailing bytes");
             file.touch();
@@ -383,8 +383,9 @@ std::string function_cache::entry_path(const key128& key) const { return s_->ent
 
 void unkeyable_argument(std::size_t position, const char* type_name) {
     throw cojob::error("cojob::memory: argument " + std::to_string(position) + " (" + demangle(type_name) +
-                       ") cannot be serialized with cereal; give it a serialize function or list its position "
-                       "in cache_options::ignore");
+                       ") cannot be part of a cache key: cereal cannot serialize it, or it is a pointer (keys are "
+                       "made of values); give it a serialize function, pass the value, or list its position in "
+                       "cache_options::ignore");
 }
 
 void shelved_result_gone(const std::string& name) {

@@ -98,8 +98,8 @@ entry_file::status entry_file::open(const std::string& path, const key128& key, 
         why_ = "is not a cojob cache entry (bad magic)";
         return status::corrupt;
     }
-    if (header_.format != entry_format) {
-        why_ = "has a foreign format version (" + std::to_string(header_.format) + ", this build reads " +
+    if (header_.format != entry_format && header_.format != 1) {
+        why_ = "has a foreign format version (" + std::to_string(header_.format) + ", this build reads 1 to " +
                std::to_string(entry_format) + ")";
         return status::corrupt;
     }

@@ -64,7 +64,8 @@ private:
 
 // ---- the entry file format and file helpers (memory_files.cpp) ---------------------------------
 
-inline constexpr std::uint32_t entry_format = 1;
+/// 2: arrays under 64 bytes start on a 16-byte boundary; 1 (still read) left them unaligned.
+inline constexpr std::uint32_t entry_format = 2;
 inline constexpr std::uint32_t flag_zstd = 1;
 
 /// The first 128 bytes of output.bin (native byte order).
@@ -101,6 +102,10 @@ public:
     /// The payload (decompressed when needed); valid until destruction.
     [[nodiscard]] const char* payload() const noexcept { return payload_; }
     [[nodiscard]] std::size_t payload_size() const noexcept { return payload_size_; }
+    /// Where the payload's arrays start, by the entry's format.
+    [[nodiscard]] array_layout layout() const noexcept {
+        return header_.format == 1 ? array_layout::first_format() : array_layout{};
+    }
     /// Marks the file as just used (its mtime), for reduce_size's LRU order.
     void touch() noexcept;
 

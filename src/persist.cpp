@@ -1,6 +1,6 @@
 // src/persist.cpp - the dump file: a 256-byte header (magic, format, type, sizes, checksums)
-// followed by the payload written with memory's cache archive (arrays 64-byte aligned in the
-// file), optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
+// followed by the payload written with memory's cache archive (arrays aligned in the file, see
+// array_layout), optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
 #include <cojob/persist.hpp>
 
 #include <cojob/errors.hpp>
@@ -29,7 +29,8 @@ namespace cojob::detail {
 namespace {
 
 constexpr char magic[8] = {'C', 'O', 'J', 'O', 'B', 'D', 'M', 'P'};
-constexpr std::uint32_t format_version = 1;
+/// 2: arrays under 64 bytes start on a 16-byte boundary; 1 (still read) left them unaligned.
+constexpr std::uint32_t format_version = 2;
 constexpr std::uint32_t flag_zstd = 1;
 constexpr std::uint32_t flag_array = 2;
 constexpr std::uint64_t max_payload = std::uint64_t(1) << 40;
@@ -93,8 +94,8 @@ dump_header read_header(const std::filesystem::path& path, const dump_type& expe
     if (file_size < dump_header_bytes || !read_at(fd.fd, &h, sizeof h, 0))
         fail(path, "is not a cojob dump (shorter than its header)");
     if (std::memcmp(h.magic, magic, sizeof magic) != 0) fail(path, "is not a cojob dump (bad magic)");
-    if (h.format != format_version)
-        fail(path, "has dump format " + std::to_string(h.format) + "; this build reads format " +
+    if (h.format != format_version && h.format != 1)
+        fail(path, "has dump format " + std::to_string(h.format) + "; this build reads formats 1 to " +
                        std::to_string(format_version));
     if (h.header_checksum != checksum_of(h)) fail(path, "has a corrupt header (checksum mismatch)");
     h.type_name[sizeof h.type_name - 1] = '\0';
@@ -104,6 +105,10 @@ dump_header read_header(const std::filesystem::path& path, const dump_type& expe
         fail(path, "is truncated (" + std::to_string(file_size - dump_header_bytes) + " of " +
                        std::to_string(h.stored_bytes) + " payload bytes)");
     return h;
+}
+
+array_layout layout_of(const dump_header& h) noexcept {
+    return h.format == 1 ? array_layout::first_format() : array_layout{};
 }
 
 }  // namespace
@@ -146,6 +151,7 @@ dump_reader::dump_reader(const std::filesystem::path& path, const dump_type& exp
     fd_closer fd{-1};
     std::uint64_t size = 0;
     const dump_header h = read_header(path, expected, fd, size);
+    layout_ = layout_of(h);
     if (!(h.flags & flag_zstd)) {
         // Raw: the payload is read where the page cache has it, with no buffer in between
         // (MAP_POPULATE makes the page-table entries in one go instead of a fault per 16 pages).
@@ -196,10 +202,9 @@ void locate_array(const std::filesystem::path& path, const dump_type& expected, 
     if (!(h.flags & flag_array) || h.element_size != expected.element_size)
         fail(path, "does not hold one array of " + std::to_string(expected.element_size) + "-byte elements");
     if (!read_at(fd.fd, &count, sizeof count, dump_header_bytes)) fail(path, "is truncated (no element count)");
-    const std::uint64_t bytes = count * h.element_size;
+    const std::uint64_t bytes = count <= max_payload ? count * h.element_size : 0;
     offset = dump_header_bytes + sizeof count;
-    if (bytes >= byte_sink::array_alignment)
-        offset = (offset + byte_sink::array_alignment - 1) / byte_sink::array_alignment * byte_sink::array_alignment;
+    offset += layout_of(h).padding(static_cast<std::size_t>(offset), static_cast<std::size_t>(bytes));
     if (count > max_payload || offset + bytes != size)
         fail(path, "is damaged (" + std::to_string(count) + " elements do not fit its " + std::to_string(size) +
                        " bytes)");

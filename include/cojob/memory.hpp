@@ -131,8 +131,8 @@ private:
 /// A task that throws stores nothing. Copies share the same store.
 ///
 /// @par Errors
-/// Whatever f throws, unchanged; `cojob::error` for an argument cereal cannot serialize that
-/// is not ignored. Storage problems (corrupt entries, unwritable directories, full disks) never
+/// Whatever f throws, unchanged; `cojob::error` for an argument that cannot be part of the key
+/// (cereal cannot serialize it, or it is a pointer) and is not ignored. Storage problems (corrupt entries, unwritable directories, full disks) never
 /// throw: the result is computed and a warning is reported once.
 ///
 /// @par Thread safety
@@ -300,11 +300,16 @@ public:
     explicit memory(std::filesystem::path location, memory_options options = {});
 
     /// Wraps `f` (a function pointer, lambda or function object callable as const).
+    /// @throws cojob::error when a declared parameter of f cannot be part of the key (cereal
+    /// cannot serialize it, or it is a pointer) and is not in `options.ignore`.
     template <class F>
     [[nodiscard]] cached_function<std::decay_t<F>> cache(F&& f, cache_options options = {}) const {
         using D = std::decay_t<F>;
         std::shared_ptr<detail::function_cache> c;
-        if (store_) c = std::make_shared<detail::function_cache>(store_, detail::facts_of<D>(f), std::move(options));
+        if (store_) {
+            c = std::make_shared<detail::function_cache>(store_, detail::facts_of<D>(f), std::move(options));
+            detail::check_keyable_parameters<D>(*c);
+        }
         return cached_function<D>(std::forward<F>(f), std::move(c));
     }
 

@@ -91,7 +91,9 @@ public:
     ~dump_reader();
     dump_reader(const dump_reader&) = delete;
     dump_reader& operator=(const dump_reader&) = delete;
-    [[nodiscard]] byte_source source() const noexcept { return {payload_, payload_ + payload_bytes_, dump_header_bytes}; }
+    [[nodiscard]] byte_source source() const noexcept {
+        return {payload_, payload_ + payload_bytes_, dump_header_bytes, layout_};
+    }
     /// @throws cojob::error naming the path when bytes are left over.
     void finish(const byte_source& s) const;
     /// @throws cojob::error naming the path and `why` (the payload did not parse as the type).
@@ -104,6 +106,7 @@ private:
     std::size_t mapped_bytes_ = 0;
     const char* payload_ = nullptr;
     std::size_t payload_bytes_ = 0;
+    array_layout layout_;  ///< of the file's format
 };
 
 /// Where a dumped array's elements start in its file and how many there are.
@@ -129,7 +132,8 @@ void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const memmap<E>& m) {
 
 /// Writes `value` to `path` (joblib's `dump`), replacing the file atomically (a reader sees the
 /// old file or the new one). Any value cereal serializes; `std::vector`s of arithmetic types,
-/// `std::span`s and `cojob::memmap`s of them are stored as one block aligned to 64 bytes.
+/// `std::span`s and `cojob::memmap`s of them are stored as one aligned block: on 64 bytes from 64
+/// bytes up, on 16 below.
 ///
 /// @param compress 0 (default): raw, mappable by `load_mmap`; 1-19: zstd at that level (`true`
 ///                 is level 1). Compressed files load with `load` only.

@@ -1,6 +1,7 @@
-// memory: keys, hits and misses, ignore, versions, shelved results, clear, reduce_size,
+// memory: keys, hits and misses, versions, shelved results, clear, reduce_size,
 // validation, metadata, verbose lines, and use from many threads and inside parallel tasks.
-// (Damaged entries, unwritable directories, layout and compression: memory_store_test.cpp.)
+// (Damaged entries, unwritable directories, layout and compression: memory_store_test.cpp;
+// ignored and unkeyable arguments: memory_ignore_test.cpp.)
 #include "kit.hpp"
 #include "memory_kit.hpp"
 
@@ -57,10 +58,6 @@ int sometimes_throws(int x) {
     if (x < 0) throw std::invalid_argument("negative");
     return x;
 }
-
-struct not_serializable {
-    int value = 0;
-};
 
 struct point {
     double x = 0, y = 0;
@@ -148,29 +145,6 @@ TEST_CASE("a generic lambda keys on the types of its arguments", "[memory]") {
     CHECK(cached(21L) == 42);  // another type: another key
     CHECK(cached(21) == 42);
     CHECK(calls == 2);
-}
-
-TEST_CASE("ignored arguments do not count in the key and need not be serializable", "[memory]") {
-    memkit::temp_dir dir;
-    std::atomic<int> calls{0};
-    auto f = [&calls](int x, not_serializable log, bool verbose) {
-        ++calls;
-        return x + log.value * 0 + (verbose ? 0 : 0);
-    };
-    auto cached = cojob::memory{dir.path(), {.verbose = 0}}.cache(f, {.ignore = {1, 2}});
-    CHECK(cached(7, not_serializable{1}, true) == 7);
-    CHECK(cached(7, not_serializable{2}, false) == 7);
-    CHECK(calls == 1);
-    CHECK(cached(8, not_serializable{2}, false) == 8);
-    CHECK(calls == 2);
-}
-
-TEST_CASE("an argument cereal cannot serialize is an error naming its position", "[memory][error]") {
-    memkit::temp_dir dir;
-    auto cached = cojob::memory{dir.path(), {.verbose = 0}}.cache([](int x, not_serializable) { return x; });
-    const std::string what = kit::message_of<cojob::error>([&] { (void)cached(1, not_serializable{}); });
-    CHECK_THAT(what, Catch::Contains("argument 1") && Catch::Contains("not_serializable") &&
-                         Catch::Contains("cache_options::ignore"));
 }
 
 TEST_CASE("results of user types with a serialize function round-trip", "[memory]") {

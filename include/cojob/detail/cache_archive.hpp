@@ -1,8 +1,9 @@
 // cojob/detail/cache_archive.hpp - the cereal archive pair `memory` stores results and hashes
-// arguments with: raw native bytes like cereal's binary archive, except that arrays of 64 bytes
-// or more start on a 64-byte boundary of the entry file, so a mapped file serves them in place.
+// arguments with: raw native bytes like cereal's binary archive, except that arrays start on an
+// aligned offset of the entry file (array_layout), so a mapped file serves them in place.
 #pragma once
 
+#include <cojob/detail/cereal_safe.hpp>
 #include <cojob/detail/elements.hpp>
 
 #include <cereal/cereal.hpp>
@@ -39,12 +40,30 @@ private:
     void* state_;
 };
 
+/// Where arrays start in an entry or dump file: from 64 bytes up on a 64-byte boundary (a cache
+/// line), smaller ones on a 16-byte boundary (enough for any arithmetic element and for SIMD
+/// loads, as joblib promises for every array). Files of the first format left arrays under 64
+/// bytes unaligned; their readers use `first_format`.
+struct array_layout {
+    static constexpr std::size_t large_bytes = 64;
+    std::size_t small_alignment = 16;
+
+    [[nodiscard]] constexpr std::size_t alignment(std::size_t bytes) const noexcept {
+        return bytes >= large_bytes ? large_bytes : bytes > 0 ? small_alignment : 1;
+    }
+    /// Zero bytes written before an array of `bytes` bytes at file offset `position`.
+    [[nodiscard]] constexpr std::size_t padding(std::size_t position, std::size_t bytes) const noexcept {
+        const std::size_t a = alignment(bytes);
+        return (a - position % a) % a;
+    }
+    static constexpr array_layout first_format() noexcept { return {1}; }
+};
+
 /// Where `cache_output_archive` writes: a byte buffer (an entry being stored; it starts with
 /// room for the entry header so positions are file offsets), or a `key_hasher` (small writes
 /// gathered, large ones hashed in place). Only a buffer aligns arrays.
 class byte_sink {
 public:
-    static constexpr std::size_t array_alignment = 64;
     /// Arrays this large are referred to, not copied, by a gathering sink.
     static constexpr std::size_t gather_bytes = 64 * 1024;
 
@@ -78,9 +97,8 @@ public:
     }
 
     void write_array(const void* data, std::size_t size) {
-        if (!hasher_ && size >= array_alignment) {
-            const std::size_t position = buffer_.size() + gathered_bytes_;
-            buffer_.append((array_alignment - position % array_alignment) % array_alignment, '\0');
+        if (!hasher_) {  // a key is not a file: nothing to align
+            buffer_.append(array_layout{}.padding(buffer_.size() + gathered_bytes_, size), '\0');
             if (gathering_ && size >= gather_bytes) {
                 gathered_.push_back({buffer_.size(), static_cast<const char*>(data), size});
                 gathered_bytes_ += size;
@@ -117,11 +135,12 @@ private:
 };
 
 /// Reads what a buffer `byte_sink` wrote; `offset` is the position of `begin` in that buffer
-/// (the entry header's size), so array padding is skipped exactly where it was written.
+/// (the entry header's size), so array padding is skipped exactly where it was written, by the
+/// layout of the file's format.
 class byte_source {
 public:
-    byte_source(const char* begin, const char* end, std::size_t offset) noexcept
-        : begin_(begin), cur_(begin), end_(end), offset_(offset) {}
+    byte_source(const char* begin, const char* end, std::size_t offset, array_layout layout = {}) noexcept
+        : begin_(begin), cur_(begin), end_(end), offset_(offset), layout_(layout) {}
 
     void read(void* out, std::size_t size) {
         if (size > static_cast<std::size_t>(end_ - cur_)) truncated();
@@ -136,12 +155,9 @@ public:
 
     /// The next array's `size` bytes where they are (past the padding read_array skips).
     const char* take_array(std::size_t size) {
-        if (size >= byte_sink::array_alignment) {
-            const std::size_t pos = offset_ + static_cast<std::size_t>(cur_ - begin_);
-            const std::size_t pad = (byte_sink::array_alignment - pos % byte_sink::array_alignment) % byte_sink::array_alignment;
-            if (pad > static_cast<std::size_t>(end_ - cur_)) truncated();
-            cur_ += pad;
-        }
+        const std::size_t pad = layout_.padding(offset_ + static_cast<std::size_t>(cur_ - begin_), size);
+        if (pad > static_cast<std::size_t>(end_ - cur_)) truncated();
+        cur_ += pad;
         if (size > static_cast<std::size_t>(end_ - cur_)) truncated();
         const char* p = cur_;
         cur_ += size;
@@ -158,6 +174,7 @@ private:
     const char* cur_;
     const char* end_;
     std::size_t offset_;
+    array_layout layout_;
 };
 
 class cache_output_archive : public cereal::OutputArchive<cache_output_archive, cereal::AllowEmptyClassElision> {
@@ -237,7 +254,8 @@ template <class T>
 inline constexpr bool cache_storable = cereal::traits::is_output_serializable<T, cache_output_archive>::value &&
                                        cereal::traits::is_input_serializable<T, cache_input_archive>::value;
 template <class T>
-inline constexpr bool cache_keyable = cereal::traits::is_output_serializable<T, cache_output_archive>::value;
+inline constexpr bool cache_keyable =
+    cereal_safe<T>::value && cereal::traits::is_output_serializable<T, cache_output_archive>::value;
 
 }  // namespace cojob::detail
 

@@ -186,6 +186,22 @@ private:
 
 /// Throws cojob::error for an argument that cereal cannot serialize and that is not ignored.
 [[noreturn]] void unkeyable_argument(std::size_t position, const char* type_name);
+/// Refuses, when the cached function is made, a declared parameter of F that cannot be part of
+/// a key (cereal cannot write it, or it is a pointer) and is not ignored, naming it. Callables
+/// whose parameters cannot be known (generic lambdas) are checked argument by argument per call.
+template <class F>
+void check_keyable_parameters(const function_cache& cache) {
+    using Params = typename parameters<F>::type;
+    if constexpr (!std::is_void_v<Params>) {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            const auto check = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
+                using P = std::tuple_element_t<J, Params>;
+                if (!cache_keyable<P> && !cache.ignores(J)) unkeyable_argument(J, typeid(P).name());
+            };
+            (check(std::integral_constant<std::size_t, I>{}), ...);
+        }(std::make_index_sequence<std::tuple_size_v<Params>>{});
+    }
+}
 /// Throws cojob::error: a shelved result is no longer in the cache.
 [[noreturn]] void shelved_result_gone(const std::string& name);
 /// The type's name, as written in a key (mangled, stable across builds of one compiler).

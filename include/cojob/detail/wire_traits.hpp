@@ -3,35 +3,17 @@
 #pragma once
 
 #include <cojob/delayed.hpp>
+#include <cojob/detail/cereal_safe.hpp>
 #include <cojob/detail/wire_archive.hpp>
 
-#include <array>
-#include <cstddef>
-#include <memory>
 #include <tuple>
 #include <type_traits>
 
 namespace cojob::detail {
 
-/// What cereal's traits cannot see: a type is refused when it is, or holds as a template
-/// argument, a pointer, a reference or a const type (`std::vector<int*>`, `std::pair<const K,
-/// V>`). cereal would accept those by trait and then fail to compile inside, which must not
-/// happen to a program that only ever runs such tasks on threads.
-template <class T>
-struct wire_safe : std::bool_constant<!std::is_pointer_v<T> && !std::is_member_pointer_v<T> && !std::is_reference_v<T> &&
-                                      !std::is_const_v<T> && !std::is_volatile_v<T>> {};
-template <template <class...> class Tmpl, class... A>
-struct wire_safe<Tmpl<A...>> : std::bool_constant<(wire_safe<A>::value && ...)> {};
-template <class T, std::size_t N>
-struct wire_safe<std::array<T, N>> : wire_safe<T> {};
-template <class T>
-struct wire_safe<std::allocator<T>> : std::true_type {};  // a map's allocator names pair<const K, V>
-template <class T, std::size_t N>
-struct wire_safe<T[N]> : wire_safe<T> {};
-
 /// A value cereal can write and read back through the wire archives.
 template <class T>
-concept wire_value = wire_safe<T>::value && std::is_default_constructible_v<T> && std::is_move_assignable_v<T> &&
+concept wire_value = cereal_safe<T>::value && std::is_default_constructible_v<T> && std::is_move_assignable_v<T> &&
                      cereal::traits::is_output_serializable<T, wire_out>::value &&
                      cereal::traits::is_input_serializable<T, wire_in>::value;
 
