@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -163,6 +164,12 @@ TEST_CASE("describe prints the arguments: strings quoted, numbers and booleans a
     auto t = cojob::delayed([](const std::string&, int, double, const char*, bool, char) { return 0; })(
         std::string("text"), 42, 2.5, "literal", true, 'c');
     CHECK(t.describe_arguments() == "'text', 42, 2.5, 'literal', true, 'c'");
+}
+
+TEST_CASE("describe prints a null string pointer and nullptr as nullptr", "[delayed][describe]") {
+    const char* none = nullptr;
+    auto t = cojob::delayed([](const char*, std::nullptr_t) { return 0; })(none, nullptr);
+    CHECK(t.describe_arguments() == "nullptr, nullptr");
 }
 
 TEST_CASE("describe escapes quotes, backslashes and control characters in strings", "[delayed][describe]") {

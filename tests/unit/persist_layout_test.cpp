@@ -81,9 +81,10 @@ TEST_CASE("every array of a dump lies on a 16-byte boundary, from 64 bytes up on
 TEST_CASE("small arrays inside a value are 16-byte aligned in the file too", "[persist][dump]") {
     kit::scratch_dir dir;
     const auto path = dir.file("t.cojob");
-    const auto value = std::make_tuple(std::vector<char>{'a'}, std::vector<double>{1, 2}, std::vector<short>{3});
+    using value_type = std::tuple<std::vector<char>, std::vector<double>, std::vector<short>>;
+    const value_type value{{'a'}, {1, 2}, {3}};
     cojob::dump(value, path);
-    CHECK(cojob::load<decltype(value)>(path) == value);
+    CHECK(cojob::load<value_type>(path) == value);
     std::ifstream f(path, std::ios::binary);
     const std::string bytes{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
     // Each vector is its 8-byte count, zero padding up to a 16-byte boundary, then its elements.

@@ -63,7 +63,15 @@ void append_range(std::string& out, const T& r) {
 /// anything else as `<type, N bytes>`.
 template <class T>
 void append_value(std::string& out, const T& v) {
-    if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    if constexpr (std::is_null_pointer_v<T>) {
+        out += "nullptr";
+    } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+        if constexpr (std::is_pointer_v<T>) {
+            if (!v) {
+                out += "nullptr";
+                return;
+            }
+        }
         append_quoted(out, std::string_view(v));
     } else if constexpr (std::is_same_v<T, bool>) {
         out += v ? "true" : "false";
