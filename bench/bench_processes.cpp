@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
             per_task.push_back(seconds_since(t0) / n_tiny * 1e9);
             check += out.back();
         }
-        // The plain loop, same session, for scale.
+        // The plain loop, in the same run, for scale.
         std::vector<double> plain;
         for (int r = 0; r < repeats; ++r) {
             const auto t0 = clock_type::now();

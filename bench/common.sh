@@ -3,7 +3,7 @@
 #
 #   here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 #   . "$here/common.sh"
-#   bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_core   # sets $build
+#   bench_build build-bench "-Dtests=disabled -Dsamples=disabled" bench/bench_core   # sets $build
 #   bench_python "joblib, numpy"                                               # sets $python
 #   bench_tmp                                                                  # sets $tmp
 #   bench_header "cojob vs joblib, core cases"                                 # one title line

@@ -32,7 +32,7 @@ repeats=${REPEATS:-1}
 backends=${BACKENDS-threads processes}
 joblib_backends=${JOBLIB_BACKENDS-loky threading}
 
-bench_build build-generator "-Dtests=false -Dbenchmarks=false" samples/parallel_generator
+bench_build build-generator "-Dtests=disabled -Dbenchmarks=disabled" samples/parallel_generator
 bench_python "joblib, numpy"
 bench_tmp
 bench_header "cojob vs joblib, the generator seed"

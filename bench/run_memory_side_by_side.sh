@@ -19,7 +19,7 @@ set -eu
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
-bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_memory
+bench_build build-bench "-Dtests=disabled -Dsamples=disabled" bench/bench_memory
 bench_python "joblib, numpy"
 bench_tmp
 cojob_dir=

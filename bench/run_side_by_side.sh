@@ -16,7 +16,7 @@ set -eu
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
-bench_build build-bench "-Dtests=false -Dsamples=false" bench/bench_core
+bench_build build-bench "-Dtests=disabled -Dsamples=disabled" bench/bench_core
 bench_python joblib
 bench_tmp
 bench_header "cojob vs joblib, core cases"

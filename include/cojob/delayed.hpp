@@ -104,6 +104,7 @@ public:
     /// What running the task yields (references decay to values).
     using result_type = std::conditional_t<std::is_void_v<raw_result>, void, std::remove_cvref_t<raw_result>>;
 
+    /// Use `delayed(f)(args...)`.
     task(F f, std::tuple<Args...> args) : f_(std::move(f)), args_(std::move(args)) {}
 
     /// Runs the call. May be called once (arguments taken by rvalue are moved from).
@@ -114,7 +115,9 @@ public:
             return std::apply(std::move(f_), std::move(args_));
     }
 
+    /// The callable.
     [[nodiscard]] const F& function() const noexcept { return f_; }
+    /// The captured arguments.
     [[nodiscard]] const std::tuple<Args...>& arguments() const noexcept { return args_; }
 
     /// The callable's name (its symbol, or its type when it has none).
@@ -142,6 +145,7 @@ private:
 template <class F>
 class delayed_function {
 public:
+    /// Use `delayed(f)`.
     explicit delayed_function(F f) : f_(std::move(f)) {}
 
     /// Captures the arguments into a task: copied, or moved from rvalues; except that an lvalue
@@ -153,6 +157,7 @@ public:
     [[nodiscard]] auto operator()(Args&&... args) const& {
         return make(f_, std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
     }
+    /// The same, moving the callable into the task.
     template <class... Args>
     [[nodiscard]] auto operator()(Args&&... args) && {
         return make(std::move(f_), std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);

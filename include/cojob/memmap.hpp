@@ -87,12 +87,16 @@ class memmap {
                   "cojob::memmap<T>: T must be a trivially copyable, non-const type");
 
 public:
+    /// The element type.
     using value_type = T;
+    /// The type of sizes and indices.
     using size_type = std::size_t;
 
     /// An empty array mapped to no file.
     memmap() = default;
 
+    /// Maps `path` in `mode` as an array of `shape` starting `offset` bytes into the file; an
+    /// empty shape takes the rest of the file. @throws cojob::error naming the file on failure.
     memmap(std::string path, mmap_mode mode = mmap_mode::r, std::vector<std::size_t> shape = {},
            std::uint64_t offset = 0)
         : path_(std::move(path)), mode_(mode), offset_(offset), shape_(std::move(shape)) {
@@ -115,27 +119,43 @@ public:
         size_ = static_cast<std::size_t>(map_->bytes() / sizeof(T));
     }
 
+    /// The mapped file.
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    /// The mode it was opened with.
     [[nodiscard]] mmap_mode mode() const noexcept { return mode_; }
+    /// Where the elements start in the file, in bytes.
     [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
+    /// The dimensions given, or the element count when none were.
     [[nodiscard]] const std::vector<std::size_t>& shape() const noexcept { return shape_; }
+    /// The number of elements.
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    /// The size of the elements in bytes.
     [[nodiscard]] std::size_t size_bytes() const noexcept { return size_ * sizeof(T); }
+    /// Whether there are no elements.
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
     /// Whether writes are allowed (every mode but `r`).
     [[nodiscard]] bool writable() const noexcept { return mode_ != mmap_mode::r; }
 
+    /// The first element (null when mapped to no file).
     [[nodiscard]] const T* data() const noexcept { return map_ ? reinterpret_cast<const T*>(map_->data()) : nullptr; }
+    /// The first element, writable (null when mapped to no file).
     [[nodiscard]] T* data() noexcept { return map_ ? reinterpret_cast<T*>(map_->data()) : nullptr; }
+    /// Element `i`, unchecked.
     [[nodiscard]] const T& operator[](std::size_t i) const noexcept { return data()[i]; }
+    /// Element `i`, writable, unchecked.
     [[nodiscard]] T& operator[](std::size_t i) noexcept { return data()[i]; }
+    /// The elements as a range.
     [[nodiscard]] const T* begin() const noexcept { return data(); }
+    /// The end of the elements.
     [[nodiscard]] const T* end() const noexcept { return data() + size_; }
+    /// The elements as a writable range.
     [[nodiscard]] T* begin() noexcept { return data(); }
+    /// The end of the writable range.
     [[nodiscard]] T* end() noexcept { return data() + size_; }
 
     /// The elements, read-only.
     [[nodiscard]] std::span<const T> view() const noexcept { return {data(), size_}; }
+    /// The elements, read-only, as `view()`.
     operator std::span<const T>() const noexcept { return view(); }  // NOLINT: a view, like vector's
     /// The elements, writable. @throws cojob::error in mode `r`.
     [[nodiscard]] std::span<T> mutable_span() {

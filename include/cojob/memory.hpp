@@ -76,10 +76,10 @@ struct cache_options {
 
 /// What `memory::reduce_size` did.
 struct reduce_report {
-    std::size_t removed_items = 0;
-    std::uint64_t removed_bytes = 0;
-    std::size_t kept_items = 0;
-    std::uint64_t kept_bytes = 0;
+    std::size_t removed_items = 0;   ///< stored results removed
+    std::uint64_t removed_bytes = 0; ///< their size on disk
+    std::size_t kept_items = 0;      ///< stored results left
+    std::uint64_t kept_bytes = 0;    ///< their size on disk
 };
 
 /// A stored result, returned by `cached_function::call_and_shelve`: a small handle that
@@ -145,6 +145,7 @@ class cached_function {
     using result_of = std::remove_cvref_t<std::invoke_result_t<const F&, A...>>;
 
 public:
+    /// Use `memory::cache`.
     cached_function(F f, std::shared_ptr<detail::function_cache> cache) : f_(std::move(f)), cache_(std::move(cache)) {}
 
     /// Calls f, or loads its stored result for these arguments.
@@ -195,6 +196,7 @@ public:
         if (cache_) cache_->clear();
     }
 
+    /// The wrapped callable.
     [[nodiscard]] const F& function() const noexcept { return f_; }
 
 private:

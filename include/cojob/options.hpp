@@ -29,13 +29,17 @@ enum class backend {
 /// unary minus, parentheses; at most 30 characters). Validated when the `parallel` is built.
 class pre_dispatch_spec {
 public:
+    /// A fixed window of `count` tasks.
     pre_dispatch_spec(int count) : value_(count) {}                 // NOLINT: implicit on purpose
+    /// "all" or an expression in `n_jobs`, checked when the `parallel` is built.
     pre_dispatch_spec(const char* expression) : value_(std::string(expression)) {}  // NOLINT
+    /// "all" or an expression in `n_jobs`, checked when the `parallel` is built.
     pre_dispatch_spec(std::string expression) : value_(std::move(expression)) {}   // NOLINT
 
     /// The window in tasks for a given effective n_jobs; `std::nullopt` means "all".
     /// @throws cojob::error naming the expression when it is malformed or not >= 1.
     [[nodiscard]] std::optional<std::size_t> evaluate(int n_jobs) const;
+    /// The value as written: the count in decimal, or the expression.
     [[nodiscard]] std::string text() const;
 
 private:
@@ -55,8 +59,11 @@ enum class return_as {
 /// Tasks per dispatched batch: "auto" (joblib's adaptive algorithm) or a count > 0.
 class batch_size_spec {
 public:
+    /// A fixed count of tasks per batch.
     batch_size_spec(int count) : value_(count) {}                   // NOLINT: implicit on purpose
+    /// "auto", checked when the `parallel` is built.
     batch_size_spec(const char* word) : value_(std::string(word)) {}  // NOLINT
+    /// "auto", checked when the `parallel` is built.
     batch_size_spec(std::string word) : value_(std::move(word)) {}    // NOLINT
 
     /// 0 for "auto", else the fixed count. @throws cojob::error on anything else.
@@ -70,9 +77,13 @@ private:
 /// K, M or G suffix (powers of 1024: "1M" is 1048576), or "none" (no limit: never share).
 class nbytes_spec {
 public:
+    /// A count of bytes.
     nbytes_spec(int bytes) : value_(static_cast<long long>(bytes)) {}  // NOLINT: implicit on purpose
+    /// A count of bytes.
     nbytes_spec(long long bytes) : value_(bytes) {}                    // NOLINT
+    /// Digits with an optional K, M or G suffix, or "none".
     nbytes_spec(const char* text) : value_(std::string(text)) {}       // NOLINT
+    /// Digits with an optional K, M or G suffix, or "none".
     nbytes_spec(std::string text) : value_(std::move(text)) {}         // NOLINT
 
     /// The size in bytes; `std::nullopt` for "none".
@@ -88,7 +99,7 @@ struct progress_event {
     std::size_t completed = 0;             ///< tasks finished so far
     std::size_t dispatched = 0;            ///< tasks handed to workers so far
     std::optional<std::size_t> total;      ///< known when the input is a sized range, or once it ran out
-    std::chrono::duration<double> elapsed{};
+    std::chrono::duration<double> elapsed{};  ///< seconds since the call started
     bool finished = false;                 ///< the last report of a call that succeeded
 };
 
@@ -150,6 +161,7 @@ struct options {
 /// Affects only the thread that created it; destroy scopes in reverse order of creation.
 class parallel_config {
 public:
+    /// Makes `defaults`' set fields the defaults of this thread's `parallel` objects until destroyed.
     explicit parallel_config(options defaults);
     ~parallel_config();
     parallel_config(const parallel_config&) = delete;

@@ -77,11 +77,14 @@ enum class order {
 template <class R>
 class stream {
 public:
+    /// The type of one result.
     using value_type = R;
 
     /// Use `parallel::stream`.
     explicit stream(std::shared_ptr<detail::stream_state<R>> state) noexcept : state_(std::move(state)) {}
+    /// Moves the call into a new stream; the moved-from one is empty.
     stream(stream&&) noexcept = default;
+    /// Drops this stream's call (see "Dropping early") and takes `other`'s.
     stream& operator=(stream&& other) noexcept {
         if (this != &other) {
             reset();
@@ -124,14 +127,18 @@ public:
     /// Blocking consumption, as an input range whose iterators drive the call on this thread.
     class iterator {
     public:
+        /// A single-pass input iterator.
         using iterator_concept = std::input_iterator_tag;
+        /// The type of one result.
         using value_type = R;
+        /// Required of iterators; a stream cannot be measured.
         using difference_type = std::ptrdiff_t;
 
         iterator() = default;
 
         /// The current result, as an rvalue: `for (auto r : s)` moves it out, `auto&&` binds it.
         R&& operator*() const { return std::move(*current_); }
+        /// The current result.
         R* operator->() const { return &*current_; }
         /// Waits for the next result. @throws what the next task threw, or `cojob::cancelled`.
         iterator& operator++() {
@@ -139,6 +146,7 @@ public:
             current_ = state_->next_blocking();
             return *this;
         }
+        /// Waits for the next result, as the prefix form.
         void operator++(int) { ++*this; }
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return !it.current_; }
 
@@ -154,6 +162,7 @@ public:
     /// @throws cojob::error when the stream is consumed with `co_await`, or the parallel object
     /// runs another call; what the first task threw.
     iterator begin() { return iterator(checked_state().get()); }
+    /// The end of the results.
     std::default_sentinel_t end() const noexcept { return {}; }
 
     /// Closes the stream now (see "Dropping early"); further results are none.
