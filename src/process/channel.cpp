@@ -68,18 +68,9 @@ void channel::send(job j, array_placer* placer) {
     }
     const bool was_idle = jobs_.empty();
     const bool was_writing = out_pos_ < before;
-    j.request = ++requests_;
     jobs_.push_back(std::move(j));
     if (!was_writing) write_more();
     if (was_idle) wait_readable();
-}
-
-std::optional<job> channel::withdraw_next() noexcept {
-    if (dead_ || interrupted_ || !status_ || jobs_.size() < 2) return std::nullopt;
-    if (!withdraw_request(*status_, jobs_.back().request)) return std::nullopt;
-    job j = std::move(jobs_.back());
-    jobs_.pop_back();
-    return j;
 }
 
 void channel::interrupt() noexcept {

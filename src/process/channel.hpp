@@ -25,7 +25,6 @@
 #include <deque>
 #include <exception>
 #include <memory>
-#include <optional>
 
 namespace cojob::detail {
 class array_placer;
@@ -40,7 +39,6 @@ inline constexpr std::size_t depth = 2;
 struct job {
     std::unique_ptr<batch_base> batch;
     std::shared_ptr<call_state> call;
-    std::uint64_t request = 0;  ///< its number among the requests sent to its worker, once sent
 };
 
 /// What a channel asks of the pool that owns it. Called only from handlers of a channel still
@@ -84,11 +82,6 @@ public:
     /// Encodes `j`'s batch as a request, its large arrays placed by `placer` (may be null), and
     /// sends it. A batch that cannot be encoded goes back to its call at once with the error.
     void send(job j, array_placer* placer);
-    /// The batch held behind the running one, or null.
-    [[nodiscard]] const job* next() const noexcept { return jobs_.size() > 1 ? &jobs_.back() : nullptr; }
-    /// Takes back the batch held behind the running one, unless the worker has started it
-    /// (it then skips its request): another worker may run it.
-    [[nodiscard]] std::optional<job> withdraw_next() noexcept;
     /// Kills the worker for its call (error, timeout, cancellation): its end of file brings
     /// its batches back.
     void interrupt() noexcept;
@@ -149,7 +142,6 @@ private:
     boost::asio::any_io_executor bound_to_;
 
     std::deque<job> jobs_;  ///< sent, in order; the front one runs
-    std::uint64_t requests_ = 0;  ///< requests sent (withdrawn ones too)
     byte_buffer out_;       ///< frames not yet written from out_pos_ on
     std::size_t out_pos_ = 0;
     byte_buffer in_;

@@ -33,33 +33,7 @@ struct worker_status {
     /// number of workers it reads from: large vector results may then be lent
     /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
     std::atomic<std::uint32_t> lend{0};
-    /// The requests sent to a worker are numbered from 1: `gate` holds the number of the last
-    /// one it started, or of the one the parent took back (see start_request).
-    std::atomic<std::uint64_t> gate{0};
-    /// Set by the worker before it reads its first request: it checks the gate.
-    std::atomic<std::uint32_t> gated{0};
 };
-
-/// A worker holds the batch after its running one (see channel.hpp), and the parent may take
-/// that batch back for an idle worker. Both sides move the gate, and the first one wins:
-/// the worker from n-1 to n before it starts request n, the parent from n-1 to n|withdrawn_bit.
-inline constexpr std::uint64_t withdrawn_bit = std::uint64_t(1) << 63;
-
-/// Worker side: whether request n may start; when not, the parent took it back and the worker
-/// skips it (no response), and the gate is ready for request n+1.
-inline bool start_request(worker_status& s, std::uint64_t n) noexcept {
-    std::uint64_t expected = n - 1;
-    if (s.gate.compare_exchange_strong(expected, n, std::memory_order_acq_rel)) return true;
-    s.gate.store(n, std::memory_order_release);
-    return false;
-}
-
-/// Parent side: takes request n back unless the worker has started it.
-inline bool withdraw_request(worker_status& s, std::uint64_t n) noexcept {
-    if (s.gated.load(std::memory_order_acquire) == 0) return false;
-    std::uint64_t expected = n - 1;
-    return s.gate.compare_exchange_strong(expected, n | withdrawn_bit, std::memory_order_acq_rel);
-}
 
 /// A worker just started, and the parent's ends of what it was given.
 struct spawned_worker {

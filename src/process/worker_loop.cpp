@@ -96,7 +96,6 @@ void wait_for_request(int fd) {
     if (status != MAP_FAILED) {
         ctx.running = &status->running;
         ctx.running_since = &status->running_since;
-        status->gated.store(1, std::memory_order_release);  // requests may be taken back (start_request)
     }
 
     // Responses are written into the result arena; large ones stay there (arena.hpp).
@@ -124,7 +123,6 @@ void wait_for_request(int fd) {
     }
     worker_arrays arrays;  // the shared arguments its requests name (src/sharing.hpp)
     byte_buffer in;
-    std::uint64_t requests = 0;  // numbered as the parent numbers them (spawn.hpp, start_request)
     try {
         write_hello(out);
         write_all(worker_response_fd, out.data(), out.size());
@@ -148,8 +146,6 @@ void wait_for_request(int fd) {
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());
         }
-        // Taken back while it waited behind the previous one: an idle worker runs it.
-        if (status != MAP_FAILED && !start_request(*status, ++requests)) continue;
         // The parent may still be reading the previous response out of the arena: the batch
         // waits for it only when it has a first result to write (ctx.acquire_output), so that
         // the parent's decoding overlaps the first task. Only the frame header's 32 bytes are
