@@ -11,7 +11,6 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -77,10 +76,13 @@ public:
     /// Copies which task runs, and since when, into the in-flight batches (for timeouts).
     virtual void refresh_progress(call_state& /*call*/) noexcept {}
     /// A blocking call is about to run on `ctx`: watch for what should interrupt it (the process
-    /// backend: Ctrl-C, which would otherwise leave its workers computing) and call
-    /// `interrupted` on `ctx` when it happens. Null when there is nothing to watch.
+    /// backend: Ctrl-C, which would otherwise leave its workers computing) and, when it
+    /// happens, call `interrupt()` on the call if it is still there (on `ctx`). A weak pointer,
+    /// not a callback: a handler left queued after the call must not keep it, and building a
+    /// std::function around one would cost every call an allocation. Null when there is
+    /// nothing to watch.
     virtual std::unique_ptr<call_watch> watch_interrupts(boost::asio::io_context& /*ctx*/,
-                                                         std::function<void()> /*interrupted*/) {
+                                                         std::weak_ptr<call_state> /*call*/) {
         return nullptr;
     }
 };

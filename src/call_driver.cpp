@@ -45,11 +45,7 @@ void call_driver::start(source_base& source, sink_base& sink, std::shared_ptr<vo
     e.active_async = call_;
     if (blocking) {
         call_->on_interrupt(std::move(hooks_.interrupted));
-        // A weak pointer: a handler left in the engine's queue after the call must not keep it
-        // (and it fits in the std::function without an allocation).
-        watch_ = e.backend->watch_interrupts(e.blocking_context, [call = std::weak_ptr<call_state>(call_)] {
-            if (auto c = call.lock()) c->interrupt();
-        });
+        watch_ = e.backend->watch_interrupts(e.blocking_context, call_);
     }
     if (slot.is_connected()) {
         slot_ = slot;

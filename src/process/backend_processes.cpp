@@ -102,7 +102,7 @@ public:
 
     /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
     /// SIGINT for itself (Asio restores the default disposition when the watch goes).
-    std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::function<void()> interrupted) override {
+    std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::weak_ptr<call_state> call) override {
         struct sigaction current {};
         if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return nullptr;
         struct sigint_watch final : call_watch {
@@ -114,8 +114,8 @@ public:
             asio::signal_set signals;
         };
         auto watch = std::make_unique<sigint_watch>(ctx);
-        watch->signals.async_wait([on = std::move(interrupted)](boost::system::error_code ec, int) {
-            if (!ec) on();
+        watch->signals.async_wait([call = std::move(call)](boost::system::error_code ec, int) {
+            if (auto c = call.lock(); c && !ec) c->interrupt();
         });
         return watch;
     }
