@@ -73,6 +73,10 @@ public:
     virtual stop_effect interrupt(call_state& /*call*/) noexcept {
         return {false, " (it keeps its thread until it returns)"};
     }
+    /// The call has handed out every batch it can for now (its input has ended, or its window
+    /// is full): a backend that holds batches ahead on busy workers moves them to idle ones, so
+    /// that no task waits behind a slow one while a worker has nothing to do (on its executor).
+    virtual void rebalance(call_state& /*call*/) noexcept {}
     /// Copies which task runs, and since when, into the in-flight batches (for timeouts).
     virtual void refresh_progress(call_state& /*call*/) noexcept {}
     /// A blocking call is about to run on `ctx`: watch for what should interrupt it (the process

@@ -320,6 +320,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
         }
         // A stream held back by its consumer waits for it even with nothing in flight.
         if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer())) break;
+        if (!c->stopping_) be.rebalance(*c);
         co_await c->async_wait_event(asio::use_awaitable);
         if (c->cancel_requested_ && !c->stopping_)
             c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),

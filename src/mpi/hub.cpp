@@ -14,11 +14,6 @@
 #include <utility>
 
 namespace cojob::detail::mpi {
-namespace {
-
-constexpr std::size_t depth = 2;  // batches a rank holds: the running one and the next
-
-}  // namespace
 
 hub* the_hub = nullptr;
 
@@ -93,9 +88,11 @@ void hub::loop() {
     try {
         for (;;) {
             bool busy = dispatch();
+            busy |= take_back();
             busy |= drop_ended_calls();
             busy |= progress_sends();
             busy |= receive();
+            busy |= receive_answers();
             bool want_stop = false;
             {
                 std::unique_lock lock(m_);
@@ -196,11 +193,12 @@ void hub::send_request(int to, mpi_job j) {
         return;
     }
     start_send(to, std::move(o));
+    j.request = ++rank.requests;
     rank.jobs.push_back(std::move(j));
 }
 
-void hub::start_send(int to, std::unique_ptr<outgoing> o) {
-    isend_frame(to, o->bytes, o->requests);
+void hub::start_send(int to, std::unique_ptr<outgoing> o, int tag) {
+    isend_frame(to, o->bytes, o->requests, tag);
     sends_.push_back(std::move(o));
 }
 

@@ -1,7 +1,8 @@
 // src/mpi/hub.hpp - private: rank 0's side of the job. Rank 0 talks to MPI from one thread of
 // its own (the hub), which polls with a short backoff while work is out and sleeps on a
 // condition variable otherwise; batches come back to their call through call_state::finished,
-// as from the thread pool. Every rank holds at most two batches, the one it runs and the next.
+// as from the thread pool. Every rank holds at most two batches, the one it runs and the next;
+// when a rank is idle, the hub takes a held one back for it.
 #pragma once
 
 #include "../call_state.hpp"
@@ -11,6 +12,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <map>
@@ -22,12 +24,16 @@
 
 namespace cojob::detail::mpi {
 
+inline constexpr std::size_t depth = 2;  ///< batches a rank holds: the running one and the next
+
 struct mpi_job {
     std::unique_ptr<batch_base> batch;
     std::shared_ptr<call_state> call;
     const void* owner = nullptr;
     int ranks = 1;  ///< may use ranks 1..ranks
     std::optional<std::size_t> max_nbytes;  ///< arrays this large go ahead as blocks
+    std::uint64_t request = 0;  ///< its number among the requests sent to its rank, once sent
+    bool taking_back = false;   ///< rank 0 asked its rank to give it back, and awaits the answer
 };
 
 struct outgoing {
@@ -56,6 +62,7 @@ private:
         std::deque<mpi_job> jobs;  ///< sent, in order; the front one runs
         bool gone = false;  ///< said bye, or spoke another build
         std::map<const call_state*, block_sender::sent_set> blocks;  ///< arrays it holds, by call
+        std::uint64_t requests = 0;  ///< requests sent to it, taken back or not
     };
 
     void returned(const void* owner);
@@ -65,11 +72,16 @@ private:
     /// Sends queued batches to the least loaded rank with room among those each may use.
     bool dispatch();
     void send_request(int to, mpi_job j);
-    void start_send(int to, std::unique_ptr<outgoing> o);
+    void start_send(int to, std::unique_ptr<outgoing> o, int tag = frame_tag);
     void post(int to, mpi_frame_kind kind);
     bool drop_ended_calls();
     bool progress_sends();
     bool receive();
+    /// When a rank is idle and nothing waits: asks a busy rank for the batch it holds behind
+    /// its running one (src/request_gate.hpp; hub_take_back.cpp).
+    bool take_back();
+    /// Takes in the ranks' answers to take_back: a batch given back waits for the idle rank.
+    bool receive_answers();
     /// A rank that broke the protocol gets no more work; its batches come back with `why`.
     void give_up_rank(int r, std::exception_ptr why);
     /// MPI itself failed: every batch, sent or not, comes back with the error, and so will

@@ -46,6 +46,7 @@ void start(int& argc, char**& argv) {
         std::cerr << "cojob: backend=mpi needs MPI_THREAD_SERIALIZED or more; this MPI gives level " << provided << '\n';
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    threads_multiple = provided >= MPI_THREAD_MULTIPLE;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm, &my_rank);

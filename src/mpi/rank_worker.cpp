@@ -8,6 +8,7 @@
 #include "../wire.hpp"
 #include "../worker.hpp"
 #include "mpi_blocks.hpp"
+#include "rank_listener.hpp"
 #include "transport.hpp"
 
 #include <mpi.h>
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -136,7 +138,13 @@ private:
         fault_frame(box.next(), "cojob: MPI rank " + std::to_string(my_rank) + " " + why);
         box.post();
     };
+    // Requests are numbered as rank 0 numbers them; one held behind the running one may be
+    // taken back for an idle rank (src/request_gate.hpp), when a second thread can answer.
+    request_gate gate;
+    std::uint64_t requests = 0;
+    std::optional<take_back_listener> listener;
     try {
+        if (threads_multiple) listener.emplace(gate);
         write_hello(box.next());
         box.post();
         backoff wait;
@@ -154,7 +162,8 @@ private:
             try {
                 h = receive_frame(msg, st, in);
             } catch (const wire_error& e) {
-                fault(std::string("could not read a request: ") + e.what());
+                // Taken for a request: rank 0 pairs the fault with the one it sent.
+                if (start_request(gate, ++requests)) fault(std::string("could not read a request: ") + e.what());
                 continue;
             }
             const char* payload = in.data() + sizeof(frame_header);
@@ -175,6 +184,7 @@ private:
                 fault("got a frame that is not a request");
                 continue;
             }
+            if (!start_request(gate, ++requests)) continue;  // taken back: another rank runs it
             byte_buffer& out = box.next();
             try {
                 run_request(payload, static_cast<std::size_t>(h.length), out, ctx, blocks);
@@ -187,6 +197,7 @@ private:
             box.post();
             in.shrink_if_above(64u << 20);
         }
+        listener.reset();  // no answer may follow the bye
         append_frame(box.next(), mpi_frame_kind::bye);
         box.post();
         box.flush();
@@ -194,6 +205,7 @@ private:
         std::cerr << "cojob: MPI rank " << my_rank << " stops serving: " << e.what() << '\n';
         status = 1;
     }
+    listener.reset();
     blocks.clear();
     std::cout.flush();
     std::cerr.flush();

@@ -12,6 +12,7 @@ MPI_Comm comm = MPI_COMM_NULL;
 int my_rank = -1;
 int world = 0;
 bool we_initialised = false;
+bool threads_multiple = false;
 
 void throw_mpi(int rc, const char* what) {
     char text[MPI_MAX_ERROR_STRING] = {};
@@ -20,11 +21,11 @@ void throw_mpi(int rc, const char* what) {
     throw error(std::string("cojob: MPI ") + what + " failed: " + std::string(text, static_cast<std::size_t>(len)));
 }
 
-void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests) {
+void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests, int tag) {
     for (std::size_t at = 0; at < b.size(); at += chunk) {
         MPI_Request r;
-        check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, dest, frame_tag,
-                        comm, &r),
+        check(MPI_Isend(b.data() + at, static_cast<int>(std::min(chunk, b.size() - at)), MPI_BYTE, dest, tag, comm,
+                        &r),
               "isend");
         requests.push_back(r);
     }
@@ -44,7 +45,7 @@ frame_header receive_frame(MPI_Message& msg, const MPI_Status& first, byte_buffe
         const std::size_t at = in.size();
         const std::size_t piece = std::min(chunk, total - at);
         in.resize(at + piece);
-        check(MPI_Recv(in.data() + at, static_cast<int>(piece), MPI_BYTE, first.MPI_SOURCE, frame_tag, comm,
+        check(MPI_Recv(in.data() + at, static_cast<int>(piece), MPI_BYTE, first.MPI_SOURCE, first.MPI_TAG, comm,
                        MPI_STATUS_IGNORE),
               "recv");
     }

@@ -32,13 +32,19 @@ enum class mpi_frame_kind : std::uint16_t {
     bye = 8,       ///< rank -> rank 0: nothing more will come from this rank
     block = 9,     ///< rank 0 -> rank: a large array argument, kept for the rest of the call
     end_call = 10, ///< rank 0 -> rank: a call ended; drop its arrays
+    take_back = 11,   ///< rank 0 -> rank (control_tag): give back request n unless started
+    taken_back = 12,  ///< rank -> rank 0 (control_tag): request n, and whether it was given back
 };
 static_assert(static_cast<std::uint16_t>(mpi_frame_kind::progress) > last_frame_kind,
               "MPI's own kinds must not reuse a number of the process wire");
 /// The highest kind a frame between ranks may have (parse_header's bound).
-inline constexpr std::uint16_t last_mpi_frame_kind = static_cast<std::uint16_t>(mpi_frame_kind::end_call);
+inline constexpr std::uint16_t last_mpi_frame_kind = static_cast<std::uint16_t>(mpi_frame_kind::taken_back);
 
 inline constexpr int frame_tag = 0x636a;            // one tag: frames from one rank arrive in order
+/// Take-back questions and answers (src/request_gate.hpp): one message each, on a tag of their
+/// own, since a rank answers from a second thread and its answer must not fall between the
+/// pieces of a large frame.
+inline constexpr int control_tag = 0x636b;
 inline constexpr std::size_t chunk = std::size_t{1} << 30;  // MPI counts are int: larger frames go in pieces
 
 // Set by mpi_runtime.cpp when MPI starts.
@@ -46,6 +52,9 @@ extern MPI_Comm comm;         ///< the duplicate of MPI_COMM_WORLD every frame t
 extern int my_rank;           ///< this rank, -1 outside an MPI job
 extern int world;             ///< ranks in the job
 extern bool we_initialised;   ///< cojob called MPI_Init_thread, so it calls MPI_Finalize
+/// MPI may be called from two threads at once: a worker rank then answers take-backs from a
+/// thread of its own while it runs a task, and rank 0 asks for them.
+extern bool threads_multiple;
 
 /// @throws error naming the MPI call and MPI's text for `rc`.
 [[noreturn]] void throw_mpi(int rc, const char* what);
@@ -84,7 +93,7 @@ void append_frame(byte_buffer& b, mpi_frame_kind kind);
 
 /// Starts sending the frame in `b` to `dest`, in pieces MPI's int counts can hold; the
 /// requests to complete go to `requests`, and `b` must live until they have.
-void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests);
+void isend_frame(int dest, const byte_buffer& b, std::vector<MPI_Request>& requests, int tag = frame_tag);
 
 /// Receives the frame whose first message `msg` matched: its header tells how many more
 /// pieces follow from the same rank. Returns the header; the frame is in `in`.

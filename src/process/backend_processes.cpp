@@ -7,7 +7,9 @@
 // (src/sharing.hpp); the worker, this program started again, serves it inside cojob::init
 // (worker_loop.cpp) and answers through its pipe or, when the answer is large, its result arena
 // (arena.hpp); the channel hands the answer back to the call. Every worker holds at most two
-// batches, the running one and the next; the rest wait here until a worker has room.
+// batches, the running one and the next; the rest wait here until a worker has room. When a
+// worker has nothing to do and nothing waits here, it takes the next batch of a busy worker
+// that has not started it (rebalance), so a fast task never waits behind a slow one.
 //
 // A worker that dies, sends garbage or is killed by an interrupt (error, timeout,
 // cancellation) is reaped at once and its batch comes back with the reason (failure_text.hpp);
@@ -136,6 +138,22 @@ public:
         return {true, " (its worker process was killed and will be replaced)"};
     }
 
+    /// A worker with nothing to do takes the batch a busy worker holds behind its running one
+    /// (when that worker has not started it): a fast task does not wait behind a slow one.
+    void rebalance(call_state& /*call*/) noexcept override {
+        if (!queue_.empty()) return;  // workers with room take from the queue first
+        for (auto& idle : pool_) {
+            if (!idle->idle() || !idle->has_room()) continue;
+            for (auto& busy : pool_) {
+                if (busy == idle) continue;
+                if (auto j = busy->take_back()) {
+                    send_to(*idle, std::move(*j));
+                    break;
+                }
+            }
+        }
+    }
+
     void refresh_progress(call_state& call) noexcept override {
         for (auto& w : pool_) w->publish_progress(call);
     }
@@ -198,9 +216,14 @@ private:
             if (free->load() > 0 && long_batches_ && queue_.front().call->input_exhausted()) return;
             job j = std::move(queue_.front());
             queue_.pop_front();
-            const auto shared = sharing_.find(j.call.get());
-            free->send(std::move(j), shared == sharing_.end() ? nullptr : shared->second.get());
+            send_to(*free, std::move(j));
         }
+    }
+
+    /// Sends `j` to worker `w`, its large arrays placed for its call.
+    void send_to(channel& w, job j) {
+        const auto shared = sharing_.find(j.call.get());
+        w.send(std::move(j), shared == sharing_.end() ? nullptr : shared->second.get());
     }
 
     /// Closing a worker's request pipe tells it to exit; those that do not within a second

@@ -68,9 +68,23 @@ void channel::send(job j, array_placer* placer) {
     }
     const bool was_idle = jobs_.empty();
     const bool was_writing = out_pos_ < before;
+    j.request = ++requests_;
     jobs_.push_back(std::move(j));
     if (!was_writing) write_more();
     if (was_idle) wait_readable();
+}
+
+std::optional<job> channel::take_back() noexcept {
+    if (dead_ || interrupted_ || !status_ || jobs_.size() < 2) return std::nullopt;
+    // The first one the worker has not started: the one behind its running one, or the first
+    // of a worker still starting up. Each try succeeds only on the next request to decide.
+    for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
+        if (!take_back_request(status_->gate, it->request)) continue;
+        job j = std::move(*it);
+        jobs_.erase(it);
+        return j;
+    }
+    return std::nullopt;
 }
 
 void channel::interrupt() noexcept {

@@ -25,6 +25,7 @@
 #include <deque>
 #include <exception>
 #include <memory>
+#include <optional>
 
 namespace cojob::detail {
 class array_placer;
@@ -39,6 +40,7 @@ inline constexpr std::size_t depth = 2;
 struct job {
     std::unique_ptr<batch_base> batch;
     std::shared_ptr<call_state> call;
+    std::uint64_t request = 0;  ///< its number among the requests sent to its worker, once sent
 };
 
 /// What a channel asks of the pool that owns it. Called only from handlers of a channel still
@@ -82,6 +84,9 @@ public:
     /// Encodes `j`'s batch as a request, its large arrays placed by `placer` (may be null), and
     /// sends it. A batch that cannot be encoded goes back to its call at once with the error.
     void send(job j, array_placer* placer);
+    /// When it holds two batches: takes back the first it has not started (src/request_gate.hpp;
+    /// it skips that request), for another worker to run. Null when it started both.
+    [[nodiscard]] std::optional<job> take_back() noexcept;
     /// Kills the worker for its call (error, timeout, cancellation): its end of file brings
     /// its batches back.
     void interrupt() noexcept;
@@ -142,6 +147,7 @@ private:
     boost::asio::any_io_executor bound_to_;
 
     std::deque<job> jobs_;  ///< sent, in order; the front one runs
+    std::uint64_t requests_ = 0;  ///< requests sent (withdrawn ones too)
     byte_buffer out_;       ///< frames not yet written from out_pos_ on
     std::size_t out_pos_ = 0;
     byte_buffer in_;

@@ -5,6 +5,7 @@
 // instead of running main: spawn.cpp sets them up, worker_loop.cpp takes them over.
 #pragma once
 
+#include "../request_gate.hpp"
 #include "arena.hpp"
 
 #include <sys/types.h>
@@ -33,6 +34,8 @@ struct worker_status {
     /// number of workers it reads from: large vector results may then be lent
     /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
     std::atomic<std::uint32_t> lend{0};
+    /// Whether the parent may take back the batch it holds (src/request_gate.hpp).
+    request_gate gate;
 };
 
 /// A worker just started, and the parent's ends of what it was given.

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -92,14 +93,14 @@ void wait_for_request(int fd) {
 
     auto* status = static_cast<worker_status*>(
         ::mmap(nullptr, sizeof(worker_status), PROT_READ | PROT_WRITE, MAP_SHARED, worker_status_fd, 0));
+    // Without it the parent could not tell which task runs, nor take back a held request.
+    if (status == MAP_FAILED) fault(std::string("cojob: worker could not map its status page: ") + std::strerror(errno));
     worker_context ctx;
-    if (status != MAP_FAILED) {
-        ctx.running = &status->running;
-        ctx.running_since = &status->running_since;
-    }
+    ctx.running = &status->running;
+    ctx.running_since = &status->running_since;
 
     // Responses are written into the result arena; large ones stay there (arena.hpp).
-    const bool has_arena = status != MAP_FAILED && ::fcntl(worker_arena_fd, F_GETFD) >= 0;
+    const bool has_arena = ::fcntl(worker_arena_fd, F_GETFD) >= 0;
     shared_arena arena(has_arena ? worker_arena_fd : -1, true);
     byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
     // Large vector results lent to the parent (worker_context::lent): kept until the parent has
@@ -123,6 +124,7 @@ void wait_for_request(int fd) {
     }
     worker_arrays arrays;  // the shared arguments its requests name (src/sharing.hpp)
     byte_buffer in;
+    std::uint64_t requests = 0;  // numbered as the parent numbers them (src/request_gate.hpp)
     try {
         write_hello(out);
         write_all(worker_response_fd, out.data(), out.size());
@@ -146,6 +148,8 @@ void wait_for_request(int fd) {
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());
         }
+        // Taken back while it waited behind the previous one: an idle worker runs it.
+        if (!start_request(status->gate, ++requests)) continue;
         // The parent may still be reading the previous response out of the arena: the batch
         // waits for it only when it has a first result to write (ctx.acquire_output), so that
         // the parent's decoding overlaps the first task. Only the frame header's 32 bytes are

@@ -1,11 +1,13 @@
 // tests/mpi/mpi_test.cpp - backend::mpi, run by `meson test` under `mpirun -n 3`: rank 0 runs
-// these cases, ranks 1 and 2 serve its tasks inside cojob::init.
+// these cases, ranks 1 and 2 serve its tasks inside cojob::init. The cases tagged [fastest]
+// run again under `mpirun -n 5`, with four worker ranks.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <cojob/cojob.hpp>
 #include <cojob/mpi.hpp>
 
+#include "fastest_first.hpp"
 #include "kit.hpp"
 #include "scratch_dir.hpp"
 
@@ -159,6 +161,13 @@ TEST_CASE("mpi: streams in input order and in completion order", "[mpi]") {
             for (int i = 0; i < 60; ++i) CHECK(sorted[static_cast<std::size_t>(i)] == i);
         }
     }
+}
+
+TEST_CASE("mpi: a fast task never waits behind a slow one while a rank is free", "[mpi][fastest]") {
+    const int ranks = cojob::mpi::size() - 1;
+    const int n_jobs = GENERATE_COPY(filter([ranks](int n) { return n <= ranks; }, values({2, 4})));
+    const long slow = GENERATE(0L, 1L);
+    fastest_first::check(on_ranks(n_jobs), slow);
 }
 
 TEST_CASE("mpi: a stream dropped early leaves the object free", "[mpi]") {
