@@ -98,6 +98,7 @@ private:
     // The hub thread's own:
     std::vector<rank_state> ranks_;
     std::deque<std::unique_ptr<outgoing>> sends_;
+    std::size_t asked_ = 0;  ///< take-backs sent and not answered
     buffer_pool pool_;  ///< block frames, for the next call's arrays
     byte_buffer in_;
     std::thread thread_;

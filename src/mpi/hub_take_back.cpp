@@ -6,35 +6,44 @@
 #include "hub.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 namespace cojob::detail::mpi {
 
+namespace {
+// A take-back costs a round trip to the busy rank's listener, which polls every 4 ms when
+// idle, and most batches are over sooner than that: a rank is asked only when its running
+// batch has been out for longer, as a slow task's is.
+constexpr std::int64_t take_back_after_ns = 10'000'000;
+}  // namespace
+
 bool hub::take_back() {
     if (!threads_multiple) return false;
+    // The idle ranks, less those a take-back under way is meant for (this runs at every turn
+    // of the hub's loop: the common case, no idle rank, costs one pass over the ranks).
+    std::size_t idle = 0;
+    int first_idle = world;
+    for (int r = 1; r < world; ++r) {
+        const auto& s = ranks_[static_cast<std::size_t>(r)];
+        if (s.gone || !s.jobs.empty()) continue;
+        ++idle;
+        first_idle = std::min(first_idle, r);
+    }
+    if (idle <= asked_) return false;
     {
         std::lock_guard lock(m_);
         if (!queue_.empty()) return false;
     }
-    // The idle ranks, less those a take-back under way is meant for.
-    std::vector<int> idle;
-    std::size_t pending = 0;
-    for (int r = 1; r < world; ++r) {
-        const auto& s = ranks_[static_cast<std::size_t>(r)];
-        if (!s.gone && s.jobs.empty()) idle.push_back(r);
-        pending += static_cast<std::size_t>(std::count_if(s.jobs.begin(), s.jobs.end(),
-                                                          [](const mpi_job& j) { return j.taking_back; }));
-    }
-    if (idle.size() <= pending) return false;
-    std::size_t spare = idle.size() - pending;
+    std::size_t spare = idle - asked_;
     bool asked = false;
+    const std::int64_t now = batch_base::now_ns();
     for (int r = 1; r < world && spare > 0; ++r) {
         auto& s = ranks_[static_cast<std::size_t>(r)];
-        if (s.gone || s.jobs.size() < depth) continue;
+        if (s.gone || s.jobs.size() < depth || now - s.jobs.front().batch->dispatched_ns < take_back_after_ns) continue;
         mpi_job& held = s.jobs.back();
         // The batch may only go to a rank among the first `ranks` (its call's n_jobs).
-        const bool may_move = std::any_of(idle.begin(), idle.end(), [&](int i) { return i <= held.ranks; });
-        if (held.taking_back || !may_move) continue;
+        if (held.taking_back || first_idle > held.ranks) continue;
         auto o = std::make_unique<outgoing>();
         const auto at = begin_frame(o->bytes);
         {
@@ -44,6 +53,7 @@ bool hub::take_back() {
         seal_frame(o->bytes, at, mpi_frame_kind::take_back);
         start_send(r, std::move(o), control_tag);
         held.taking_back = true;
+        ++asked_;
         --spare;
         asked = true;
     }
@@ -51,11 +61,13 @@ bool hub::take_back() {
 }
 
 bool hub::receive_answers() {
+    if (asked_ == 0) return false;  // no probe for answers nobody awaits
     int flag = 0;
     MPI_Message msg;
     MPI_Status st;
     check(MPI_Improbe(MPI_ANY_SOURCE, control_tag, comm, &flag, &msg, &st), "improbe");
     if (!flag) return false;
+    --asked_;
     const int from = st.MPI_SOURCE;
     std::uint64_t n = 0;
     std::uint8_t given_back = 0;

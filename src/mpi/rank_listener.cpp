@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <iostream>
@@ -21,7 +22,9 @@ take_back_listener::~take_back_listener() {
 }
 
 void take_back_listener::loop() noexcept {
-    backoff wait;
+    // Questions are rare and may wait a little (hub_take_back.cpp asks only about batches out
+    // for longer than this sleep): waking less often leaves the rank's CPU to its tasks.
+    backoff wait(std::chrono::milliseconds(4));
     try {
         while (!stop_.load(std::memory_order_relaxed)) {
             if (answer())

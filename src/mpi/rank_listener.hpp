@@ -1,7 +1,7 @@
 // src/mpi/rank_listener.hpp - private: a worker rank's second thread, which answers rank 0's
 // take-backs (src/request_gate.hpp) while the rank's main thread runs a task: rank 0 asks for
 // the request the rank holds behind its running one, and the listener gives it back unless the
-// rank has started it. It polls with the shared backoff (a probe a millisecond when idle) and
+// rank has started it. It polls with the shared backoff (a probe every 4 ms when idle) and
 // exists only when MPI may be called from two threads at once.
 #pragma once
 

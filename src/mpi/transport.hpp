@@ -63,18 +63,20 @@ inline void check(int rc, const char* what) {
     if (rc != MPI_SUCCESS) throw_mpi(rc, what);
 }
 
-/// Polls fast at first, then sleeps longer and longer (to 1 ms): an idle rank costs no CPU,
-/// a busy one answers within microseconds.
+/// Polls fast at first, then sleeps longer and longer (to `longest`, 1 ms unless told): an idle
+/// rank costs no CPU, a busy one answers within microseconds.
 class backoff {
 public:
+    explicit backoff(std::chrono::microseconds longest = std::chrono::microseconds(1000)) : longest_(longest.count()) {}
     void pause() {
         if (++rounds_ < 200) return;
-        const auto sleep = std::chrono::microseconds(std::min<long>(10L << std::min(rounds_ - 200, 7), 1000));
+        const auto sleep = std::chrono::microseconds(std::min<long>(10L << std::min(rounds_ - 200, 10), longest_));
         std::this_thread::sleep_for(sleep);
     }
     void reset() noexcept { rounds_ = 0; }
 
 private:
+    long longest_;
     int rounds_ = 0;
 };
 
