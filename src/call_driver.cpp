@@ -65,6 +65,7 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
     slot_ = {};
     auto call = std::move(call_);
     interrupted_ = call->interrupted();
+    batches_out_ = call->left_batches_out();
     // The call may outlive its form (a batch still on a worker holds it): a late interrupt
     // handler must not reach the form's hook.
     call->on_interrupt(nullptr);
@@ -77,10 +78,14 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
 }
 
 void call_driver::drain() noexcept {
-    auto& ctx = eng_->blocking_context;
+    // A call that ended with every batch back left nothing queued that holds it.
+    if (std::exchange(batches_out_, false)) drain_blocking_context(*eng_);
+}
+
+void drain_blocking_context(engine& e) noexcept {
     try {
-        ctx.restart();
-        while (ctx.poll() > 0) {
+        e.blocking_context.restart();
+        while (e.blocking_context.poll() > 0) {
         }
     } catch (...) {
     }

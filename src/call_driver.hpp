@@ -55,8 +55,8 @@ public:
     /// a short spin, since completions often follow closely; then sleep until the next handler.
     template <class Ready>
     void drive(Ready ready);
-    /// A blocking call that has ended: runs what its end left queued on the engine's io_context
-    /// (batches that came back after it was dropped hold the call, and through it the engine).
+    /// A blocking call that has ended with batches still out: runs what came back meanwhile
+    /// on the engine's io_context (such a batch holds the call, and through it the engine).
     void drain() noexcept;
 
     /// Whether the call has started and not ended.
@@ -75,11 +75,15 @@ private:
     bool claimed_ = false;
     std::shared_ptr<call_state> call_;
     bool interrupted_ = false;  ///< the call that ended was interrupted
+    bool batches_out_ = false;  ///< the call that ended left batches out (see drain)
     call_hooks hooks_;
     boost::asio::cancellation_slot slot_;
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
     std::unique_ptr<call_watch> watch_;
 };
+
+/// Runs the handlers queued on `e`'s blocking io_context until none is left.
+void drain_blocking_context(engine& e) noexcept;
 
 template <class Ready>
 void call_driver::drive(Ready ready) {

@@ -77,6 +77,8 @@ public:
     [[nodiscard]] std::exception_ptr result() const { return error_; }
     /// Lets go of what the call kept alive for its caller (an async call's results).
     std::shared_ptr<void> release_keep_alive() noexcept { return std::move(keep_alive_); }
+    /// Whether the call ended with batches still out (they come back later, holding it).
+    [[nodiscard]] bool left_batches_out() const noexcept { return left_batches_out_; }
 
 private:
     friend boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
@@ -143,6 +145,7 @@ private:
 
     std::mutex post_mutex_;  ///< guards closed_ against workers finishing after the end
     bool closed_ = false;
+    bool left_batches_out_ = false;  ///< set by close()
 };
 
 /// The coroutine that drives one call from its first batch to its end.

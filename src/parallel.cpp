@@ -41,8 +41,10 @@ parallel::~parallel() {
     // with operation_aborted on its own executor.
     if (auto call = engine_->active_async.lock(); call && call->cancel_from_anywhere()) return;
     // No call is running, but a task abandoned by a timeout may still hold a worker (and,
-    // through its call, the engine): release the workers now, waiting for that task.
+    // through its call, the engine): release the workers now, waiting for that task. What
+    // came back meanwhile holds the engine from its own io_context: run it now.
     engine_->backend.reset();
+    detail::drain_blocking_context(*engine_);
 }
 
 cojob::order parallel::stream_order() const noexcept {

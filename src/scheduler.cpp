@@ -95,6 +95,7 @@ void call_state::close() {
     timer_.reset();
     finished_.clear();
     reorder_.clear();
+    left_batches_out_ = !in_flight_.empty();
     in_flight_.clear();
     reorder_tasks_ = in_flight_tasks_ = 0;
 }
