@@ -152,59 +152,17 @@ auto squares_of_range10() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The producer of the pre_dispatch example: a generator-like input range. Each value is made
-// (and announced) only when the consumer steps the iterator to it, as a Python generator's
-// body runs up to its next `yield` when next() is called.
+// The producer of the pre_dispatch example: a co_yield generator. Each value is made (and
+// announced) only when the call steps to it, as a Python generator's body runs up to its next
+// `yield` when next() is called.
 
-class producer : public std::ranges::view_interface<producer> {
-public:
-    producer() = default;
-    explicit producer(int count, std::function<void(int)> on_produce)
-        : count_(count), on_produce_(std::move(on_produce)) {}
-
-    class iterator {
-    public:
-        using value_type = int;
-        using difference_type = std::ptrdiff_t;
-
-        iterator() = default;
-        explicit iterator(producer* owner) : owner_(owner) {}
-
-        int operator*() const { return owner_->current_; }
-        iterator& operator++() {
-            owner_->produce(owner_->current_ + 1);
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
-
-    private:
-        [[nodiscard]] bool at_end() const { return owner_->current_ >= owner_->count_; }
-
-        producer* owner_ = nullptr;
-    };
-
-    /// Starts the generator: produces the first value. An input range: call once.
-    iterator begin() {
-        produce(0);
-        return iterator{this};
-    }
-    [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
-
-private:
-    void produce(int i) {
-        current_ = i;
-        if (i >= count_) return;  // the generator's loop ended: StopIteration, nothing printed
+cojob::generator<int> producer(int count, std::function<void(int)> on_produce) {
+    for (int i = 0; i < count; ++i) {
         std::cout << "Produced " << i << std::endl;
-        if (on_produce_) on_produce_(i);
+        if (on_produce) on_produce(i);
+        co_yield i;
     }
-
-    int count_ = 0;
-    int current_ = 0;
-    std::function<void(int)> on_produce_;
-};
-
-static_assert(std::ranges::input_range<producer> && std::ranges::view<producer>);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The examples of the `Parallel` reference page.

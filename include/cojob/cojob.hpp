@@ -3,6 +3,7 @@
 
 #include <cojob/delayed.hpp>
 #include <cojob/errors.hpp>
+#include <cojob/generator.hpp>
 #include <cojob/init.hpp>
 #include <cojob/memmap.hpp>
 #include <cojob/memory.hpp>
