@@ -37,16 +37,21 @@ class generator : public std::ranges::view_interface<generator<T>> {
     static_assert(!std::is_rvalue_reference_v<T>, "cojob::generator<T&&>: use generator<T>, which hands out T&&");
 
 public:
+    /// The values it yields, without reference or const.
     using value_type = std::remove_cvref_t<T>;
     /// What the iterator hands out: T& for generator<T&>, else T&&.
     using reference = std::conditional_t<std::is_reference_v<T>, T, T&&>;
 
+    /// The coroutine's side, which the compiler drives: users never name it.
     class promise_type {
     public:
+        /// The generator a call of the coroutine returns.
         generator get_return_object() noexcept {
             return generator(std::coroutine_handle<promise_type>::from_promise(*this));
         }
+        /// Lazy: the body starts at the first `begin()`.
         std::suspend_always initial_suspend() const noexcept { return {}; }
+        /// Stays suspended at its end, so the generator can tell it is done.
         std::suspend_always final_suspend() const noexcept { return {}; }
 
         /// The yielded object lives in the body until it resumes: hand out its address.
@@ -56,6 +61,7 @@ public:
             current_ = std::addressof(v);
             return {};
         }
+        /// An rvalue of a generator<T>: handed out where it is, until the body resumes.
         std::suspend_always yield_value(value_type&& v) noexcept
             requires(!std::is_reference_v<T>)
         {
@@ -72,7 +78,9 @@ public:
             return {};
         }
 
+        /// The body ended.
         void return_void() const noexcept {}
+        /// The body threw: kept for the step that resumed it to rethrow.
         void unhandled_exception() noexcept { failure_ = std::current_exception(); }
 
         /// A synchronous generator: its body runs on the reader's thread and cannot wait.
@@ -86,18 +94,24 @@ public:
         std::exception_ptr failure_;
     };
 
+    /// An input iterator over the values, compared with std::default_sentinel for the end.
     class iterator {
     public:
+        /// See generator::value_type.
         using value_type = generator::value_type;
+        /// Required of an iterator; never used.
         using difference_type = std::ptrdiff_t;
 
         iterator() = default;
 
+        /// The value the body yielded last.
         reference operator*() const noexcept { return static_cast<reference>(*handle_.promise().current_); }
+        /// Runs the body to its next `co_yield` or its end. @throws what the body threw.
         iterator& operator++() {
             resume(handle_);
             return *this;
         }
+        /// As `++it`.
         void operator++(int) { ++*this; }
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.handle_.done(); }
 
@@ -107,7 +121,9 @@ public:
         std::coroutine_handle<promise_type> handle_;
     };
 
+    /// Takes over `other`'s body; `other` is left empty.
     generator(generator&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    /// Destroys this generator's body, then takes over `other`'s.
     generator& operator=(generator&& other) noexcept {
         if (this != &other) {
             if (handle_) handle_.destroy();
@@ -117,6 +133,7 @@ public:
     }
     generator(const generator&) = delete;
     generator& operator=(const generator&) = delete;
+    /// Destroys the body where it stopped (its locals with it).
     ~generator() {
         if (handle_) handle_.destroy();
     }
@@ -127,6 +144,7 @@ public:
         resume(handle_);
         return iterator(handle_);
     }
+    /// The end: an iterator equals it once the body has ended.
     [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
 
 private:
