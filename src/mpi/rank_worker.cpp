@@ -162,8 +162,11 @@ private:
             try {
                 h = receive_frame(msg, st, in);
             } catch (const wire_error& e) {
-                // Taken for a request: rank 0 pairs the fault with the one it sent.
-                if (start_request(gate, ++requests)) fault(std::string("could not read a request: ") + e.what());
+                // Its kind unknown, the frame may or may not have been a request: this rank's
+                // numbers may no longer match rank 0's, so it answers no more take-backs and
+                // keeps every batch it is sent.
+                listener.reset();
+                fault(std::string("could not read a request: ") + e.what());
                 continue;
             }
             const char* payload = in.data() + sizeof(frame_header);
