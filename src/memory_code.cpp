@@ -44,6 +44,11 @@ key128 key_hasher::digest() const noexcept {
 
 void byte_source::truncated() { throw cojob::error("cojob: a stored value is truncated (its bytes end before the value does)"); }
 
+void byte_source::implausible_count(std::uint64_t count, std::size_t left) {
+    throw cojob::error("cojob: a stored value is damaged (a container claims " + std::to_string(count) +
+                       " elements with only " + std::to_string(left) + " bytes after it)");
+}
+
 key128 hash128(std::string_view bytes) noexcept {
     const XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
     return {h.low64, h.high64};

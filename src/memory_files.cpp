@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zstd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -122,16 +120,9 @@ entry_file::status entry_file::open(const std::string& path, const key128& key, 
         return status::corrupt;
     }
     if (header_.flags & flag_zstd) {
-        const unsigned long long n = ZSTD_getFrameContentSize(stored, header_.stored_bytes);
-        if (n != header_.payload_bytes) {
-            why_ = "is corrupt (compressed frame of unexpected size)";
-            return status::corrupt;
-        }
-        decompressed_.resize(header_.payload_bytes);
-        const std::size_t got =
-            ZSTD_decompress(decompressed_.data(), decompressed_.size(), stored, header_.stored_bytes);
-        if (ZSTD_isError(got) || got != header_.payload_bytes) {
-            why_ = "is corrupt (cannot be decompressed)";
+        if (const char* bad = decompress_frame(std::string_view(stored, header_.stored_bytes), header_.payload_bytes,
+                                               decompressed_)) {
+            why_ = std::string("is corrupt (") + bad + ")";
             return status::corrupt;
         }
         payload_ = decompressed_.data();

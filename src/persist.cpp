@@ -1,10 +1,11 @@
-// src/persist.cpp - the dump file: a 256-byte header (magic, format, type, sizes, checksums)
-// followed by the payload written with memory's cache archive (arrays aligned in the file, see
-// array_layout), optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
+// src/persist.cpp - the dump file: a 256-byte header (src/dump_format.hpp) followed by the
+// payload written with memory's cache archive (arrays aligned in the file, see array_layout),
+// optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
 #include <cojob/persist.hpp>
 
 #include <cojob/errors.hpp>
 
+#include "dump_format.hpp"
 #include "pieces.hpp"
 #include "util.hpp"
 
@@ -29,28 +30,6 @@ namespace cojob::detail {
 namespace {
 
 constexpr char magic[8] = {'C', 'O', 'J', 'O', 'B', 'D', 'M', 'P'};
-/// 2: arrays under 64 bytes start on a 16-byte boundary; 1 (still read) left them unaligned.
-constexpr std::uint32_t format_version = 2;
-constexpr std::uint32_t flag_zstd = 1;
-constexpr std::uint32_t flag_array = 2;
-constexpr std::uint64_t max_payload = std::uint64_t(1) << 40;
-
-struct dump_header {
-    char magic[8];
-    std::uint32_t format;
-    std::uint32_t flags;
-    std::uint64_t type_key;
-    std::uint64_t element_key;
-    std::uint64_t element_size;
-    std::uint64_t payload_bytes;  ///< after decompression
-    std::uint64_t stored_bytes;   ///< in the file, after the header
-    std::uint64_t payload_checksum;
-    char type_name[160];  ///< mangled, for messages
-    std::uint64_t header_checksum;
-};
-static_assert(sizeof(dump_header) <= dump_header_bytes);
-
-std::uint64_t checksum_of(const dump_header& h) { return XXH3_64bits(&h, offsetof(dump_header, header_checksum)); }
 
 std::string demangle(const char* mangled) {
     int status = 0;
@@ -61,15 +40,24 @@ std::string demangle(const char* mangled) {
 }
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
-    throw error("cojob::load: " + path.string() + " " + what);
+    dump_failure("cojob::load", path, what);
 }
 
-struct fd_closer {
-    int fd;
-    ~fd_closer() {
-        if (fd >= 0) ::close(fd);
-    }
-};
+}  // namespace
+
+const char* dump_magic() noexcept { return magic; }
+
+std::uint64_t dump_header_checksum(const dump_header& h) noexcept {
+    return XXH3_64bits(&h, offsetof(dump_header, header_checksum));
+}
+
+fd_closer::~fd_closer() {
+    if (fd >= 0) ::close(fd);
+}
+
+void dump_failure(const char* who, const std::filesystem::path& path, const std::string& what) {
+    throw error(std::string(who) + ": " + path.string() + " " + what);
+}
 
 bool read_at(int fd, void* out, std::size_t size, std::uint64_t at) {
     std::size_t done = 0;
@@ -82,36 +70,42 @@ bool read_at(int fd, void* out, std::size_t size, std::uint64_t at) {
     return true;
 }
 
-/// Opens a dump file and checks its header against the expected type.
-dump_header read_header(const std::filesystem::path& path, const dump_type& expected, fd_closer& fd,
-                        std::uint64_t& file_size) {
+dump_header read_dump_header(const char* who, const std::filesystem::path& path, const dump_type* expected,
+                             fd_closer& fd, std::uint64_t& file_size) {
     fd.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd.fd < 0) fail(path, std::string("cannot be opened: ") + std::strerror(errno));
+    if (fd.fd < 0) dump_failure(who, path, std::string("cannot be opened: ") + std::strerror(errno));
     struct stat st{};
-    if (::fstat(fd.fd, &st) != 0) fail(path, std::string("cannot be examined: ") + std::strerror(errno));
+    if (::fstat(fd.fd, &st) != 0) dump_failure(who, path, std::string("cannot be examined: ") + std::strerror(errno));
     file_size = static_cast<std::uint64_t>(st.st_size);
     dump_header h{};
     if (file_size < dump_header_bytes || !read_at(fd.fd, &h, sizeof h, 0))
-        fail(path, "is not a cojob dump (shorter than its header)");
-    if (std::memcmp(h.magic, magic, sizeof magic) != 0) fail(path, "is not a cojob dump (bad magic)");
-    if (h.format != format_version && h.format != 1)
-        fail(path, "has dump format " + std::to_string(h.format) + "; this build reads formats 1 to " +
-                       std::to_string(format_version));
-    if (h.header_checksum != checksum_of(h)) fail(path, "has a corrupt header (checksum mismatch)");
+        dump_failure(who, path, "is not a cojob dump (shorter than its header)");
+    if (std::memcmp(h.magic, magic, sizeof magic) != 0) dump_failure(who, path, "is not a cojob dump (bad magic)");
+    if (h.format < 1 || h.format > dump_format_version)
+        dump_failure(who, path, "has dump format " + std::to_string(h.format) + "; this build reads formats 1 to " +
+                                    std::to_string(dump_format_version));
+    if (h.header_checksum != dump_header_checksum(h)) dump_failure(who, path, "has a corrupt header (checksum mismatch)");
     h.type_name[sizeof h.type_name - 1] = '\0';
-    if (h.type_key != expected.type_key)
-        fail(path, "holds a " + demangle(h.type_name) + ", not a " + demangle(expected.type_name));
-    if (h.stored_bytes != file_size - dump_header_bytes || h.payload_bytes > max_payload)
-        fail(path, "is truncated (" + std::to_string(file_size - dump_header_bytes) + " of " +
-                       std::to_string(h.stored_bytes) + " payload bytes)");
+    if (expected && h.type_key != expected->type_key)
+        dump_failure(who, path, "holds a " + demangle(h.type_name) + ", not a " + demangle(expected->type_name));
+    if (h.stored_bytes != file_size - dump_header_bytes || h.payload_bytes > dump_max_payload)
+        dump_failure(who, path, "is truncated (" + std::to_string(file_size - dump_header_bytes) + " of " +
+                                    std::to_string(h.stored_bytes) + " payload bytes)");
+    if (!(h.flags & dump_flag_zstd) && h.payload_bytes != h.stored_bytes)
+        dump_failure(who, path, "is corrupt (sizes disagree)");
     return h;
 }
 
-array_layout layout_of(const dump_header& h) noexcept {
-    return h.format == 1 ? array_layout::first_format() : array_layout{};
+void array_extent(const char* who, const std::filesystem::path& path, const dump_header& h, int fd,
+                  std::uint64_t file_size, std::uint64_t& offset, std::uint64_t& count) {
+    if (!read_at(fd, &count, sizeof count, dump_header_bytes)) dump_failure(who, path, "is truncated (no element count)");
+    const std::uint64_t bytes = count <= dump_max_payload && h.element_size <= 64 ? count * h.element_size : 0;
+    offset = dump_header_bytes + sizeof count;
+    offset += layout_of(h).padding(static_cast<std::size_t>(offset), static_cast<std::size_t>(bytes));
+    if (count > dump_max_payload || h.element_size > 64 || offset + bytes != file_size)
+        dump_failure(who, path, "is damaged (" + std::to_string(count) + " elements do not fit its " +
+                                    std::to_string(file_size) + " bytes)");
 }
-
-}  // namespace
 
 std::uint64_t type_name_key(const char* mangled) noexcept { return XXH3_64bits(mangled, std::strlen(mangled)); }
 
@@ -122,23 +116,26 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
                     std::to_string(max_level));
     dump_header h{};
     std::memcpy(h.magic, magic, sizeof magic);
-    h.format = format_version;
+    h.format = dump_format_version;
     h.type_key = type.type_key;
     h.element_key = type.element_key;
     h.element_size = type.element_size;
-    if (type.element_key) h.flags |= flag_array;
+    if (type.element_key) h.flags |= dump_flag_array;
     std::strncpy(h.type_name, type.type_name, sizeof h.type_name - 1);
     h.payload_bytes = sink.size() - dump_header_bytes;
     h.stored_bytes = h.payload_bytes;
-    // Raw dumps carry no payload checksum: mapping them r+ changes them in place, as it should.
     std::string packed;  // compressed: the header room and the frame
     if (level > 0) {
         packed = compress_pieces(sink, dump_header_bytes, level, "cojob::dump");
-        h.flags |= flag_zstd;
+        h.flags |= dump_flag_zstd;
         h.stored_bytes = packed.size() - dump_header_bytes;
         h.payload_checksum = XXH3_64bits(packed.data() + dump_header_bytes, h.stored_bytes);
+    } else {
+        // Raw: hashed where the bytes are (the gathered arrays in the value), in one pass.
+        h.flags |= dump_flag_checksum;
+        h.payload_checksum = hash_pieces(sink, dump_header_bytes);
     }
-    h.header_checksum = checksum_of(h);
+    h.header_checksum = dump_header_checksum(h);
     std::memcpy(level > 0 ? packed.data() : sink.buffer().data(), &h, sizeof h);
 
     // Raw: the gathered arrays go to the file straight from the value (one copy).
@@ -148,14 +145,13 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
 }
 
 dump_reader::dump_reader(const std::filesystem::path& path, const dump_type& expected) : path_(path.string()) {
-    fd_closer fd{-1};
+    fd_closer fd;
     std::uint64_t size = 0;
-    const dump_header h = read_header(path, expected, fd, size);
+    const dump_header h = read_dump_header("cojob::load", path, &expected, fd, size);
     layout_ = layout_of(h);
-    if (!(h.flags & flag_zstd)) {
+    if (!(h.flags & dump_flag_zstd)) {
         // Raw: the payload is read where the page cache has it, with no buffer in between
         // (MAP_POPULATE makes the page-table entries in one go instead of a fault per 16 pages).
-        if (h.payload_bytes != h.stored_bytes) fail(path, "is corrupt (sizes disagree)");
         mapped_bytes_ = static_cast<std::size_t>(size);
         mapped_ = ::mmap(nullptr, mapped_bytes_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.fd, 0);
         if (mapped_ == MAP_FAILED) {
@@ -164,16 +160,14 @@ dump_reader::dump_reader(const std::filesystem::path& path, const dump_type& exp
         }
         payload_ = static_cast<const char*>(mapped_) + dump_header_bytes;
         payload_bytes_ = static_cast<std::size_t>(h.payload_bytes);
+        if ((h.flags & dump_flag_checksum) && XXH3_64bits(payload_, payload_bytes_) != h.payload_checksum)
+            fail(path, "is corrupt (payload checksum mismatch)");
         return;
     }
     std::string stored(h.stored_bytes, '\0');
     if (!read_at(fd.fd, stored.data(), stored.size(), dump_header_bytes)) fail(path, "is truncated (short read)");
     if (XXH3_64bits(stored.data(), stored.size()) != h.payload_checksum) fail(path, "is corrupt (payload checksum mismatch)");
-    if (ZSTD_getFrameContentSize(stored.data(), stored.size()) != h.payload_bytes)
-        fail(path, "is corrupt (compressed frame of unexpected size)");
-    decompressed_.assign(h.payload_bytes, '\0');
-    const std::size_t n = ZSTD_decompress(decompressed_.data(), decompressed_.size(), stored.data(), stored.size());
-    if (ZSTD_isError(n) || n != h.payload_bytes) fail(path, "is corrupt (cannot be decompressed)");
+    if (const char* why = decompress_frame(stored, h.payload_bytes, decompressed_)) fail(path, std::string("is corrupt (") + why + ")");
     payload_ = decompressed_.data();
     payload_bytes_ = decompressed_.size();
 }
@@ -190,24 +184,28 @@ void dump_reader::damaged(const char* why) const {
     throw error("cojob::load: " + path_ + " does not parse as the type asked for (" + why + ")");
 }
 
-void locate_array(const std::filesystem::path& path, const dump_type& expected, std::uint64_t& offset,
+void locate_array(const std::filesystem::path& path, const dump_type& expected, bool writable, std::uint64_t& offset,
                   std::uint64_t& count) {
-    fd_closer fd{-1};
+    fd_closer fd;
     std::uint64_t size = 0;
-    const dump_header h = read_header(path, expected, fd, size);
-    if (h.flags & flag_zstd)
+    dump_header h = read_dump_header("cojob::load", path, &expected, fd, size);
+    if (h.flags & dump_flag_zstd)
         throw error("cojob::load_mmap: " + path.string() +
                     " is compressed (zstd) and cannot be memory-mapped; load it into memory with "
                     "cojob::load<std::vector<T>>(path), or dump it with compress=0");
-    if (!(h.flags & flag_array) || h.element_size != expected.element_size)
+    if (!(h.flags & dump_flag_array) || h.element_size != expected.element_size)
         fail(path, "does not hold one array of " + std::to_string(expected.element_size) + "-byte elements");
-    if (!read_at(fd.fd, &count, sizeof count, dump_header_bytes)) fail(path, "is truncated (no element count)");
-    const std::uint64_t bytes = count <= max_payload ? count * h.element_size : 0;
-    offset = dump_header_bytes + sizeof count;
-    offset += layout_of(h).padding(static_cast<std::size_t>(offset), static_cast<std::size_t>(bytes));
-    if (count > max_payload || offset + bytes != size)
-        fail(path, "is damaged (" + std::to_string(count) + " elements do not fit its " + std::to_string(size) +
-                       " bytes)");
+    array_extent("cojob::load", path, h, fd.fd, size, offset, count);
+    if (!writable || !(h.flags & dump_flag_checksum)) return;
+    // Writes through the map will change the payload: the checksum no longer holds, and the
+    // header says so before the first write can happen.
+    h.flags &= ~dump_flag_checksum;
+    h.payload_checksum = 0;
+    h.header_checksum = dump_header_checksum(h);
+    fd_closer rw;
+    rw.fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (rw.fd < 0 || ::pwrite(rw.fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h))
+        throw error("cojob::load_mmap: " + path.string() + " cannot be opened for writing: " + std::strerror(errno));
 }
 
 }  // namespace cojob::detail

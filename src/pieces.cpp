@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <memory>
 #include <new>
+#include <string_view>
 
 namespace cojob::detail {
 
@@ -57,6 +58,39 @@ std::string compress_pieces(const byte_sink& sink, std::size_t header_bytes, int
     }
     packed.resize(header_bytes + out.pos);
     return packed;
+}
+
+const char* decompress_frame(std::string_view stored, std::uint64_t payload_bytes, std::string& out) {
+    if (ZSTD_getFrameContentSize(stored.data(), stored.size()) != payload_bytes) return "compressed frame of unexpected size";
+    struct dctx_deleter {
+        void operator()(ZSTD_DCtx* d) const noexcept { ZSTD_freeDCtx(d); }
+    };
+    const std::unique_ptr<ZSTD_DCtx, dctx_deleter> dctx(ZSTD_createDCtx());
+    if (!dctx) throw std::bad_alloc();
+    // Levels up to 19 use windows of 8 MiB at most; a frame asking for more was not written here.
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 23))) return "zstd refused its settings";
+    out.clear();
+    std::size_t room = static_cast<std::size_t>(std::min<std::uint64_t>(payload_bytes, 4 * stored.size() + 4096));
+    out.resize(room);
+    ZSTD_inBuffer in{stored.data(), stored.size(), 0};
+    ZSTD_outBuffer put{out.data(), out.size(), 0};
+    for (;;) {
+        const std::size_t consumed = in.pos, made = put.pos;
+        const std::size_t r = ZSTD_decompressStream(dctx.get(), &put, &in);
+        if (ZSTD_isError(r)) return "cannot be decompressed";
+        if (r == 0) break;  // the frame is complete
+        if (put.pos == put.size && room < payload_bytes) {
+            room = static_cast<std::size_t>(std::min<std::uint64_t>(payload_bytes, std::uint64_t{room} * 2 + 4096));
+            out.resize(room);
+            put = ZSTD_outBuffer{out.data(), out.size(), put.pos};
+            continue;
+        }
+        if (in.pos == consumed && put.pos == made)
+            return in.pos == in.size ? "compressed frame cut short" : "compressed frame longer than it says";
+    }
+    if (put.pos != payload_bytes || in.pos != in.size) return "compressed frame of unexpected size";
+    out.resize(put.pos);
+    return nullptr;
 }
 
 std::uint64_t hash_pieces(const byte_sink& sink, std::size_t header_bytes) {

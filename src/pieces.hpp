@@ -35,6 +35,12 @@ void for_each_piece(const byte_sink& sink, F f) {
 /// @throws cojob::error starting with `who` when zstd fails.
 [[nodiscard]] std::string compress_pieces(const byte_sink& sink, std::size_t header_bytes, int level, const char* who);
 
+/// Decompresses the one zstd frame `stored` into `out`, which must come to `payload_bytes`
+/// bytes. `out` grows as bytes come out of the frame, never from a size the frame claims, so
+/// a few hostile bytes cannot make it allocate much: memory follows what the input really holds.
+/// Returns null, or what is wrong ("compressed frame of unexpected size", ...).
+[[nodiscard]] const char* decompress_frame(std::string_view stored, std::uint64_t payload_bytes, std::string& out);
+
 /// XXH3-64 of the sink's bytes after its first `header_bytes` (the value XXH3_64bits gives for
 /// them in one block).
 [[nodiscard]] std::uint64_t hash_pieces(const byte_sink& sink, std::size_t header_bytes);

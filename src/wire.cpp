@@ -73,6 +73,8 @@ void check_payload(const frame_header& h, const char* payload) {
                          " bytes)");
 }
 
+void answered_too_many() { throw wire_error("cojob: a worker answered more tasks than it was sent"); }
+
 pipe_io& pipe_seam() noexcept {
     static pipe_io io{&::read, &::write};
     return io;
@@ -94,6 +96,20 @@ bool read_exact(int fd, void* buf, std::size_t n) {
         }
     }
     return true;
+}
+
+void read_payload(int fd, std::uint64_t length, byte_buffer& out) {
+    constexpr std::size_t step = 256 * 1024;
+    out.clear();
+    while (out.size() < length) {
+        const std::size_t at = out.size();
+        const auto left = static_cast<std::size_t>(length - at);
+        const std::size_t n = std::min(left, std::max(step, at));
+        out.resize(at + n);
+        if (!read_exact(fd, out.data() + at, n))
+            throw wire_error("cojob: the pipe closed inside a frame (" + std::to_string(at) + " of " +
+                             std::to_string(length) + " payload bytes read)");
+    }
 }
 
 void write_all(int fd, const void* buf, std::size_t n) {

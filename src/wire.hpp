@@ -69,6 +69,10 @@ pipe_io& pipe_seam() noexcept;
 /// Blocking: reads exactly n bytes. Returns false on end of file before the first byte.
 /// @throws wire_error on end of file inside the n bytes, or an I/O error.
 bool read_exact(int fd, void* buf, std::size_t n);
+/// Blocking: reads a frame's payload of `length` bytes into `out` (resized to it). The buffer
+/// grows as the bytes come (at most doubling), never by the length alone.
+/// @throws wire_error when the pipe closes first, or an I/O error.
+void read_payload(int fd, std::uint64_t length, byte_buffer& out);
 /// Blocking: writes all n bytes (retries EINTR, short writes and EAGAIN).
 void write_all(int fd, const void* buf, std::size_t n);
 

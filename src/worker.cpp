@@ -21,6 +21,12 @@ void write_hello(byte_buffer& out) {
     end_frame(out, at, frame_kind::hello);
 }
 
+hello_facts read_hello(wire_in& in) {
+    hello_facts h;
+    in(h.identity, h.pid, h.probe);
+    return h;
+}
+
 void run_request(const char* payload, std::size_t n, byte_buffer& out, const worker_context& ctx,
                  outside_bytes& arrays) {
     wire_in req(payload, n, &arrays);

@@ -26,6 +26,14 @@ void enter_worker_mode() noexcept;
 
 /// Appends the hello frame a worker starts with (build identity, pid, lend probe address) to `out`.
 void write_hello(byte_buffer& out);
+/// What a worker's hello says.
+struct hello_facts {
+    std::string identity;     ///< its build_identity()
+    std::int32_t pid = 0;
+    std::uint64_t probe = 0;  ///< lend_probe_address() in the worker
+};
+/// Reads the payload write_hello wrote. @throws wire_error when it is cut short.
+[[nodiscard]] hello_facts read_hello(wire_in& in);
 /// Runs the request whose payload is [payload, payload + n) and leaves its response in `out`
 /// (cleared first) as a frame whose header the caller fills in (end_frame, arena_header). The
 /// request's shared arrays are read from `arrays`.

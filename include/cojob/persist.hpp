@@ -109,9 +109,10 @@ private:
     array_layout layout_;  ///< of the file's format
 };
 
-/// Where a dumped array's elements start in its file and how many there are.
+/// Where a dumped array's elements start in its file and how many there are. `writable`: the
+/// array is about to be mapped for writing, so the file's payload checksum is dropped first.
 /// @throws cojob::error when the file is compressed, not an array of that element, or damaged.
-void locate_array(const std::filesystem::path& path, const dump_type& expected, std::uint64_t& offset,
+void locate_array(const std::filesystem::path& path, const dump_type& expected, bool writable, std::uint64_t& offset,
                   std::uint64_t& count);
 
 // Spans and memmaps are written like vectors.
@@ -150,9 +151,11 @@ void dump(const T& value, const std::filesystem::path& path, int compress = 0) {
 }
 
 /// Reads back a value `dump` wrote (joblib's `load` without mmap_mode). A file written from an
-/// array (vector, span or memmap of E) loads as `std::vector<E>`.
+/// array (vector, span or memmap of E) loads as `std::vector<E>`. The payload's checksum is
+/// checked first (raw files written by older builds, and raw files mapped for writing, have
+/// none), then every length in it against the bytes that remain, before anything is allocated.
 /// @throws cojob::error naming the path when the file is missing, is not a dump, holds another
-///         type (named in the message), or is damaged (checksum).
+///         type (named in the message), or is damaged (checksum, lengths, trailing bytes).
 template <class T>
 [[nodiscard]] T load(const std::filesystem::path& path) {
     static_assert(std::is_default_constructible_v<T>, "cojob::load<T>: T must be default constructible");
@@ -172,17 +175,29 @@ template <class T>
 /// Maps the array a raw (uncompressed) `dump` of a vector, span or memmap of `E` wrote, in
 /// place: nothing is read or copied until touched (joblib's `load(path, mmap_mode=...)`).
 /// `w_plus` keeps the array's place in the file but zeroes it (numpy's "create or overwrite").
-/// Raw dumps have no payload checksum (writes through `r_plus` change them in place, as joblib's do);
-/// compressed ones have one, checked by `load`.
+/// Only the header is checked (magic, format, its own checksum, the type, and that the array
+/// fits the file): the elements are not read, so a damaged element is not noticed; `verify`
+/// checks a file in full. Mapping `r_plus` or `w_plus` drops the file's payload checksum
+/// (the writes change the payload in place, as joblib's do), so later loads do not check it.
 /// @throws cojob::error naming the path when the file is compressed (load it with
 ///         `load<std::vector<E>>` instead, which decompresses), holds something else, or is damaged.
 template <class E>
 [[nodiscard]] memmap<E> load_mmap(const std::filesystem::path& path, mmap_mode mode = mmap_mode::r) {
     static_assert(std::is_arithmetic_v<E>, "cojob::load_mmap<E>: E is the element type, an arithmetic type");
     std::uint64_t offset = 0, count = 0;
-    detail::locate_array(path, detail::dump_type_of<std::vector<E>>(), offset, count);
+    const bool writable = mode == mmap_mode::r_plus || mode == mmap_mode::w_plus;
+    detail::locate_array(path, detail::dump_type_of<std::vector<E>>(), writable, offset, count);
     return memmap<E>(path.string(), mode, {static_cast<std::size_t>(count)}, offset);
 }
+
+/// Checks a dump file in full without loading its value: the header, the sizes, the payload
+/// checksum over every byte (raw or compressed), that a compressed payload decompresses to its
+/// announced size (streamed: memory stays small), and that an array fits the file. Raw files
+/// written by older builds, and raw files mapped `r_plus` / `w_plus`, carry no payload checksum:
+/// for those only the structure is checked, and `verify` returns false.
+/// @returns true when a payload checksum was checked and matched.
+/// @throws cojob::error naming the path and what is wrong.
+bool verify(const std::filesystem::path& path);
 
 /// `load_mmap<E>(path, mode)`, spelled as joblib's `load(path, mmap_mode=...)`: E is the
 /// element type, and the result a `memmap<E>`.

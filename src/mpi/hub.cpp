@@ -6,6 +6,7 @@
 #include <cojob/errors.hpp>
 
 #include "../sharing.hpp"
+#include "../worker.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -271,13 +272,11 @@ bool hub::receive() {
     wire_in ar(in_.data() + sizeof(frame_header), static_cast<std::size_t>(h.length));
     switch (static_cast<mpi_frame_kind>(h.kind)) {
         case mpi_frame_kind::hello: {
-            std::string identity;
-            std::int32_t pid = 0;
-            ar(identity, pid);
-            if (identity != build_identity()) {
+            const hello_facts hi = read_hello(ar);
+            if (hi.identity != build_identity()) {
                 give_up_rank(from, std::make_exception_ptr(wire_error(
-                                       "cojob: MPI rank " + std::to_string(from) + " (pid " + std::to_string(pid) +
-                                       ") runs another build (" + identity + ", expected " + build_identity() +
+                                       "cojob: MPI rank " + std::to_string(from) + " (pid " + std::to_string(hi.pid) +
+                                       ") runs another build (" + hi.identity + ", expected " + build_identity() +
                                        "); start the same program on every rank")));
                 return true;
             }

@@ -6,6 +6,7 @@
 
 #include "../sharing.hpp"
 #include "../wire.hpp"
+#include "../worker.hpp"
 #include "failure_text.hpp"
 
 #include <cojob/errors.hpp>
@@ -171,7 +172,9 @@ void channel::read_more() {
                 return;
             }
             const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
-            if (total > in_.size()) want = std::max(want, total - in_.size());
+            // The buffer at most doubles per read: its size follows the bytes that came, not the
+            // length a header claims.
+            if (total > in_.size()) want = std::max(want, std::min(total - in_.size(), in_.size()));
         }
         const std::size_t at = in_.size();
         in_.reserve(at + want);
@@ -212,16 +215,12 @@ bool channel::take_frames() {
             wire_in ar(payload, static_cast<std::size_t>(h.length), memory_.get());  // lent results come from it
             switch (static_cast<frame_kind>(h.kind)) {
                 case frame_kind::hello: {
-                    std::string identity;
-                    std::int32_t pid = 0;
-                    ar(identity, pid);
-                    if (identity != build_identity())
-                        throw wire_error("cojob: worker process " + std::to_string(pid) + " is another build (" +
-                                         identity + ", expected " + build_identity() + ")");
-                    std::uint64_t probe = 0;
-                    ar(probe);
+                    const hello_facts hi = read_hello(ar);
+                    if (hi.identity != build_identity())
+                        throw wire_error("cojob: worker process " + std::to_string(hi.pid) + " is another build (" +
+                                         hi.identity + ", expected " + build_identity() + ")");
                     // Large vector results are lent when this process can read the worker's memory.
-                    if (memory_->probe(probe)) status_->lend.store(lend_readers_, std::memory_order_release);
+                    if (memory_->probe(hi.probe)) status_->lend.store(lend_readers_, std::memory_order_release);
                     greeted_ = true;
                     break;
                 }
@@ -235,8 +234,7 @@ bool channel::take_frames() {
                         // they stay in the arena, and the worker waits before writing the next.
                         std::uint64_t completed = 0;
                         ar(completed);
-                        if (completed > b.size)
-                            throw wire_error("cojob: a worker answered more tasks than it was sent");
+                        if (completed > b.size) answered_too_many();
                         b.completed = static_cast<std::size_t>(completed);
                         b.deferred = std::make_unique<arena_payload>(
                             arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,

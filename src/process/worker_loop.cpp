@@ -141,9 +141,7 @@ void wait_for_request(int fd) {
             h = parse_header(head);
             if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
                 throw wire_error("cojob: worker got a frame that is not a request");
-            in.resize(static_cast<std::size_t>(h.length));
-            if (!read_exact(worker_request_fd, in.data(), in.size()) && h.length)
-                throw wire_error("cojob: the request pipe closed inside a frame");
+            read_payload(worker_request_fd, h.length, in);
             check_payload(h, in.data());
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());

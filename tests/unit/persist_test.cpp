@@ -159,7 +159,8 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
         std::ofstream(dir.file("flipped"), std::ios::binary) << bytes;
     }
     CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("flipped")), Catch::Contains("checksum"));
-    // A raw file's element count claims more than the file holds: refused before any allocation.
+    // A raw file's element count claims more than the file holds: refused before any
+    // allocation, by the payload checksum (load) or by the header's sizes (load_mmap).
     bytes = raw_bytes(dir.file("good"));
     for (const std::uint64_t count : {std::uint64_t{1001}, std::uint64_t{1} << 61, ~std::uint64_t{0}}) {
         CAPTURE(count);
@@ -167,7 +168,8 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
         {
             std::ofstream(dir.file("counted"), std::ios::binary) << bytes;
         }
-        CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("counted")), Catch::Contains("counted") && Catch::Contains("truncated"));
+        CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("counted")), Catch::Contains("counted") && Catch::Contains("checksum"));
+        CHECK_THROWS_WITH(cojob::load_mmap<double>(dir.file("counted")), Catch::Contains("counted") && Catch::Contains("damaged"));
     }
 }
 

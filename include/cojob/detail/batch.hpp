@@ -140,7 +140,7 @@ struct typed_batch final : batch_base {
     }
     void decode(wire_in& in) override {
         if constexpr (remote<Task>::possible) {
-            completed = remote<Task>::decode(in, results, first, error, origin);
+            completed = remote<Task>::decode(in, results, first, size, error, origin);
         } else {
             throw cojob::error("cojob: these tasks cannot run in a worker process: " + remote_refusal<Task>());
         }

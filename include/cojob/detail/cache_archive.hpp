@@ -8,6 +8,7 @@
 
 #include <cereal/cereal.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -165,9 +166,12 @@ public:
     }
 
     [[nodiscard]] bool at_end() const noexcept { return cur_ == end_; }
+    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - cur_); }
 
     /// @throws cojob::error ("truncated").
     [[noreturn]] static void truncated();
+    /// @throws cojob::error: a container claims `count` elements with only `left` bytes after it.
+    [[noreturn]] static void implausible_count(std::uint64_t count, std::size_t left);
 
 private:
     const char* begin_;
@@ -195,6 +199,8 @@ public:
     void load_bytes(void* data, std::size_t size) { source_->read(data, size); }
     void load_array(void* data, std::size_t size) { source_->read_array(data, size); }
     const char* array_in_place(std::size_t size) { return source_->take_array(size); }
+    /// Bytes not read yet.
+    [[nodiscard]] std::size_t remaining() const noexcept { return source_->remaining(); }
 
 private:
     byte_source* source_;
@@ -223,9 +229,15 @@ template <class T>
 void CEREAL_SERIALIZE_FUNCTION_NAME(cache_output_archive& ar, cereal::SizeTag<T>& t) {
     ar(t.size);
 }
+/// Every element a container writes takes a byte or more, so a count above the bytes left is
+/// damage: refused here, before cereal's containers size themselves by it (allocation stays
+/// within a small multiple of the input). Containers of empty classes (which write nothing) are
+/// held to the same bound.
 template <class T>
-void CEREAL_SERIALIZE_FUNCTION_NAME(cache_input_archive& ar, cereal::SizeTag<T>& t) {
+void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, cereal::SizeTag<T>& t) {
     ar(t.size);
+    if (static_cast<std::uint64_t>(t.size) > ar.remaining())
+        byte_source::implausible_count(static_cast<std::uint64_t>(t.size), ar.remaining());
 }
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(cache_output_archive& ar, const cereal::BinaryData<T>& bd) {
@@ -247,6 +259,19 @@ void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<E, A>& v) {
     const std::size_t count = static_cast<std::size_t>(n);
     const char* p = ar.array_in_place(count * sizeof(E));
     fill_fresh(v, count, [&] { append_elements<E, A>(&v, p, count * sizeof(E)); });
+}
+
+/// A vector of other values grows as its elements are read (cereal's own load sizes it from the
+/// count first: a count of small elements, say one byte each, would make it allocate the full
+/// size of each element, which may be many times larger).
+template <class T, class A>
+    requires(!std::is_arithmetic_v<T>) && std::is_default_constructible_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(cache_input_archive& ar, std::vector<T, A>& v) {
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    v.clear();
+    v.reserve(static_cast<std::size_t>(std::min<cereal::size_type>(n, 4096 / sizeof(T) + 1)));
+    for (cereal::size_type i = 0; i < n; ++i) ar(v.emplace_back());
 }
 
 /// Whether `memory` can store a T (results) or key on it (arguments).

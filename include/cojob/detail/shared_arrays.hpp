@@ -131,23 +131,27 @@ void save_blob(Ar& ar, const void* data, std::size_t bytes) {
     ar.write(zeros, blob_padding(ar.position(), bytes));
     ar.write(data, bytes);
 }
+/// Where the `bytes` bytes of a block save_blob wrote are: inline (past its marker and padding)
+/// or in shared memory. Everything is checked before a caller allocates room for them.
 template <wire_input Ar>
-void load_blob(Ar& ar, void* data, std::size_t bytes) {
-    if (bytes < blob_floor) {
-        ar.read(data, bytes);
-        return;
-    }
+const char* take_blob(Ar& ar, std::size_t bytes) {
+    if (bytes < blob_floor) return ar.take(bytes);
     std::uint8_t shared = 0;
     ar.read(&shared, 1);
-    if (!shared) {
+    if (shared == 0) {
         ar.skip(blob_padding(ar.position(), bytes));
-        ar.read(data, bytes);
-        return;
+        return ar.take(bytes);
     }
+    if (shared != 1) throw_size_mismatch();  // lent bytes come only as a whole result (read_large_vector)
     shared_ref ref;
     ar(ref);
     if (ref.bytes != bytes) throw_size_mismatch();
-    std::memcpy(data, ar.source().map_shared(ref), bytes);
+    return ar.source().map_shared(ref);
+}
+template <wire_input Ar>
+void load_blob(Ar& ar, void* data, std::size_t bytes) {
+    const char* p = take_blob(ar, bytes);
+    if (bytes) std::memcpy(data, p, bytes);
 }
 
 /// save_blob's marker byte after a vector's size tag: 0 the bytes follow (after blob_padding),
@@ -184,8 +188,22 @@ bool read_large_vector(Ar& ar, std::vector<E, A>& v, Inline inline_bytes, Lent l
         ar.skip(sizeof head);
         std::uint64_t address = 0;
         ar.read(&address, sizeof address);
-        if (n > v.max_size()) throw_size_mismatch();
+        if (n > (std::uint64_t{1} << 40) / sizeof(E)) throw_size_mismatch();
         const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(E);
+        if (bytes) {  // the last element is read first: no room is made for bytes the worker lacks
+            struct tail {
+                char bytes[sizeof(E)];
+                std::size_t at = 0;
+            } last;
+            lent_bytes(address + bytes - sizeof(E), sizeof(E),
+                       [](void* t, const char* data, std::size_t k) {
+                           auto& to = *static_cast<tail*>(t);
+                           if (k > sizeof to.bytes - to.at) throw_size_mismatch();
+                           std::memcpy(to.bytes + to.at, data, k);
+                           to.at += k;
+                       },
+                       &last);
+        }
         fill_fresh(v, static_cast<std::size_t>(n), [&] { lent_bytes(address, bytes, &append_elements<E, A>, &v); });
         return true;
     }

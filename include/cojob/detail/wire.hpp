@@ -84,6 +84,8 @@ void check_invoker(std::uint64_t key, const char* type_name);
 /// FNV-1a of a type's mangled name: the same in every process of one build.
 [[nodiscard]] std::uint64_t type_key(const std::type_info& t) noexcept;
 
+/// @throws wire_error: a response counts more completed tasks than its request sent.
+[[noreturn]] void answered_too_many();
 /// Writes the failure of the task being run (called inside a catch block in the worker).
 void encode_current_failure(wire_out& out, std::size_t index, const std::string& function,
                             const std::string& arguments);
@@ -227,12 +229,14 @@ struct remote {
     }
 
     /// Parent side: the response payload into `results`; returns how many completed, and
-    /// sets `error` and `facts` when a task failed (`first`: input position of the batch).
+    /// sets `error` and `facts` when a task failed (`first`: input position of the batch, `sent`:
+    /// its tasks; a response claiming more is refused before anything is allocated).
     template <class Results>
-    static std::size_t decode(wire_in& in, Results& results, std::size_t first, std::exception_ptr& error,
-                              std::optional<task_failure>& facts) {
+    static std::size_t decode(wire_in& in, Results& results, std::size_t first, std::size_t sent,
+                              std::exception_ptr& error, std::optional<task_failure>& facts) {
         std::uint64_t completed = 0;
         in(completed);
+        if (completed > sent) answered_too_many();
         if constexpr (!std::is_void_v<R>) {
             results.reserve(static_cast<std::size_t>(completed));
             for (std::uint64_t i = 0; i < completed; ++i) {

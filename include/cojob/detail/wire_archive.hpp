@@ -226,14 +226,16 @@ void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::SizeTag<T>& tag) {
     const auto n = static_cast<std::uint64_t>(tag.size);
     ar.write(&n, sizeof n);
 }
+/// Every element takes a byte or more of the payload (blocks of numbers and strings, whose
+/// bytes may be elsewhere, are read below without a size tag), so a count above the bytes left
+/// is refused before a container sizes itself by it.
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::SizeTag<T>& tag) {
     std::uint64_t n = 0;
     ar.read(&n, sizeof n);
-    // A count larger than the bytes left cannot be real unless its elements are empty; refuse
-    // absurd ones before a container tries to allocate them.
-    if (n > ar.remaining() && n > (std::uint64_t{1} << 24))
-        throw wire_error("cojob: implausible element count " + std::to_string(n) + " in payload");
+    if (n > ar.remaining())
+        throw wire_error("cojob: implausible element count " + std::to_string(n) + " in payload (" +
+                         std::to_string(ar.remaining()) + " bytes left)");
     tag.size = static_cast<std::remove_reference_t<T>>(n);
 }
 template <class T>
@@ -243,6 +245,33 @@ void CEREAL_SAVE_FUNCTION_NAME(wire_out& ar, const cereal::BinaryData<T>& bd) {
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, cereal::BinaryData<T>& bd) {
     load_blob(ar, bd.data, static_cast<std::size_t>(bd.size));
+}
+
+/// The count of a block of numbers or characters, checked against where its bytes are
+/// (take_blob) before the container is sized.
+template <class E>
+const E* take_elements(wire_in& ar, std::size_t& count) {
+    std::uint64_t n = 0;
+    ar.read(&n, sizeof n);
+    if (n > (std::uint64_t{1} << 40) / sizeof(E)) throw_size_mismatch();
+    count = static_cast<std::size_t>(n);
+    return reinterpret_cast<const E*>(take_blob(ar, count * sizeof(E)));
+}
+template <class E, class A>
+    requires std::is_arithmetic_v<E> && (!std::is_same_v<E, bool>)
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, std::vector<E, A>& v) {
+    std::size_t n = 0;
+    const E* p = take_elements<E>(ar, n);
+    v.resize(n);
+    if (n) std::memcpy(v.data(), p, n * sizeof(E));
+}
+template <class C, class T, class A>
+    requires std::is_arithmetic_v<C>
+void CEREAL_LOAD_FUNCTION_NAME(wire_in& ar, std::basic_string<C, T, A>& s) {
+    std::size_t n = 0;
+    const C* p = take_elements<C>(ar, n);
+    s.resize(n);
+    if (n) std::memcpy(s.data(), p, n * sizeof(C));
 }
 
 }  // namespace cojob::detail
