@@ -9,17 +9,30 @@
 //                    it as it arrives, in input order.
 //   threads_list, threads_generator, processes_list, processes_generator
 //                    cojob: `par(tasks)` then the sum, and `par.stream(tasks)` summed as it goes.
+//   threads_wrapped, processes_wrapped
+//                    both ends with co_yield: an async generator feeds `par.stream`, another
+//                    wraps the stream, and a coroutine sums what the wrapper yields (compared with
+//                    floor_generator); `_slow`: the consumer waits 0.1 s on a timer per result,
+//                    half the workers' pace (the seed's slow consumer).
 //
 // Every (case, round) runs in a fresh process (no run inherits another's heap), the cases
 // interleaved round by round so that they see the same spells of load. Prints the median wall
-// of each case and its ratio to the floor of its mode. The wall runs from before the parallel
+// of each case, its ratio to the floor of its mode, and its process's largest peak resident
+// memory (worker processes not counted). The wall runs from before the parallel
 // object is made to after the results are freed, as samples/parallel_generator measures.
 //
 // Usage: bench_generator [rounds=N] [tasks=N] [cases=a,b,...]   (default rounds=3, tasks=150)
 #include <cojob/cojob.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "bench_kit.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -121,6 +134,40 @@ bool with_cojob(long n, cojob::backend b, bool stream) {
     return right(total, n);
 }
 
+using big_task = decltype(cojob::delayed(return_big_object)(0L));
+
+cojob::async_generator<big_task> async_tasks(long n) {
+    for (long i = 0; i < n; ++i) co_yield cojob::delayed(return_big_object)(i);
+}
+
+/// Hands on each result of `s`: a coroutine between the stream and its consumer.
+cojob::async_generator<std::vector<double>> wrapper(cojob::stream<std::vector<double>> s) {
+    while (auto r = co_await s.next()) co_yield std::move(*r);
+}
+
+bool wrapped(long n, cojob::backend b, bool slow) {
+    cojob::parallel par{{.n_jobs = 2, .backend = b}};
+    std::vector<double> total(values, 0.0);
+    boost::asio::io_context io;
+    std::exception_ptr failure;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+            auto results = wrapper(par.stream(async_tasks(n)));
+            boost::asio::steady_timer pause(co_await boost::asio::this_coro::executor);
+            while (auto v = co_await results.next()) {
+                add(total, *v);
+                if (!slow) continue;
+                pause.expires_after(std::chrono::milliseconds(100));
+                co_await pause.async_wait(boost::asio::use_awaitable);
+            }
+        },
+        [&](std::exception_ptr e) { failure = e; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    return right(total, n);
+}
+
 /// Runs one case in this process; prints its wall in seconds, or exits 1 on a wrong sum.
 int run_one(const std::string& c, long n) {
     const auto t0 = clock_type::now();
@@ -131,6 +178,10 @@ int run_one(const std::string& c, long n) {
     else if (c == "threads_generator") ok = with_cojob(n, cojob::backend::threads, true);
     else if (c == "processes_list") ok = with_cojob(n, cojob::backend::processes, false);
     else if (c == "processes_generator") ok = with_cojob(n, cojob::backend::processes, true);
+    else if (c == "threads_wrapped") ok = wrapped(n, cojob::backend::threads, false);
+    else if (c == "processes_wrapped") ok = wrapped(n, cojob::backend::processes, false);
+    else if (c == "threads_wrapped_slow") ok = wrapped(n, cojob::backend::threads, true);
+    else if (c == "processes_wrapped_slow") ok = wrapped(n, cojob::backend::processes, true);
     else {
         std::fprintf(stderr, "bench_generator: unknown case %s\n", c.c_str());
         return 2;
@@ -140,7 +191,9 @@ int run_one(const std::string& c, long n) {
         std::fprintf(stderr, "bench_generator: %s summed wrong\n", c.c_str());
         return 1;
     }
-    std::printf("%.4f\n", s);
+    rusage self{};
+    ::getrusage(RUSAGE_SELF, &self);
+    std::printf("%.4f %.1f\n", s, static_cast<double>(self.ru_maxrss) / 1024.0);
     return 0;
 }
 
@@ -163,12 +216,13 @@ int main(int argc, char** argv) {
     const int rounds = std::stoi(arg(argc, argv, "rounds", "3"));
     std::vector<std::string> cases;
     std::stringstream list(arg(argc, argv, "cases",
-                               "floor_list,threads_list,processes_list,floor_generator,threads_generator,processes_generator"));
+                               "floor_list,threads_list,processes_list,floor_generator,threads_generator,processes_generator,threads_wrapped,processes_wrapped"));
     for (std::string c; std::getline(list, c, ',');) cases.push_back(c);
     char self[4096] = {};
     const ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) return 2;
     std::map<std::string, std::vector<double>> walls;
+    std::map<std::string, double> peaks;  // MB, the largest of the rounds
     std::printf("# %ld tasks of 16 MB, n_jobs=2, %d round(s); load average before: ", n, rounds);
     if (FILE* f = std::fopen("/proc/loadavg", "r")) {
         char buf[64] = {};
@@ -180,23 +234,28 @@ int main(int argc, char** argv) {
             const std::string cmd = "'" + std::string(self) + "' one=" + c + " tasks=" + std::to_string(n);
             FILE* p = ::popen(cmd.c_str(), "r");
             double s = 0;
-            const bool read = p && std::fscanf(p, "%lf", &s) == 1;
+            double peak = 0;
+            const bool read = p && std::fscanf(p, "%lf %lf", &s, &peak) == 2;
             const int rc = p ? ::pclose(p) : -1;
             if (!read || rc != 0) {
                 std::fprintf(stderr, "bench_generator: case %s failed\n", c.c_str());
                 return 1;
             }
             walls[c].push_back(s);
+            peaks[c] = std::max(peaks[c], peak);
         }
-    std::printf("| case | median wall (s) | min | max | ratio to the floor of its mode |\n|---|---|---|---|---|\n");
+    std::printf("| case | median wall (s) | min | max | ratio to the floor of its mode | peak RSS (MB) |\n"
+                "|---|---|---|---|---|---|\n");
     for (const auto& c : cases) {
         const auto& w = walls[c];
-        const std::string mode = c.substr(c.find('_') + 1);
+        std::string mode = c.substr(c.find('_') + 1);
+        if (mode == "wrapped") mode = "generator";
         const auto base = walls.find("floor_" + mode);
         std::printf("| %s | %.3f | %.3f | %.3f |", c.c_str(), median(w), *std::min_element(w.begin(), w.end()),
                     *std::max_element(w.begin(), w.end()));
-        if (base != walls.end() && !base->second.empty()) std::printf(" %.3f |\n", median(w) / median(base->second));
-        else std::printf(" |\n");
+        if (base != walls.end() && !base->second.empty()) std::printf(" %.3f |", median(w) / median(base->second));
+        else std::printf(" |");
+        std::printf(" %.0f |\n", peaks[c]);
     }
     std::printf("load average after: ");
     if (FILE* f = std::fopen("/proc/loadavg", "r")) {

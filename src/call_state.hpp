@@ -103,6 +103,8 @@ private:
     [[nodiscard]] std::size_t outstanding() const;
     /// A stream whose window is full of results its consumer has not taken yet.
     [[nodiscard]] bool waiting_for_consumer() const;
+    /// An asynchronous input whose producer has not handed over the next task yet.
+    [[nodiscard]] bool waiting_for_producer() const;
     /// The call has ended: forget its batches and its executor.
     void close();
 

@@ -93,6 +93,7 @@ void call_state::close() {
         executor_ = asio::any_io_executor();
     }
     timer_.reset();
+    source_.stop();
     finished_.clear();
     reorder_.clear();
     left_batches_out_ = !in_flight_.empty();
@@ -125,6 +126,8 @@ std::size_t call_state::outstanding() const {
     if (window_counts_results_) return in_flight_tasks_ + reorder_tasks_ + sink_.held().results;
     return in_flight_.size() + (sink_.streaming() ? reorder_.size() + sink_.held().batches : 0);
 }
+
+bool call_state::waiting_for_producer() const { return source_.waiting && !stopping_; }
 
 bool call_state::waiting_for_consumer() const {
     return sink_.streaming() && !stopping_ && !held_back_ && !(source_.exhausted && source_.staged == 0);
@@ -298,6 +301,10 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
     if (c->track_) c->timer_.emplace(c->executor_);
     if (c->source_.total) c->sink_.expect(*c->source_.total);
+    if (c->source_.asynchronous)
+        c->source_.bind(c->executor_, [w = c->weak_from_this()] {
+            if (auto call = w.lock()) call->wake();
+        });
 
     c->guarded([&] { be.begin_call(*c); });
     if (!c->stopping_) c->guarded([&] { c->dispatch_more(); });
@@ -319,15 +326,18 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
                         std::nullopt);
             if (!c->stop_effect_.batches_return || c->in_flight_.empty()) break;
         }
-        // A stream held back by its consumer waits for it even with nothing in flight.
-        if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer())) break;
+        // A stream held back by its consumer waits for it even with nothing in flight, and any
+        // call waits for a producer that is about to hand it a task.
+        if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer() && !c->waiting_for_producer()))
+            break;
         if (!c->stopping_) be.rebalance(*c);
         co_await c->async_wait_event(asio::use_awaitable);
         if (c->cancel_requested_ && !c->stopping_)
             c->fail(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
                     std::nullopt);
         if (c->track_ && !c->stopping_) c->check_timeout();
-        if (c->sink_.streaming()) c->guarded([&] { c->dispatch_more(); });  // the consumer may have made room
+        // The consumer may have made room; the producer may have a task ready.
+        if (c->sink_.streaming() || c->source_.asynchronous) c->guarded([&] { c->dispatch_more(); });
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
     be.end_call(*c);

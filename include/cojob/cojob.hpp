@@ -1,6 +1,7 @@
 // cojob/cojob.hpp - the whole public API.
 #pragma once
 
+#include <cojob/async_generator.hpp>
 #include <cojob/delayed.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/generator.hpp>

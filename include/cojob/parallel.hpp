@@ -1,7 +1,9 @@
 // cojob/parallel.hpp - the runner: `par(range)` blocking, `par.async_run(range, token)` for Asio.
 #pragma once
 
+#include <cojob/async_generator.hpp>
 #include <cojob/delayed.hpp>
+#include <cojob/detail/async_source.hpp>
 #include <cojob/detail/batch.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
@@ -45,6 +47,12 @@ struct result_list<void> {
 template <class Range>
 using result_list_t =
     typename detail::result_list<typename std::ranges::range_value_t<Range>::result_type>::type;
+
+namespace detail {
+/// The source of a call over a range: a view of it, advanced lazily.
+template <class R>
+using range_source_for = range_source<std::views::all_t<R>>;
+}  // namespace detail
 
 /// A range whose elements are `cojob::task`s (what `delayed(f)(args...)` makes).
 template <class R>
@@ -104,9 +112,13 @@ public:
     /// already running a call.
     template <task_range R>
     result_list_t<R> operator()(R&& range) {
-        detail::list_call<std::views::all_t<R>> call(std::views::all(std::forward<R>(range)));
-        run_blocking(call.source, call.sink);
-        if constexpr (!std::is_void_v<result_list_t<R>>) return std::move(call.sink.out);
+        return run_list<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)));
+    }
+    /// `operator()(range)` with tasks from an async generator, which runs on this thread as the
+    /// call asks for tasks (see `async_run(producer, token)`).
+    template <task_value Task>
+    typename detail::result_list<typename Task::result_type>::type operator()(async_generator<Task> producer) {
+        return run_list<detail::async_source<Task>>(std::move(producer));
     }
 
     /// `operator()(range)`, checked at compile time for the processes backend: a callable that
@@ -149,26 +161,18 @@ public:
     /// operation; an rvalue is moved in.
     template <task_range R, class CompletionToken = boost::asio::deferred_t>
     auto async_run(R&& range, CompletionToken&& token = {}) {
-        using call_type = detail::list_call<std::views::all_t<R>>;
-        using result = result_list_t<R>;
-        using signature = typename detail::result_list<
-            typename std::ranges::range_value_t<R>::result_type>::signature;
-        return boost::asio::async_initiate<CompletionToken, signature>(
-            [this](auto handler, std::views::all_t<R> view) {
-                auto call = std::make_shared<call_type>(std::move(view));
-                auto slot = boost::asio::get_associated_cancellation_slot(handler);
-                auto ex = boost::asio::get_associated_executor(handler);
-                auto& source = call->source;
-                auto& sink = call->sink;
-                start_async(call, source, sink, ex, slot,
-                            [call, h = std::move(handler)](std::exception_ptr e) mutable {
-                                if constexpr (std::is_void_v<result>)
-                                    std::move(h)(e);
-                                else
-                                    std::move(h)(e, e ? result{} : std::move(call->sink.out));
-                            });
-            },
-            token, std::views::all(std::forward<R>(range)));
+        return start_list<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)),
+                                                       std::forward<CompletionToken>(token));
+    }
+    /// `async_run(range, token)` with tasks from an async generator (`co_yield`, and `co_await`
+    /// between tasks). Its body runs on the call's executor and is asked for a task only when the
+    /// `pre_dispatch` window has room: a producer reading tasks from a socket reads no faster
+    /// than the workers finish them. What it throws ends the call as a failing task would (its
+    /// exception, unchanged). Cancelling the call, or its failure, stops the producer where it
+    /// waits: the operation it awaits is cancelled, and its body is destroyed there.
+    template <task_value Task, class CompletionToken = boost::asio::deferred_t>
+    auto async_run(async_generator<Task> producer, CompletionToken&& token = {}) {
+        return start_list<detail::async_source<Task>>(std::move(producer), std::forward<CompletionToken>(token));
     }
 
     /// Runs the tasks of `range` and hands their results out one at a time, as they are ready,
@@ -188,20 +192,25 @@ public:
     /// @endcode
     template <task_range R>
     [[nodiscard]] auto stream(R&& range, cojob::order order) {
-        using task_type = std::ranges::range_value_t<R>;
-        using result = typename task_type::result_type;
-        static_assert(!std::is_void_v<result>,
-                      "cojob::parallel::stream: these tasks return void, so there is nothing to stream; "
-                      "use par(range) or par.async_run(range, token), with options::progress to follow completions");
-        auto state = std::make_shared<detail::stream_call<std::views::all_t<R>>>(
-            engine_, order == cojob::order::completion, std::views::all(std::forward<R>(range)));
-        return cojob::stream<result>(std::move(state));
+        return make_stream<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)), order);
+    }
+    /// `stream(range, order)` with tasks from an async generator, asked for a task only when
+    /// the window has room (see `async_run(producer, token)`): the stream's consumer, the
+    /// workers and the producer all move at the pace of the slowest.
+    template <task_value Task>
+    [[nodiscard]] auto stream(async_generator<Task> producer, cojob::order order) {
+        return make_stream<detail::async_source<Task>>(std::move(producer), order);
     }
     /// `stream(range, order)` with the order `options::return_as` asks for: completion for
     /// `generator_unordered`, input otherwise.
     template <task_range R>
     [[nodiscard]] auto stream(R&& range) {
         return stream(std::forward<R>(range), stream_order());
+    }
+    /// `stream(producer, order)` in the order `options::return_as` asks for.
+    template <task_value Task>
+    [[nodiscard]] auto stream(async_generator<Task> producer) {
+        return stream(std::move(producer), stream_order());
     }
 
     /// Workers a call uses (the effective n_jobs).
@@ -212,6 +221,47 @@ public:
     [[nodiscard]] const std::optional<task_failure>& last_failure() const noexcept;
 
 private:
+    template <class Source, class Input>
+    auto run_list(Input&& input) {
+        detail::list_call<Source> call(std::forward<Input>(input));
+        run_blocking(call.source, call.sink);
+        if constexpr (!std::is_void_v<typename Source::task_type::result_type>) return std::move(call.sink.out);
+    }
+
+    template <class Source, class Input, class CompletionToken>
+    auto start_list(Input&& input, CompletionToken&& token) {
+        using call_type = detail::list_call<Source>;
+        using results = detail::result_list<typename Source::task_type::result_type>;
+        using result = typename results::type;
+        return boost::asio::async_initiate<CompletionToken, typename results::signature>(
+            [this](auto handler, std::decay_t<Input> in) {
+                auto call = std::make_shared<call_type>(std::move(in));
+                auto slot = boost::asio::get_associated_cancellation_slot(handler);
+                auto ex = boost::asio::get_associated_executor(handler);
+                auto& source = call->source;
+                auto& sink = call->sink;
+                start_async(call, source, sink, ex, slot,
+                            [call, h = std::move(handler)](std::exception_ptr e) mutable {
+                                if constexpr (std::is_void_v<result>)
+                                    std::move(h)(e);
+                                else
+                                    std::move(h)(e, e ? result{} : std::move(call->sink.out));
+                            });
+            },
+            token, std::forward<Input>(input));
+    }
+
+    template <class Source, class Input>
+    auto make_stream(Input&& input, cojob::order order) {
+        using result = typename Source::task_type::result_type;
+        static_assert(!std::is_void_v<result>,
+                      "cojob::parallel::stream: these tasks return void, so there is nothing to stream; "
+                      "use par(range) or par.async_run(range, token), with options::progress to follow completions");
+        auto state = std::make_shared<detail::stream_call<Source>>(engine_, order == cojob::order::completion,
+                                                                   std::forward<Input>(input));
+        return cojob::stream<result>(std::move(state));
+    }
+
     [[nodiscard]] cojob::order stream_order() const noexcept;
     void run_blocking(detail::source_base& source, detail::sink_base& sink);
     void start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,

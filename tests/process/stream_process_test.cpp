@@ -5,8 +5,10 @@
 #include "stream_process_kit.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -327,4 +329,45 @@ TEST_CASE("processes: a worker waiting for a slow consumer does not count agains
         std::this_thread::sleep_for(600ms);  // the workers wait ~1.2 s for their arenas
     }
     CHECK(n == 6);
+}
+
+// --- tasks from an async generator -------------------------------------------------------------
+
+namespace {
+
+using square_task = decltype(cojob::delayed(square)(0L));
+
+/// Yields delayed(square)(i) for i < n, waiting 1 ms on a timer before every fourth.
+cojob::async_generator<square_task> timed_squares(long n) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (long i = 0; i < n; ++i) {
+        if (i % 4 == 0) {
+            t.expires_after(1ms);
+            co_await t.async_wait(asio::deferred);
+        }
+        co_yield cojob::delayed(square)(i);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("processes: async_run and a stream take their tasks from an async generator", "[process][stream]") {
+    watchdog dog(60s, "async producer");
+    cojob::parallel par{{.n_jobs = 2, .backend = processes}};
+    std::vector<long> listed;
+    std::vector<long> streamed;
+    asio::io_context io;
+    std::exception_ptr failure;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            listed = co_await par.async_run(timed_squares(200), asio::use_awaitable);
+            auto s = par.stream(timed_squares(200), cojob::order::input);
+            while (auto r = co_await s.next()) streamed.push_back(*r);
+        },
+        [&](std::exception_ptr e) { failure = e; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    CHECK(listed == expected_squares(200));
+    CHECK(streamed == expected_squares(200));
 }

@@ -8,11 +8,14 @@
 #include <cojob/detail/wire.hpp>
 #include <cojob/errors.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -147,10 +150,12 @@ struct typed_batch final : batch_base {
     }
 };
 
-/// Pulls tasks from the user's range into a staging area, and cuts batches from it.
+/// Pulls tasks from the user's input into a staging area, and cuts batches from it.
 struct source_base {
     virtual ~source_base() = default;
-    /// Pulls up to n more tasks; returns how many came. May throw what the range throws.
+    /// Pulls up to n more tasks; returns how many came. May throw what the input throws.
+    /// An asynchronous source takes only what is ready, and sets `waiting` when it is waiting
+    /// for its producer (it calls the `wake` given to `bind` once the next task is ready).
     virtual std::size_t fill(std::size_t n) = 0;
     /// Moves the first k staged tasks (k <= staged) into a new batch.
     virtual std::unique_ptr<batch_base> take(std::size_t k) = 0;
@@ -159,52 +164,25 @@ struct source_base {
     virtual void recycle(std::unique_ptr<batch_base> b) noexcept = 0;
     /// Why the tasks cannot run in a worker process, or "" when they can.
     [[nodiscard]] virtual std::string remote_refusal() const = 0;
+    /// An asynchronous source: its producer runs on `executor`, and `wake` (called there) tells
+    /// the call that a task it waited for is ready. Before the first fill.
+    virtual void bind(const boost::asio::any_io_executor& /*executor*/, std::function<void()> /*wake*/) {}
+    /// The call has ended: an asynchronous source stops its producer where it waits.
+    virtual void stop() noexcept {}
 
     std::size_t staged = 0;            ///< pulled, not yet in a batch
     std::size_t pulled = 0;            ///< pulled so far
-    bool exhausted = false;            ///< the range has ended
+    bool exhausted = false;            ///< the input has ended
+    bool asynchronous = false;         ///< tasks come from a producer that may wait (see fill)
+    bool waiting = false;              ///< an asynchronous source waits for its producer
     std::optional<std::size_t> total;  ///< known up front for sized ranges
 };
 
-template <class T>
-inline constexpr bool is_owning_view = false;
-template <class T>
-inline constexpr bool is_owning_view<std::ranges::owning_view<T>> = true;
-
-template <class Range>
-class range_source final : public source_base {
+/// The staging area and batch buffers of a source of Task, whatever feeds it.
+template <class Task>
+class staged_source : public source_base {
 public:
-    using task_type = std::ranges::range_value_t<Range>;
-
-    explicit range_source(Range r) : range_(std::move(r)) {
-        if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(range_));
-    }
-
-    std::size_t fill(std::size_t n) override {
-        std::size_t got = 0;
-        // One allocation per fill instead of regrowth per task.
-        const std::size_t expect = total ? std::min(n, *total - pulled) : std::min<std::size_t>(n, 1 << 16);
-        staging_.reserve(staging_.size() + expect);
-        while (got < n && !exhausted) {
-            // Advance lazily, just before taking the next task, so a generator-like range
-            // produces nothing beyond what the window asks for.
-            if (!it_) it_.emplace(std::ranges::begin(range_));
-            else ++*it_;
-            if (*it_ == std::ranges::end(range_)) {
-                exhausted = true;
-                break;
-            }
-            if constexpr (owns_elements)
-                staging_.push_back(std::ranges::iter_move(*it_));  // an rvalue range: move its tasks out
-            else
-                staging_.push_back(**it_);
-            ++got;
-            ++pulled;
-            if (total && pulled == *total) exhausted = true;  // no need to step past the end
-        }
-        staged = staging_.size() - head_;
-        return got;
-    }
+    using task_type = Task;
 
     std::unique_ptr<batch_base> take(std::size_t k) override {
         std::unique_ptr<batch_type> b;
@@ -245,16 +223,70 @@ public:
         }
     }
 
+protected:
+    /// Stages one more task.
+    template <class U>
+    void stage(U&& task) {
+        staging_.push_back(std::forward<U>(task));
+        ++pulled;
+    }
+    /// Room for n more tasks, in one allocation instead of regrowth per task.
+    void reserve_more(std::size_t n) { staging_.reserve(staging_.size() + n); }
+    /// Counts what fill staged.
+    void staged_now() noexcept { staged = staging_.size() - head_; }
+
 private:
     using batch_type = typed_batch<task_type>;
     static constexpr std::size_t max_free = 16;
+
+    std::vector<std::unique_ptr<batch_type>> free_;
+    std::vector<task_type> staging_;
+    std::size_t head_ = 0;
+};
+
+template <class T>
+inline constexpr bool is_owning_view = false;
+template <class T>
+inline constexpr bool is_owning_view<std::ranges::owning_view<T>> = true;
+
+/// A source over an input range, advanced lazily.
+template <class Range>
+class range_source final : public staged_source<std::ranges::range_value_t<Range>> {
+public:
+    explicit range_source(Range r) : range_(std::move(r)) {
+        if constexpr (std::ranges::sized_range<Range>)
+            this->total = static_cast<std::size_t>(std::ranges::size(range_));
+    }
+
+    std::size_t fill(std::size_t n) override {
+        std::size_t got = 0;
+        const auto& total = this->total;
+        this->reserve_more(total ? std::min(n, *total - this->pulled) : std::min<std::size_t>(n, 1 << 16));
+        while (got < n && !this->exhausted) {
+            // Advance lazily, just before taking the next task, so a generator-like range
+            // produces nothing beyond what the window asks for.
+            if (!it_) it_.emplace(std::ranges::begin(range_));
+            else ++*it_;
+            if (*it_ == std::ranges::end(range_)) {
+                this->exhausted = true;
+                break;
+            }
+            if constexpr (owns_elements)
+                this->stage(std::ranges::iter_move(*it_));  // an rvalue range: move its tasks out
+            else
+                this->stage(**it_);
+            ++got;
+            if (total && this->pulled == *total) this->exhausted = true;  // no need to step past the end
+        }
+        this->staged_now();
+        return got;
+    }
+
+private:
     static constexpr bool owns_elements = is_owning_view<Range>;
 
     Range range_;
     std::optional<std::ranges::iterator_t<Range>> it_;
-    std::vector<std::unique_ptr<batch_type>> free_;
-    std::vector<task_type> staging_;
-    std::size_t head_ = 0;
 };
 
 /// How a sink takes the results of a call.
@@ -308,12 +340,14 @@ struct list_sink final : sink_base {
     }
 };
 
-/// Everything one call of a typed range needs, kept alive together.
-template <class Range>
+/// Everything one call needs, kept alive together: its source (a range_source or an
+/// async_source) and a list sink for its results.
+template <class Source>
 struct list_call {
-    using task_type = std::ranges::range_value_t<Range>;
-    explicit list_call(Range r) : source(std::move(r)) {}
-    range_source<Range> source;
+    using task_type = typename Source::task_type;
+    template <class Input>
+    explicit list_call(Input&& in) : source(std::forward<Input>(in)) {}
+    Source source;
     list_sink<task_type> sink;
 };
 

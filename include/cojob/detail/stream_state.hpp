@@ -24,7 +24,6 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <utility>
 #include <vector>
 
@@ -299,15 +298,17 @@ private:
     std::atomic<bool> cancel_requested_{false};  ///< the pending next() was cancelled (any thread)
 };
 
-/// A stream over a typed range: owns the range's source, and moves each batch's results in.
-template <class Range>
-class stream_call final : public stream_state<typename std::ranges::range_value_t<Range>::result_type> {
-    using task_type = std::ranges::range_value_t<Range>;
+/// A stream over a source of tasks (a range_source or an async_source): owns the source, and
+/// moves each batch's results in.
+template <class Source>
+class stream_call final : public stream_state<typename Source::task_type::result_type> {
+    using task_type = typename Source::task_type;
     using base = stream_state<typename task_type::result_type>;
 
 public:
-    stream_call(std::shared_ptr<engine> eng, bool completion_order, Range r)
-        : base(std::move(eng), completion_order), source_(std::move(r)) {}
+    template <class Input>
+    stream_call(std::shared_ptr<engine> eng, bool completion_order, Input&& in)
+        : base(std::move(eng), completion_order), source_(std::forward<Input>(in)) {}
 
     void accept(batch_base& b) override {
         auto& results = static_cast<typed_batch<task_type>&>(b).results;
@@ -321,7 +322,7 @@ public:
 private:
     source_base& source() noexcept override { return source_; }
 
-    range_source<Range> source_;
+    Source source_;
 };
 
 }  // namespace cojob::detail
