@@ -9,11 +9,13 @@
 //                    it as it arrives, in input order.
 //   threads_list, threads_generator, processes_list, processes_generator
 //                    cojob: `par(tasks)` then the sum, and `par.stream(tasks)` summed as it goes.
+//   threads_slow, processes_slow
+//                    the stream's consumer waits 0.1 s per result, half the workers' pace (the
+//                    seed's slow consumer).
 //   threads_wrapped, processes_wrapped
 //                    both ends with co_yield: an async generator feeds `par.stream`, another
 //                    wraps the stream, and a coroutine sums what the wrapper yields (compared with
-//                    floor_generator); `_slow`: the consumer waits 0.1 s on a timer per result,
-//                    half the workers' pace (the seed's slow consumer).
+//                    floor_generator); `_slow`: the consumer waits 0.1 s on a timer per result.
 //
 // Every (case, round) runs in a fresh process (no run inherits another's heap), the cases
 // interleaved round by round so that they see the same spells of load. Prints the median wall
@@ -121,11 +123,17 @@ auto tasks(long n) {
     return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(return_big_object)(i); });
 }
 
-bool with_cojob(long n, cojob::backend b, bool stream) {
+/// The seed's slow consumer: half the workers' pace.
+void consumer_pause() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+
+bool with_cojob(long n, cojob::backend b, bool stream, bool slow = false) {
     cojob::parallel par{{.n_jobs = 2, .backend = b}};
     std::vector<double> total(values, 0.0);
     if (stream) {
-        for (auto&& v : par.stream(tasks(n))) add(total, v);
+        for (auto&& v : par.stream(tasks(n))) {
+            add(total, v);
+            if (slow) consumer_pause();
+        }
     } else {
         auto res = par(tasks(n));
         for (const auto& v : res) add(total, v);
@@ -178,6 +186,8 @@ int run_one(const std::string& c, long n) {
     else if (c == "threads_generator") ok = with_cojob(n, cojob::backend::threads, true);
     else if (c == "processes_list") ok = with_cojob(n, cojob::backend::processes, false);
     else if (c == "processes_generator") ok = with_cojob(n, cojob::backend::processes, true);
+    else if (c == "threads_slow") ok = with_cojob(n, cojob::backend::threads, true, true);
+    else if (c == "processes_slow") ok = with_cojob(n, cojob::backend::processes, true, true);
     else if (c == "threads_wrapped") ok = wrapped(n, cojob::backend::threads, false);
     else if (c == "processes_wrapped") ok = wrapped(n, cojob::backend::processes, false);
     else if (c == "threads_wrapped_slow") ok = wrapped(n, cojob::backend::threads, true);
