@@ -260,6 +260,7 @@ options parallel_config::current() {
         if (!merged.batch_size) merged.batch_size = d.batch_size;
         if (!merged.timeout) merged.timeout = d.timeout;
         if (!merged.progress) merged.progress = d.progress;
+        if (!merged.progress_bar) merged.progress_bar = d.progress_bar;
         if (!merged.temp_folder) merged.temp_folder = d.temp_folder;
         if (!merged.max_nbytes) merged.max_nbytes = d.max_nbytes;
         if (!merged.mmap_mode) merged.mmap_mode = d.mmap_mode;
@@ -361,6 +362,12 @@ resolved_options resolve(const options& o) {
         throw error("cojob::options: timeout=" + std::to_string(r.timeout->count()) +
                     " s is not valid; expected a duration > 0, or leave it unset for no limit");
     r.progress = o.progress ? o.progress : scope.progress;
+    r.progress_bar = pick(o.progress_bar, scope.progress_bar).value_or(cojob::progress_bar::off);
+    if (r.progress_bar != cojob::progress_bar::off && r.progress_bar != cojob::progress_bar::on &&
+        r.progress_bar != cojob::progress_bar::automatic)
+        throw error("cojob::options: progress_bar=" + std::to_string(static_cast<int>(r.progress_bar)) +
+                    " is not valid; expected off, on or automatic");
+    if (nested && r.progress_bar == cojob::progress_bar::automatic) r.progress_bar = cojob::progress_bar::off;
     if (o.return_as != return_as::list && o.return_as != return_as::generator &&
         o.return_as != return_as::generator_unordered)
         throw error("cojob::options: return_as=" + std::to_string(static_cast<int>(o.return_as)) +

@@ -53,32 +53,55 @@ std::string short_format_time(double t) {
 }
 
 void progress_printer::start(int verbose, int n_jobs_requested, std::optional<std::size_t> total,
-                             std::size_t pre_dispatch_amount, std::function<void(const progress_event&)> callback) {
+                             std::size_t pre_dispatch_amount, std::function<void(const progress_event&)> callback,
+                             cojob::progress_bar bar, int workers) {
     *this = progress_printer{};
     verbose_ = verbose;
     n_jobs_requested_ = n_jobs_requested;
     total_ = total;
     pre_dispatch_amount_ = pre_dispatch_amount;
     callback_ = std::move(callback);
+    workers_ = static_cast<std::size_t>(std::max(workers, 1));
     start_ = std::chrono::steady_clock::now();
+    bar_.start(bar, verbose);
+}
+
+bar_state progress_printer::bar_now() const {
+    bar_state s;
+    s.completed = completed_;
+    s.total = total_ ? total_ : (iterating_ ? std::nullopt : std::optional<std::size_t>(dispatched_tasks_));
+    s.elapsed = elapsed();
+    s.busy = std::min(dispatched_tasks_ - completed_, workers_);
+    s.workers = workers_;
+    return s;
+}
+
+void progress_printer::aborting() noexcept {
+    aborting_ = true;
+    try {
+        bar_.abandon();
+    } catch (...) {  // out of memory for the text: the bar stays as it was
+    }
 }
 
 double progress_printer::elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void progress_printer::print(const std::string& message) const {
+void progress_printer::print(const std::string& message) {
     if (!verbose_) return;
+    bar_.erase();  // the line goes where the bar was; the bar follows it
     std::FILE* out = verbose_ < 50 ? stderr : stdout;
     std::fprintf(out, "[Parallel(n_jobs=%d)]: %s\n", n_jobs_requested_, message.c_str());
     std::fflush(out);
+    if (bar_.active() && !finished_printed_) bar_.update(bar_now(), true);
 }
 
-void progress_printer::using_backend(const char* name, int workers) const {
+void progress_printer::using_backend(const char* name, int workers) {
     print(std::string("Using backend ") + name + " with " + std::to_string(workers) + " concurrent workers.");
 }
 
-void progress_printer::batch_size_changed(bool too_fast, double duration, std::size_t size) const {
+void progress_printer::batch_size_changed(bool too_fast, double duration, std::size_t size) {
     if (verbose_ < 10) return;
     // joblib formats the duration with Python's repr: the shortest text that reads back the same.
     char number[64];
@@ -87,9 +110,10 @@ void progress_printer::batch_size_changed(bool too_fast, double duration, std::s
           "s.) Setting batch_size=" + std::to_string(size) + ".");
 }
 
-void progress_printer::dispatched(std::size_t tasks) noexcept {
+void progress_printer::dispatched(std::size_t tasks) {
     ++dispatched_batches_;
     dispatched_tasks_ += tasks;
+    bar_.update(bar_now());
 }
 
 void progress_printer::notify(bool finished) const {
@@ -106,6 +130,7 @@ void progress_printer::notify(bool finished) const {
 void progress_printer::completed(std::size_t tasks) {
     completed_ += tasks;
     print_progress();
+    if (!finished_printed_) bar_.update(bar_now());
 }
 
 void progress_printer::finish() {
@@ -113,6 +138,7 @@ void progress_printer::finish() {
         iterating_ = false;
         print_progress();
     }
+    bar_.finish(bar_now());
 }
 
 namespace {

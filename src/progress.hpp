@@ -1,6 +1,8 @@
 // src/progress.hpp - private: joblib's verbose lines and batch_size="auto", reimplemented.
 #pragma once
 
+#include "progress_bar.hpp"
+
 #include <cojob/options.hpp>
 
 #include <chrono>
@@ -33,16 +35,18 @@ private:
     double smoothed_ = 0.0;
 };
 
-/// Prints joblib's progress lines (same text, stream and cadence) and feeds the callback.
+/// Prints joblib's progress lines (same text, stream and cadence), feeds the callback, and
+/// draws the progress bar.
 class progress_printer {
 public:
     void start(int verbose, int n_jobs_requested, std::optional<std::size_t> total, std::size_t pre_dispatch_amount,
-               std::function<void(const progress_event&)> callback);
-    void using_backend(const char* name, int workers) const;
-    void batch_size_changed(bool too_fast, double duration, std::size_t size) const;
-    void dispatched(std::size_t tasks) noexcept;
+               std::function<void(const progress_event&)> callback, cojob::progress_bar bar, int workers);
+    void using_backend(const char* name, int workers);
+    void batch_size_changed(bool too_fast, double duration, std::size_t size);
+    void dispatched(std::size_t tasks);
     void dispatch_ended() noexcept { iterating_ = false; }
-    void aborting() noexcept { aborting_ = true; }
+    /// The call is failing: no "finished" line, and the bar is erased.
+    void aborting() noexcept;
     /// After `tasks` more tasks completed.
     void completed(std::size_t tasks);
     /// At the end of a call that succeeded: the "finished" line if it was not printed yet.
@@ -51,9 +55,10 @@ public:
 
 private:
     void print_progress();
-    void print(const std::string& message) const;
+    void print(const std::string& message);
     [[nodiscard]] double elapsed() const;
     void notify(bool finished) const;
+    [[nodiscard]] bar_state bar_now() const;
 
     int verbose_ = 0;
     int n_jobs_requested_ = 1;
@@ -67,6 +72,8 @@ private:
     bool iterating_ = true;
     bool aborting_ = false;
     bool finished_printed_ = false;
+    std::size_t workers_ = 1;
+    progress_bar_line bar_;
 };
 
 /// joblib's short_format_time: " %5.1fs", or "%4.1fmin" past a minute.

@@ -297,7 +297,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     // (nothing runs ahead there).
     c->window_ = profile.runs_in_submit ? 1 : o.pre_dispatch.value_or(0);
     c->window_counts_results_ = c->sink_.streaming() && !profile.runs_in_submit && !c->eng_->sizer.fixed();
-    c->printer_.start(o.verbose, o.n_jobs_requested, c->source_.total, o.pre_dispatch.value_or(0), o.progress);
+    c->printer_.start(o.verbose, o.n_jobs_requested, c->source_.total, o.pre_dispatch.value_or(0), o.progress,
+                      o.progress_bar, o.n_jobs);
     if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
     if (c->track_) c->timer_.emplace(c->executor_);
     if (c->source_.total) c->sink_.expect(*c->source_.total);

@@ -56,6 +56,13 @@ enum class return_as {
     generator_unordered,  ///< a stream in completion order
 };
 
+/// Whether a call draws a progress bar on standard error (`options::progress_bar`).
+enum class progress_bar {
+    off,        ///< never (the default)
+    on,         ///< always, even when standard error is not a terminal
+    automatic,  ///< when standard error is a terminal and `verbose` is 0
+};
+
 /// Tasks per dispatched batch: "auto" (joblib's adaptive algorithm) or a count > 0.
 class batch_size_spec {
 public:
@@ -128,6 +135,12 @@ struct options {
     cojob::return_as return_as = cojob::return_as::list;
     /// Called on the scheduler's thread after each completed batch (also with n_jobs=1).
     std::function<void(const progress_event&)> progress{};
+    /// A one-line bar on standard error, redrawn in place at most 10 times a second: percent,
+    /// count / total, elapsed, time left, tasks per second and busy workers (count and rate
+    /// alone while the input's length is unknown). A call that succeeds leaves its last drawing
+    /// on its own line; a call that fails erases it. Verbose lines are written above it. A call
+    /// nested in another's task draws none with `automatic`. Default `off`.
+    std::optional<cojob::progress_bar> progress_bar{};
 
     // ---- large arrays on backend::processes (docs/arrays.md) ----
     /// Where arguments larger than `max_nbytes` are placed to be shared with the workers.
