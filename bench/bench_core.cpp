@@ -4,7 +4,8 @@
 //
 // Prints a markdown table (median of repeated runs, ratio to the plain loop, target, verdict).
 // Arguments, all optional, as key=value:
-//   n=1000000        tiny tasks per call (plain loop, n_jobs=1, threads with batch auto)
+//   n=1000000        tiny tasks per call (plain loop, n_jobs=1, threads with batch auto, and
+//                    the same warm with an on_task callback that counts the events)
 //   n_batch1=100000  tasks per call with batch_size=1
 //   repeats=31       timed runs of each per-task case (round robin, after one warm-up run)
 //   calls=2000       timed calls of the one-task cases (after calls/10 warm-up calls)
@@ -360,6 +361,9 @@ int run(const config& c) {
     const cojob::options batch1_opts{.n_jobs = 2, .backend = cojob::backend::threads, .batch_size = 1};
     cojob::parallel warm{threads_opts};
     cojob::parallel warm_batch1{batch1_opts};
+    std::size_t events = 0;  // what an on_task callback that only counts costs per task
+    cojob::parallel warm_events{{.n_jobs = 2, .backend = cojob::backend::threads,
+                                 .on_task = [&events](const cojob::task_event&) { ++events; }}};
 
     struct per_task_case {
         row r;
@@ -378,6 +382,8 @@ int run(const config& c) {
                      [&] { return run_with(warm, c.n, "threads, warm"); }});
     cases.push_back({make_row("batch1", "n_jobs=2 threads, batch_size=1, warm parallel", c.n_batch1),
                      [&] { return run_with(warm_batch1, c.n_batch1, "threads, batch_size=1"); }});
+    cases.push_back({make_row("events_warm", "n_jobs=2 threads, batch auto, warm parallel, on_task counting", c.n),
+                     [&] { return run_with(warm_events, c.n, "threads, on_task"); }});
 
     std::erase_if(cases, [&](const per_task_case& k) { return !c.wanted(k.r.id); });
     for (auto& k : cases) k.once();  // warm-up: page faults, thread start, batch size tuned in `warm`

@@ -14,6 +14,7 @@ public:
         return p;
     }
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
+        batch->worker = 0;
         batch->run(call->stop_flag(), false);
         call_state::finished(std::move(call), std::move(batch));
     }

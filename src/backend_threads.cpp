@@ -48,14 +48,17 @@ struct pool_core {
 };
 
 thread_local pool_core* current_pool = nullptr;
+thread_local long current_worker = -1;  ///< this pool thread's index; -1 on other threads
 
 void execute(job& j) {
+    j.batch->worker = current_worker;
     j.batch->run(j.call->stop_flag(), j.call->tracks_tasks());
     call_state::finished(std::move(j.call), std::move(j.batch));
 }
 
-void worker_main(std::shared_ptr<pool_core> core) {
+void worker_main(std::shared_ptr<pool_core> core, long index) {
     current_pool = core.get();
+    current_worker = index;
     for (;;) {
         // Spin briefly before sleeping: waking a sleeping thread costs far more than a
         // short spin when the next batch follows closely.
@@ -156,7 +159,7 @@ private:
             threads_.reserve(static_cast<std::size_t>(workers_));
             while (threads_.size() < static_cast<std::size_t>(workers_)) {
                 if (before_thread_start) before_thread_start();
-                threads_.emplace_back(worker_main, core_);
+                threads_.emplace_back(worker_main, core_, static_cast<long>(threads_.size()));
             }
         }
         return core_.get();

@@ -126,6 +126,7 @@ private:
     std::map<std::size_t, std::unique_ptr<batch_base>> reorder_;
     std::map<std::size_t, batch_base*> in_flight_;  ///< by input position, for timeouts
     std::size_t next_to_deliver_ = 0;
+    std::size_t batches_dispatched_ = 0;
     std::size_t slice_ = 1;
     std::size_t window_ = 0;  ///< 0 = unbounded
     /// A stream with batch_size="auto" counts its window in results: auto batching must not

@@ -261,6 +261,7 @@ options parallel_config::current() {
         if (!merged.timeout) merged.timeout = d.timeout;
         if (!merged.progress) merged.progress = d.progress;
         if (!merged.progress_bar) merged.progress_bar = d.progress_bar;
+        if (!merged.on_task) merged.on_task = d.on_task;
         if (!merged.temp_folder) merged.temp_folder = d.temp_folder;
         if (!merged.max_nbytes) merged.max_nbytes = d.max_nbytes;
         if (!merged.mmap_mode) merged.mmap_mode = d.mmap_mode;
@@ -363,6 +364,7 @@ resolved_options resolve(const options& o) {
                     " s is not valid; expected a duration > 0, or leave it unset for no limit");
     r.progress = o.progress ? o.progress : scope.progress;
     r.progress_bar = pick(o.progress_bar, scope.progress_bar).value_or(cojob::progress_bar::off);
+    r.on_task = o.on_task ? o.on_task : scope.on_task;
     if (r.progress_bar != cojob::progress_bar::off && r.progress_bar != cojob::progress_bar::on &&
         r.progress_bar != cojob::progress_bar::automatic)
         throw error("cojob::options: progress_bar=" + std::to_string(static_cast<int>(r.progress_bar)) +

@@ -24,6 +24,7 @@ struct resolved_options {
     std::optional<std::chrono::duration<double>> timeout;
     std::function<void(const progress_event&)> progress;
     cojob::progress_bar progress_bar = cojob::progress_bar::off;
+    std::function<void(const task_event&)> on_task;
     cojob::return_as return_as = cojob::return_as::list;
     // Large arrays (processes and mpi): see src/sharing.hpp.
     std::string temp_folder;                ///< resolved (processes backend only)

@@ -2,6 +2,7 @@
 // pre_dispatch window allows, hands them to the backend, delivers results in input order,
 // reports progress, and ends the call on the first error, a timeout or cancellation.
 #include "call_state.hpp"
+#include "task_events.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 
@@ -175,6 +176,11 @@ void call_state::dispatch_more() {
         auto b = source_.take(k);
         b->first = first;
         b->dispatched_ns = batch_base::now_ns();
+        b->number = batches_dispatched_++;
+        if (eng_->opts.on_task) {
+            b->record_times = true;
+            report_dispatched(eng_->opts.on_task, *b, eng_->opts.kind);
+        }
         in_flight_.emplace(first, b.get());
         in_flight_tasks_ += k;
         printer_.dispatched(k);
@@ -237,6 +243,7 @@ bool call_state::deliver(std::unique_ptr<batch_base> b) {
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     in_flight_.erase(b->first);
     in_flight_tasks_ -= b->size;
+    if (eng_->opts.on_task) report_ran(eng_->opts.on_task, *b, eng_->opts.kind, batch_base::now_ns());
     eng_->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && !sink_.streaming()) {

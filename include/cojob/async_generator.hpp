@@ -128,6 +128,8 @@ public:
         /// `co_await a` for an `asio::awaitable`: spawned on the body's executor, awaited there.
         template <class U>
         auto await_transform(boost::asio::awaitable<U> a) {
+            // co_spawn's completion; the inner conditional only keeps `void(exception_ptr, void)`
+            // from being formed for void awaitables.
             using signature = std::conditional_t<std::is_void_v<U>, void(std::exception_ptr),
                                                  void(std::exception_ptr, std::conditional_t<std::is_void_v<U>, int, U>)>;
             return detail::op_awaiter<detail::spawn_operation<U>, signature>(
@@ -182,8 +184,9 @@ public:
     /// The next value, or an empty optional once the body has ended.
     ///
     /// Completion signature: `void(std::exception_ptr, std::optional<T>)`; the exception is what
-    /// the body threw. The handler is invoked on its associated executor, never inside
-    /// `async_next` itself. One `async_next` at a time.
+    /// the body threw, or `operation_aborted` when the generator was destroyed meanwhile. The
+    /// handler is invoked on its associated executor, never inside `async_next` itself. One
+    /// `async_next` at a time.
     ///
     /// @par Cancellation
     /// Through the token's cancellation slot: the operation the body waits for is cancelled

@@ -12,3 +12,4 @@
 #include <cojob/parallel.hpp>
 #include <cojob/persist.hpp>
 #include <cojob/stream.hpp>
+#include <cojob/task_event.hpp>

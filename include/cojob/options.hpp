@@ -13,6 +13,8 @@
 
 namespace cojob {
 
+struct task_event;  // cojob/task_event.hpp
+
 /// Where tasks run.
 enum class backend {
     sequential,  ///< on the caller's thread, one after the other (what n_jobs=1 means)
@@ -141,6 +143,10 @@ struct options {
     /// on its own line; a call that fails erases it. Verbose lines are written above it. A call
     /// nested in another's task draws none with `automatic`. Default `off`.
     std::optional<cojob::progress_bar> progress_bar{};
+    /// Called for every task as it is dispatched, starts, and finishes or fails, in that order
+    /// per task, on the scheduler's thread, on every backend (`cojob/task_event.hpp`). Unset:
+    /// nothing is recorded.
+    std::function<void(const task_event&)> on_task{};
 
     // ---- large arrays on backend::processes (docs/arrays.md) ----
     /// Where arguments larger than `max_nbytes` are placed to be shared with the workers.

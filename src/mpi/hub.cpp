@@ -183,6 +183,7 @@ void hub::send_request(int to, mpi_job j) {
         const auto at = begin_frame(o->bytes);
         {
             wire_out ar(o->bytes, &blocks);
+            j.batch->worker = to;
             j.batch->encode(ar, j.call->tracks_tasks());
         }
         seal_frame(o->bytes, at, mpi_frame_kind::request);

@@ -49,6 +49,7 @@ bool channel::serves(const call_state& c) const noexcept {
 
 void channel::send(job j, array_placer* placer) {
     batch_base& b = *j.batch;
+    b.worker = pid_;
     if (out_pos_ == out_.size()) {
         out_.clear();
         out_pos_ = 0;

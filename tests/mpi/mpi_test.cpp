@@ -281,3 +281,24 @@ int main(int argc, char** argv) {
     cojob::init(argc, argv);  // ranks 1 and 2 stay in here
     return Catch::Session().run(argc, argv);
 }
+
+TEST_CASE("mpi: on_task names the rank that ran each task, with ordered times", "[mpi]") {
+    std::map<std::size_t, std::vector<cojob::task_event>> by_task;
+    cojob::options o = on_ranks();
+    o.on_task = [&](const cojob::task_event& e) { by_task[e.index].push_back(e); };
+    cojob::parallel par(o);
+    const auto ranks = par(std::views::iota(0, 100) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
+    REQUIRE(by_task.size() == 100);
+    for (const auto& [index, ev] : by_task) {
+        INFO("task " << index);
+        REQUIRE(ev.size() == 3);
+        CHECK(ev[0].what == cojob::task_status::dispatched);
+        CHECK(ev[1].what == cojob::task_status::started);
+        CHECK(ev[2].what == cojob::task_status::finished);
+        CHECK(ev[2].backend == cojob::backend::mpi);
+        CHECK(ev[2].worker == ranks[index]);
+        // One host here: the ranks' steady clock is rank 0's.
+        CHECK(ev[2].dispatched_at <= ev[2].started_at);
+        CHECK(ev[2].started_at <= ev[2].ended_at);
+    }
+}

@@ -49,6 +49,12 @@ struct batch_base {
     std::size_t completed = 0;       ///< tasks that returned (their results are stored)
     std::exception_ptr error;        ///< what task `completed` threw, if any
     std::int64_t dispatched_ns = 0;  ///< steady clock, set by the scheduler
+    std::size_t number = 0;          ///< the batch's place in the call's dispatch order
+
+    // With per-task events: when each task ran, and where.
+    bool record_times = false;        ///< set by the scheduler when the call reports task events
+    std::vector<std::int64_t> times;  ///< start and end (steady ns) of each task run, in pairs
+    long worker = -1;                 ///< who ran the batch (see task_event::worker)
 
     // With tracking (a timeout): which task runs and since when. run() sets them in this
     // process; a backend whose tasks run elsewhere copies what its workers report.
@@ -68,10 +74,14 @@ protected:
         first = size = completed = 0;
         error = nullptr;
         dispatched_ns = 0;
+        number = 0;
         running.store(0, std::memory_order_relaxed);
         running_since.store(0, std::memory_order_relaxed);
         origin.reset();
         deferred.reset();
+        record_times = false;
+        times.clear();
+        worker = -1;
     }
 };
 
@@ -101,13 +111,12 @@ struct typed_batch final : batch_base {
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> results;
 
     void run(const std::atomic<bool>& stop, bool track) noexcept override {
-        if constexpr (!std::is_void_v<result>) {
-            try {
-                results.reserve(tasks.size());
-            } catch (...) {
-                error = std::current_exception();
-                return;
-            }
+        try {
+            if constexpr (!std::is_void_v<result>) results.reserve(tasks.size());
+            if (record_times) times.reserve(2 * tasks.size());  // no allocation between tasks
+        } catch (...) {
+            error = std::current_exception();
+            return;
         }
         for (std::size_t i = 0; i < tasks.size(); ++i) {
             if (stop.load(std::memory_order_relaxed)) return;
@@ -115,15 +124,18 @@ struct typed_batch final : batch_base {
                 running.store(i, std::memory_order_relaxed);
                 running_since.store(now_ns(), std::memory_order_release);
             }
+            if (record_times) times.push_back(now_ns());
             try {
                 if constexpr (std::is_void_v<result>)
                     tasks[i]();
                 else
                     results.push_back(tasks[i]());
             } catch (...) {
+                if (record_times) times.push_back(now_ns());
                 error = std::current_exception();
                 return;
             }
+            if (record_times) times.push_back(now_ns());
             completed = i + 1;
         }
     }
@@ -137,13 +149,13 @@ struct typed_batch final : batch_base {
 
     void encode(wire_out& out, bool track) const override {
         if constexpr (remote<Task>::possible)
-            remote<Task>::encode(out, tasks, track);
+            remote<Task>::encode(out, tasks, track, record_times);
         else
             throw cojob::error("cojob: these tasks cannot run in a worker process: " + remote_refusal<Task>());
     }
     void decode(wire_in& in) override {
         if constexpr (remote<Task>::possible) {
-            completed = remote<Task>::decode(in, results, first, size, error, origin);
+            completed = remote<Task>::decode(in, results, first, size, error, origin, record_times ? &times : nullptr);
         } else {
             throw cojob::error("cojob: these tasks cannot run in a worker process: " + remote_refusal<Task>());
         }

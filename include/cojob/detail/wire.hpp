@@ -204,9 +204,9 @@ struct remote {
     }
 
     /// Parent side: the tasks into a request payload. A batch whose tasks all call the same
-    /// function names it once.
+    /// function names it once. `timed`: the worker reports when each task started and ended.
     template <class Tasks>
-    static void encode(wire_out& out, const Tasks& tasks, bool track) {
+    static void encode(wire_out& out, const Tasks& tasks, bool track, bool timed = false) {
         (void)registered;  // odr-use: every program that sends this type can also run it
         static const bool unambiguous = (check_invoker(key(), typeid(Task).name()), true);  // once per type
         (void)unambiguous;
@@ -219,7 +219,7 @@ struct remote {
                     break;
                 }
         }
-        const std::uint8_t flags = (track ? 1 : 0) | (shared ? 2 : 0);
+        const std::uint8_t flags = (track ? 1 : 0) | (shared ? 2 : 0) | (timed ? 4 : 0);
         out(key(), flags, static_cast<std::uint64_t>(tasks.size()));
         if (shared && !tasks.empty()) write_function(out, tasks.front().function());
         for (const Task& t : tasks) {
@@ -230,10 +230,12 @@ struct remote {
 
     /// Parent side: the response payload into `results`; returns how many completed, and
     /// sets `error` and `facts` when a task failed (`first`: input position of the batch, `sent`:
-    /// its tasks; a response claiming more is refused before anything is allocated).
+    /// its tasks; a response claiming more is refused before anything is allocated). `times`:
+    /// the request was timed, and the tasks' start and end times go there.
     template <class Results>
     static std::size_t decode(wire_in& in, Results& results, std::size_t first, std::size_t sent,
-                              std::exception_ptr& error, std::optional<task_failure>& facts) {
+                              std::exception_ptr& error, std::optional<task_failure>& facts,
+                              std::vector<std::int64_t>* times = nullptr) {
         std::uint64_t completed = 0;
         in(completed);
         if (completed > sent) answered_too_many();
@@ -255,6 +257,13 @@ struct remote {
             error = rebuild_exception(type, f);
             facts = std::move(f);
         }
+        if (times) {
+            std::uint64_t n = 0;
+            in(n);
+            if (n > 2 * (completed + 1) || n > in.remaining() / sizeof(std::int64_t)) answered_too_many();
+            times->resize(static_cast<std::size_t>(n));
+            for (auto& t : *times) in(t);
+        }
         return static_cast<std::size_t>(completed);
     }
 
@@ -267,6 +276,14 @@ struct remote {
         std::optional<F> common;
         if (shared && n) common.emplace(read_function(in));
         const bool track = (flags & 1) != 0 && ctx.running_since;
+        const bool timed = (flags & 4) != 0;
+        std::vector<std::int64_t> times;  // start and end of each task run, for the parent's events
+        if (timed) times.reserve(2 * static_cast<std::size_t>(std::min<std::uint64_t>(n, in.remaining())));
+        const auto write_times = [&] {
+            if (!timed) return;
+            out(static_cast<std::uint64_t>(times.size()));
+            for (const std::int64_t t : times) out(t);
+        };
         // Results are written after a placeholder count, patched at the end; nothing is written
         // before the first task has run (see worker_context::acquire_output).
         std::size_t count_at = 0;
@@ -290,12 +307,15 @@ struct remote {
                 ctx.running_since->store(steady_now_ns(), std::memory_order_release);
                 if (ctx.task_started) ctx.task_started(ctx.task_started_arg, i);
             }
+            if (timed) times.push_back(steady_now_ns());
             try {
                 if constexpr (std::is_void_v<R>) {
                     t();
+                    if (timed) times.push_back(steady_now_ns());
                     begin();
                 } else {
                     R r = t();
+                    if (timed) times.push_back(steady_now_ns());
                     bool large = false;  // a large vector of numbers: lent, or timed for the next
                     if constexpr (is_std_vector<R>) {
                         using E = typename R::value_type;
@@ -326,10 +346,12 @@ struct remote {
                     if (large) ctx.lend_mark_ns = steady_now_ns();  // the next task starts now
                 }
             } catch (...) {
+                if (timed && times.size() % 2 != 0) times.push_back(steady_now_ns());
                 begin();
                 std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
                 ctx.failed = true;
                 encode_current_failure(out, static_cast<std::size_t>(i), t.function_name(), t.describe_arguments());
+                write_times();
                 return;
             }
             ++completed;
@@ -337,6 +359,7 @@ struct remote {
         begin();
         std::memcpy(out.buffer().data() + count_at, &completed, sizeof completed);
         out(std::uint8_t{0});
+        write_times();
         if (track) ctx.running_since->store(0, std::memory_order_release);  // nothing runs until the next batch
     }
 
