@@ -113,7 +113,7 @@ void progress_printer::batch_size_changed(bool too_fast, double duration, std::s
 void progress_printer::dispatched(std::size_t tasks) {
     ++dispatched_batches_;
     dispatched_tasks_ += tasks;
-    bar_.update(bar_now());
+    if (bar_.active()) bar_.update(bar_now());  // no clock read per batch without a bar
 }
 
 void progress_printer::notify(bool finished) const {
@@ -130,7 +130,7 @@ void progress_printer::notify(bool finished) const {
 void progress_printer::completed(std::size_t tasks) {
     completed_ += tasks;
     print_progress();
-    if (!finished_printed_) bar_.update(bar_now());
+    if (bar_.active() && !finished_printed_) bar_.update(bar_now());
 }
 
 void progress_printer::finish() {
@@ -138,7 +138,7 @@ void progress_printer::finish() {
         iterating_ = false;
         print_progress();
     }
-    bar_.finish(bar_now());
+    if (bar_.active()) bar_.finish(bar_now());
 }
 
 namespace {
