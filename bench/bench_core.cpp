@@ -6,13 +6,16 @@
 // Arguments, all optional, as key=value:
 //   n=1000000        tiny tasks per call (plain loop, n_jobs=1, threads with batch auto, and
 //                    the same warm with an on_task callback that counts the events)
-//   n_batch1=100000  tasks per call with batch_size=1
+//   n_batch1=100000  tasks per call with batch_size=1, and with a trace (trace_warm: the file,
+//                    in the system's temporary directory, is removed at the end)
 //   repeats=31       timed runs of each per-task case (round robin, after one warm-up run)
 //   calls=2000       timed calls of the one-task cases (after calls/10 warm-up calls)
 //   gap_calls=500    timed calls with a 1 ms idle gap before each
 //   only=ID,ID       run only these cases (ids as in the tsv; the plain loop always runs)
 //   tsv=FILE         also write `id<TAB>value<TAB>unit` lines (for run_side_by_side.sh)
 #include <cojob/cojob.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -21,8 +24,10 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -364,6 +369,15 @@ int run(const config& c) {
     std::size_t events = 0;  // what an on_task callback that only counts costs per task
     cojob::parallel warm_events{{.n_jobs = 2, .backend = cojob::backend::threads,
                                  .on_task = [&events](const cojob::task_event&) { ++events; }}};
+    // A trace writes ~250 bytes per task: it gets the smaller count, and goes away at the end.
+    const std::string trace_path =
+        (std::filesystem::temp_directory_path() / ("bench_core_trace_" + std::to_string(::getpid()) + ".json")).string();
+    struct remove_at_end {
+        const std::string& path;
+        ~remove_at_end() { std::remove(path.c_str()); }
+    } trace_cleanup{trace_path};
+    std::optional<cojob::parallel> warm_trace;
+    if (c.wanted("trace_warm")) warm_trace.emplace(cojob::options{.n_jobs = 2, .backend = cojob::backend::threads, .trace = trace_path});
 
     struct per_task_case {
         row r;
@@ -384,6 +398,8 @@ int run(const config& c) {
                      [&] { return run_with(warm_batch1, c.n_batch1, "threads, batch_size=1"); }});
     cases.push_back({make_row("events_warm", "n_jobs=2 threads, batch auto, warm parallel, on_task counting", c.n),
                      [&] { return run_with(warm_events, c.n, "threads, on_task"); }});
+    cases.push_back({make_row("trace_warm", "n_jobs=2 threads, batch auto, warm parallel, traced to a file", c.n_batch1),
+                     [&] { return run_with(*warm_trace, c.n_batch1, "threads, traced"); }});
 
     std::erase_if(cases, [&](const per_task_case& k) { return !c.wanted(k.r.id); });
     for (auto& k : cases) k.once();  // warm-up: page faults, thread start, batch size tuned in `warm`

@@ -1,6 +1,7 @@
 // src/backend_sequential.cpp - runs each batch on the scheduler's own thread, at once.
 #include "backend.hpp"
 #include "call_state.hpp"
+#include "util.hpp"
 
 namespace cojob::detail {
 
@@ -15,6 +16,7 @@ public:
     }
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
         batch->worker = 0;
+        if (batch->record_times) batch->thread = this_thread_id();
         batch->run(call->stop_flag(), false);
         call_state::finished(std::move(call), std::move(batch));
     }

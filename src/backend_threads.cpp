@@ -6,6 +6,7 @@
 // the call completes even when every other worker is busy, and the thread count never grows.
 #include "backend.hpp"
 #include "call_state.hpp"
+#include "util.hpp"
 
 #include <cojob/errors.hpp>
 
@@ -52,6 +53,7 @@ thread_local long current_worker = -1;  ///< this pool thread's index; -1 on oth
 
 void execute(job& j) {
     j.batch->worker = current_worker;
+    if (j.batch->record_times) j.batch->thread = this_thread_id();
     j.batch->run(j.call->stop_flag(), j.call->tracks_tasks());
     call_state::finished(std::move(j.call), std::move(j.batch));
 }

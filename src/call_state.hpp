@@ -3,6 +3,7 @@
 // public part marked for them; the scheduler (src/scheduler.cpp) owns the rest.
 #pragma once
 
+#include "call_trace.hpp"
 #include "engine.hpp"
 #include "progress.hpp"
 
@@ -105,6 +106,8 @@ private:
     [[nodiscard]] bool waiting_for_consumer() const;
     /// An asynchronous input whose producer has not handed over the next task yet.
     [[nodiscard]] bool waiting_for_producer() const;
+    /// The trace's counters, now.
+    void trace_load();
     /// The call has ended: forget its batches and its executor.
     void close();
 
@@ -145,6 +148,10 @@ private:
     std::function<void()> interrupt_hook_;  ///< see on_interrupt()
     std::exception_ptr error_;
     progress_printer printer_;
+    /// Per-task times are recorded (`options::on_task` or a trace).
+    bool observed_ = false;
+    /// Set before the first batch, kept to the end (a batch coming back late writes there).
+    std::unique_ptr<call_trace> trace_;
 
     std::mutex post_mutex_;  ///< guards closed_ against workers finishing after the end
     bool closed_ = false;

@@ -96,6 +96,11 @@ void describe_exception(const std::exception_ptr& e, std::string& type, std::str
 
 int current_pid() noexcept { return static_cast<int>(::getpid()); }
 
+long this_thread_id() noexcept {
+    thread_local const long id = static_cast<long>(::gettid());
+    return id;
+}
+
 std::string host_name() {
     char buf[256] = {};
     if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";

@@ -5,6 +5,7 @@
 
 #include "resolved_options.hpp"
 #include "mpi_link.hpp"
+#include "trace_file.hpp"
 #include "worker.hpp"
 
 #include <sched.h>
@@ -262,6 +263,7 @@ options parallel_config::current() {
         if (!merged.progress) merged.progress = d.progress;
         if (!merged.progress_bar) merged.progress_bar = d.progress_bar;
         if (!merged.on_task) merged.on_task = d.on_task;
+        if (!merged.trace) merged.trace = d.trace;
         if (!merged.temp_folder) merged.temp_folder = d.temp_folder;
         if (!merged.max_nbytes) merged.max_nbytes = d.max_nbytes;
         if (!merged.mmap_mode) merged.mmap_mode = d.mmap_mode;
@@ -365,6 +367,12 @@ resolved_options resolve(const options& o) {
     r.progress = o.progress ? o.progress : scope.progress;
     r.progress_bar = pick(o.progress_bar, scope.progress_bar).value_or(cojob::progress_bar::off);
     r.on_task = o.on_task ? o.on_task : scope.on_task;
+    if (!in_worker_process()) {  // a worker's calls would empty its parent's file
+        if (const auto path = pick(o.trace, scope.trace))
+            r.trace = trace_file::open(*path, "trace");
+        else if (const char* env = std::getenv("COJOB_TRACE"); env && *env)
+            r.trace = trace_file::open(env, "trace (from COJOB_TRACE)");
+    }
     if (r.progress_bar != cojob::progress_bar::off && r.progress_bar != cojob::progress_bar::on &&
         r.progress_bar != cojob::progress_bar::automatic)
         throw error("cojob::options: progress_bar=" + std::to_string(static_cast<int>(r.progress_bar)) +

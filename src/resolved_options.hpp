@@ -8,10 +8,13 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 namespace cojob::detail {
+
+class trace_file;  // src/trace_file.hpp
 
 /// Options after merging with the active `parallel_config` scopes and validating.
 struct resolved_options {
@@ -25,6 +28,7 @@ struct resolved_options {
     std::function<void(const progress_event&)> progress;
     cojob::progress_bar progress_bar = cojob::progress_bar::off;
     std::function<void(const task_event&)> on_task;
+    std::shared_ptr<trace_file> trace;  ///< null: no trace
     cojob::return_as return_as = cojob::return_as::list;
     // Large arrays (processes and mpi): see src/sharing.hpp.
     std::string temp_folder;                ///< resolved (processes backend only)

@@ -44,7 +44,10 @@ void call_state::finished(std::shared_ptr<call_state> call, std::unique_ptr<batc
         return;
     }
     std::lock_guard lock(call->post_mutex_);
-    if (call->closed_) return;  // the call ended without it (timeout): drop the batch here
+    if (call->closed_) {  // the call ended without it (timeout, a dropped stream): drop it here
+        if (call->trace_) call->trace_->late(*batch, batch_base::now_ns());
+        return;
+    }
     auto& ex = call->executor_;
     asio::post(ex, [c = std::move(call), b = std::move(batch)]() mutable { c->on_finished(std::move(b)); });
 }
@@ -128,6 +131,11 @@ std::size_t call_state::outstanding() const {
     return in_flight_.size() + (sink_.streaming() ? reorder_.size() + sink_.held().batches : 0);
 }
 
+void call_state::trace_load() {
+    trace_->load(in_flight_tasks_, sink_.streaming() ? std::optional<std::size_t>(reorder_tasks_ + sink_.held().results)
+                                                     : std::nullopt);
+}
+
 bool call_state::waiting_for_producer() const { return source_.waiting && !stopping_; }
 
 bool call_state::waiting_for_consumer() const {
@@ -173,18 +181,24 @@ void call_state::dispatch_more() {
         }
         const std::size_t k = std::min(slice_, source_.staged);
         const std::size_t first = source_.pulled - source_.staged;
+        const std::int64_t cut_ns = trace_ ? batch_base::now_ns() : 0;
         auto b = source_.take(k);
         b->first = first;
         b->dispatched_ns = batch_base::now_ns();
         b->number = batches_dispatched_++;
-        if (eng_->opts.on_task) {
+        if (observed_) {
             b->record_times = true;
-            report_dispatched(eng_->opts.on_task, *b, eng_->opts.kind);
+            if (eng_->opts.on_task) report_dispatched(eng_->opts.on_task, *b, eng_->opts.kind);
         }
         in_flight_.emplace(first, b.get());
         in_flight_tasks_ += k;
         printer_.dispatched(k);
+        const std::size_t number = b->number;
         be.submit(std::move(b), shared_from_this());
+        if (trace_) {
+            trace_->dispatched(number, first, k, cut_ns, batch_base::now_ns());
+            trace_load();
+        }
     }
     if (source_.exhausted && source_.staged == 0) printer_.dispatch_ended();
 }
@@ -230,7 +244,9 @@ void call_state::report_failure(batch_base& b) {
 // Hands a batch's results to the sink_. A stream's failed batch hands over the results before
 // its failing task, then ends the call; returns false then.
 bool call_state::deliver(std::unique_ptr<batch_base> b) {
+    const std::int64_t begin_ns = trace_ ? batch_base::now_ns() : 0;
     sink_.accept(*b);
+    if (trace_) trace_->delivered(b->number, begin_ns, batch_base::now_ns());
     if (b->error) {
         report_failure(*b);
         return false;
@@ -243,8 +259,15 @@ bool call_state::deliver(std::unique_ptr<batch_base> b) {
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     in_flight_.erase(b->first);
     in_flight_tasks_ -= b->size;
-    if (eng_->opts.on_task) report_ran(eng_->opts.on_task, *b, eng_->opts.kind, batch_base::now_ns());
-    eng_->sizer.completed(b->size, static_cast<double>(batch_base::now_ns() - b->dispatched_ns) * 1e-9);
+    const std::int64_t now_ns = batch_base::now_ns();
+    if (observed_) {
+        if (eng_->opts.on_task) report_ran(eng_->opts.on_task, *b, eng_->opts.kind, now_ns);
+        if (trace_) {
+            trace_->ran(*b, now_ns);
+            trace_load();
+        }
+    }
+    eng_->sizer.completed(b->size, static_cast<double>(now_ns - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && !sink_.streaming()) {
         report_failure(*b);  // a list: the first failure ends the call
@@ -308,6 +331,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
                       o.progress_bar, o.n_jobs);
     if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
     if (c->track_) c->timer_.emplace(c->executor_);
+    if (o.trace) c->trace_ = std::make_unique<call_trace>(o.trace, o.kind);
+    c->observed_ = o.on_task || o.trace;
     if (c->source_.total) c->sink_.expect(*c->source_.total);
     if (c->source_.asynchronous)
         c->source_.bind(c->executor_, [w = c->weak_from_this()] {
@@ -349,6 +374,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
     be.end_call(*c);
+    if (c->trace_) c->trace_->flush();
     c->close();
 }
 

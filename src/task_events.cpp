@@ -1,6 +1,7 @@
 // src/task_events.cpp - the per-task events of `options::on_task`.
 #include "task_events.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace cojob::detail {
@@ -22,23 +23,28 @@ task_event event_of(const batch_base& b, std::size_t i, cojob::backend kind) {
 
 }  // namespace
 
+ran_tasks tasks_ran(const batch_base& b) noexcept {
+    // A worker that reported times says exactly which tasks ran.
+    const std::size_t reported = b.times.size() / 2;
+    const bool timed = reported >= b.completed && reported > 0;
+    if (timed) return {std::min(b.size, reported), true};
+    return {std::min(b.size, b.ran.value_or(b.completed + (b.error ? 1 : 0))), false};
+}
+
 void report_dispatched(const task_callback& on_task, const batch_base& b, cojob::backend kind) {
     for (std::size_t i = 0; i < b.size; ++i) on_task(event_of(b, i, kind));
 }
 
 void report_ran(const task_callback& on_task, const batch_base& b, cojob::backend kind, std::int64_t now_ns) {
-    // The tasks that ran: those that returned, and the one that threw. A worker that reported
-    // times says exactly which ran; otherwise the batch's dispatch and return bound them.
-    const std::size_t reported = b.times.size() / 2;
-    const bool timed = reported >= b.completed && reported > 0;
-    const std::size_t ran = timed ? reported : b.completed + (b.error ? 1 : 0);
-    for (std::size_t i = 0; i < ran && i < b.size; ++i) {
+    // Untimed tasks are bounded by their batch's dispatch and return.
+    const auto [ran, timed] = tasks_ran(b);
+    for (std::size_t i = 0; i < ran; ++i) {
         task_event e = event_of(b, i, kind);
         e.worker = b.worker;
         e.what = task_status::started;
         e.started_at = at(timed ? b.times[2 * i] : b.dispatched_ns);
         on_task(e);
-        e.what = i < b.completed ? task_status::finished : task_status::failed;
+        e.what = b.error && i + 1 == ran ? task_status::failed : task_status::finished;
         e.ended_at = at(timed ? b.times[2 * i + 1] : now_ns);
         on_task(e);
     }

@@ -75,6 +75,18 @@ void check_payload(const frame_header& h, const char* payload) {
 
 void answered_too_many() { throw wire_error("cojob: a worker answered more tasks than it was sent"); }
 
+void read_trailing_times(const char* payload, std::size_t size, std::size_t completed, std::vector<std::int64_t>& times) {
+    times.clear();
+    const std::uint64_t count = 2 * static_cast<std::uint64_t>(completed);
+    if (completed == 0 || completed > size / 16 || size < sizeof(count) * (count + 1)) return;
+    const char* tail = payload + size - sizeof(std::int64_t) * count;
+    std::uint64_t written = 0;
+    std::memcpy(&written, tail - sizeof written, sizeof written);
+    if (written != count) return;
+    times.resize(static_cast<std::size_t>(count));
+    std::memcpy(times.data(), tail, sizeof(std::int64_t) * count);
+}
+
 pipe_io& pipe_seam() noexcept {
     static pipe_io io{&::read, &::write};
     return io;

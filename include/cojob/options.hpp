@@ -147,6 +147,13 @@ struct options {
     /// per task, on the scheduler's thread, on every backend (`cojob/task_event.hpp`). Unset:
     /// nothing is recorded.
     std::function<void(const task_event&)> on_task{};
+    /// A timeline of the calls, written to this file in Chrome's trace-event JSON, which the
+    /// Perfetto UI and chrome://tracing open: a track per worker and one for the scheduler, a
+    /// slice per task named after its function (docs/observability.md). The file is emptied
+    /// when the program first opens it; every `parallel` naming it then adds its calls, and it
+    /// is valid JSON after each call. Unset: the path in the environment variable
+    /// `COJOB_TRACE`, else no trace. Worker processes and ranks write none.
+    std::optional<std::string> trace{};
 
     // ---- large arrays on backend::processes (docs/arrays.md) ----
     /// Where arguments larger than `max_nbytes` are placed to be shared with the workers.

@@ -26,8 +26,7 @@ enum class task_status {
 ///
 /// Times are `std::chrono::steady_clock` points, the clock of the process that made the call;
 /// worker processes on the same machine report on the same clock. Where a worker cannot tell
-/// (results a stream leaves in a worker process until they are consumed), `started_at` is the
-/// batch's dispatch and `ended_at` its return.
+/// (it died), `started_at` is the batch's dispatch and `ended_at` its return.
 struct task_event {
     /// A point on the steady clock.
     using time_point = std::chrono::steady_clock::time_point;

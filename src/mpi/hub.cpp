@@ -6,6 +6,7 @@
 #include <cojob/errors.hpp>
 
 #include "../sharing.hpp"
+#include "../task_events.hpp"
 #include "../worker.hpp"
 
 #include <algorithm>
@@ -184,7 +185,7 @@ void hub::send_request(int to, mpi_job j) {
         {
             wire_out ar(o->bytes, &blocks);
             j.batch->worker = to;
-            j.batch->encode(ar, j.call->tracks_tasks());
+            timed_step(*j.batch, j.batch->encoded, [&] { j.batch->encode(ar, j.call->tracks_tasks()); });
         }
         seal_frame(o->bytes, at, mpi_frame_kind::request);
     } catch (...) {
@@ -308,7 +309,7 @@ bool hub::receive() {
                     ar(message);
                     throw wire_error(message);
                 }
-                j.batch->decode(ar);
+                timed_step(*j.batch, j.batch->decoded, [&] { j.batch->decode(ar); });
             } catch (...) {
                 j.batch->error = std::current_exception();
                 j.batch->completed = 0;

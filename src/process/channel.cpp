@@ -5,6 +5,7 @@
 #include "channel.hpp"
 
 #include "../sharing.hpp"
+#include "../task_events.hpp"
 #include "../wire.hpp"
 #include "../worker.hpp"
 #include "failure_text.hpp"
@@ -59,7 +60,7 @@ void channel::send(job j, array_placer* placer) {
         bind(j.call->executor());
         const auto at = begin_frame(out_);
         wire_out ar(out_, placer);
-        b.encode(ar, j.call->tracks_tasks());
+        timed_step(b, b.encoded, [&] { b.encode(ar, j.call->tracks_tasks()); });
         end_frame(out_, at, frame_kind::request);
     } catch (...) {
         out_.resize(before);
@@ -240,8 +241,9 @@ bool channel::take_frames() {
                         b.deferred = std::make_unique<arena_payload>(
                             arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
                             static_cast<std::size_t>(h.length));
+                        if (b.record_times) read_trailing_times(payload, static_cast<std::size_t>(h.length), b.completed, b.times);
                     } else {
-                        b.decode(ar);
+                        timed_step(b, b.decoded, [&] { b.decode(ar); });
                         // The arena stays mapped here: unmapping it to keep its pages out of
                         // this process's RSS made the next response fault them all in again,
                         // a fifth of the parent's time on 16 MB results. They are the
@@ -319,6 +321,7 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     for (std::size_t k = 1; k < jobs.size(); ++k) {
         jobs[k].batch->error = batch_not_started();
         jobs[k].batch->completed = 0;
+        jobs[k].batch->ran = 0;
     }
     job j = std::move(jobs.front());
     jobs.pop_front();
@@ -332,6 +335,8 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     else
         b.error = worker_ended(pid, how, greeted, b, index);
     b.completed = 0;
+    // The tasks before the one it died in returned, but their results died with it.
+    b.ran = greeted ? std::min(index + 1, b.size) : 0;
     call_state::finished(std::move(j.call), std::move(j.batch));
     for (auto& rest : jobs) call_state::finished(std::move(rest.call), std::move(rest.batch));
     owner_->refill();

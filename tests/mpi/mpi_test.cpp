@@ -10,6 +10,7 @@
 #include "fastest_first.hpp"
 #include "kit.hpp"
 #include "scratch_dir.hpp"
+#include "trace_reader.hpp"
 
 #include <boost/asio/use_awaitable.hpp>
 
@@ -301,4 +302,21 @@ TEST_CASE("mpi: on_task names the rank that ran each task, with ordered times", 
         CHECK(ev[2].dispatched_at <= ev[2].started_at);
         CHECK(ev[2].started_at <= ev[2].ended_at);
     }
+}
+
+TEST_CASE("mpi: the trace puts each task on its rank's track", "[mpi][trace]") {
+    kit::scratch_dir dir;
+    cojob::options o = on_ranks();
+    o.trace = dir.file("mpi.json");
+    cojob::parallel par(o);
+    const auto ranks = par(std::views::iota(0, 100) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
+    const auto trace = kit::read_trace(*o.trace);
+    const auto by_task = trace.tasks();
+    REQUIRE(by_task.size() == 100);
+    for (int i = 0; i < 100; ++i) {
+        INFO("task " << i);
+        REQUIRE(by_task.at({1, i}).size() == 1);
+        CHECK(trace.track_of(*by_task.at({1, i}).front()) == "MPI rank " + std::to_string(ranks[static_cast<std::size_t>(i)]));
+    }
+    CHECK(trace.transfers > 0);
 }

@@ -55,6 +55,17 @@ struct batch_base {
     bool record_times = false;        ///< set by the scheduler when the call reports task events
     std::vector<std::int64_t> times;  ///< start and end (steady ns) of each task run, in pairs
     long worker = -1;                 ///< who ran the batch (see task_event::worker)
+    long thread = 0;                  ///< the thread that ran it, in this process (0: elsewhere)
+    /// How many tasks ran, where `completed` and `error` cannot tell: a worker that died had run
+    /// tasks whose results are lost, and batches queued behind it never started.
+    std::optional<std::size_t> ran;
+    /// When, and on which thread of this process, a backend did one step of the batch.
+    struct step_time {
+        std::int64_t begin = 0, end = 0;  ///< steady ns; 0: the step did not happen here
+        long thread = 0;
+    };
+    step_time encoded;  ///< the request written for a worker process or rank
+    step_time decoded;  ///< its response read
 
     // With tracking (a timeout): which task runs and since when. run() sets them in this
     // process; a backend whose tasks run elsewhere copies what its workers report.
@@ -82,6 +93,9 @@ protected:
         record_times = false;
         times.clear();
         worker = -1;
+        thread = 0;
+        ran.reset();
+        encoded = decoded = step_time{};
     }
 };
 

@@ -86,6 +86,11 @@ void check_invoker(std::uint64_t key, const char* type_name);
 
 /// @throws wire_error: a response counts more completed tasks than its request sent.
 [[noreturn]] void answered_too_many();
+/// Parent side: the start and end times that a timed response of `completed` tasks that all
+/// returned ends with (the worker writes them last), read from the payload's tail without
+/// decoding the results before them, which a stream reads later. Leaves `times` empty when
+/// the tail is not `2 * completed` times after their count.
+void read_trailing_times(const char* payload, std::size_t size, std::size_t completed, std::vector<std::int64_t>& times);
 /// Writes the failure of the task being run (called inside a catch block in the worker).
 void encode_current_failure(wire_out& out, std::size_t index, const std::string& function,
                             const std::string& arguments);
