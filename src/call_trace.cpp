@@ -81,7 +81,12 @@ void transfer(std::string& out, const trace_file& f, long track, std::string_vie
 call_trace::call_trace(std::shared_ptr<trace_file> file, cojob::backend kind)
     : file_(std::move(file)), kind_(kind), call_(file_->next_call()) {}
 
-call_trace::~call_trace() { flush(); }
+call_trace::~call_trace() {
+    try {
+        flush();
+    } catch (...) {
+    }
+}
 
 void call_trace::flush() {
     file_->append(buffer_);
@@ -119,10 +124,13 @@ void call_trace::load(std::size_t in_flight, std::optional<std::size_t> waiting)
 
 void call_trace::ran(const batch_base& b, std::int64_t now_ns) { batch_events(buffer_, b, now_ns, &track_ends_); }
 
-void call_trace::late(const batch_base& b, std::int64_t now_ns) const {
-    std::string out;
-    batch_events(out, b, now_ns, nullptr);
-    file_->append(out);
+void call_trace::late(const batch_base& b, std::int64_t now_ns) const noexcept {
+    try {
+        std::string out;
+        batch_events(out, b, now_ns, nullptr);
+        file_->append(out);
+    } catch (...) {  // a trace that cannot be written (memory) must not take a worker down
+    }
 }
 
 void call_trace::batch_events(std::string& out, const batch_base& b, std::int64_t now_ns,

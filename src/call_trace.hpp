@@ -40,7 +40,7 @@ public:
     /// Hands the collected events to the file.
     void flush();
     /// A batch that came back after its call ended (any thread): written at once.
-    void late(const batch_base& b, std::int64_t now_ns) const;
+    void late(const batch_base& b, std::int64_t now_ns) const noexcept;
 
 private:
     /// `track_ends`: where the last task slice of each worker track ended, to start untimed

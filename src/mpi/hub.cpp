@@ -310,6 +310,7 @@ bool hub::receive() {
                     throw wire_error(message);
                 }
                 timed_step(*j.batch, j.batch->decoded, [&] { j.batch->decode(ar); });
+                if (j.batch->record_times) rank.clock.align(j.batch->encoded.end, j.batch->decoded.begin, j.batch->times);
             } catch (...) {
                 j.batch->error = std::current_exception();
                 j.batch->completed = 0;

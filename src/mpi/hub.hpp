@@ -8,6 +8,7 @@
 #include "../call_state.hpp"
 #include "../wire.hpp"
 #include "mpi_blocks.hpp"
+#include "rank_clock.hpp"
 #include "transport.hpp"
 
 #include <condition_variable>
@@ -63,6 +64,7 @@ private:
         bool gone = false;  ///< said bye, or spoke another build
         std::map<const call_state*, block_sender::sent_set> blocks;  ///< arrays it holds, by call
         std::uint64_t requests = 0;  ///< requests sent to it, taken back or not
+        rank_clock clock;            ///< its task times onto this rank's clock
     };
 
     void returned(const void* owner);
