@@ -107,6 +107,12 @@ std::string host_name() {
     return buf;
 }
 
+std::string megabytes(std::size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+    return buf;
+}
+
 std::string format_seconds(double seconds) {
     std::ostringstream os;
     os << seconds << " s";
@@ -125,6 +131,15 @@ std::string task_failure::report() const {
     r += "---------------------------------------------------------------------------\n";
     r += exception + (time.empty() ? std::string() : "    " + time) + "\n";
     r += "PID: " + std::to_string(pid) + " on " + host + "\n";
+    if (kind == failure_kind::worker_died) {
+        r += "The worker process ";
+        r += !signal.empty() ? "was killed by " + signal
+             : exit_code     ? "exited with code " + std::to_string(*exit_code)
+                             : std::string("ended");
+        if (peak_rss_bytes) r += ", peak RSS " + detail::megabytes(peak_rss_bytes);
+        if (oom_suspected) r += "; the OOM killer acted in its memory cgroup";
+        r += "\n";
+    }
     r += "...........................................................................\n";
     r += "task #" + std::to_string(index) + ": " + function + "(" + arguments + ")\n";
     r += exception + (message.empty() ? std::string() : ": " + message) + "\n";

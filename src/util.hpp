@@ -1,6 +1,7 @@
 // src/util.hpp - private helpers shared by the compiled parts.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <span>
 #include <string>
@@ -14,6 +15,8 @@ void describe_exception(const std::exception_ptr& e, std::string& type, std::str
 /// The kernel's id of the calling thread (gettid), read once per thread.
 [[nodiscard]] long this_thread_id() noexcept;
 [[nodiscard]] std::string host_name();
+/// "0.7 MB", "123.4 MB": a size for messages (MB = 10^6 bytes).
+[[nodiscard]] std::string megabytes(std::size_t bytes);
 /// "0.5 s", "2 s": a duration for messages.
 [[nodiscard]] std::string format_seconds(double seconds);
 /// Writes `pieces`, in order, to `path` atomically: a temp file next to it, then rename (a

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
@@ -52,6 +53,14 @@ public:
     using error::error;
 };
 
+/// Why a task failed (`task_failure::kind`).
+enum class failure_kind {
+    exception,    ///< it threw
+    timeout,      ///< it ran past `options::timeout`
+    worker_died,  ///< the worker process running it died (a signal, an exit, the OOM killer)
+    cancelled,    ///< its call was cancelled while it ran
+};
+
 /// What is known about the task whose exception ended a call: which function, with which
 /// arguments, where. Returned by `parallel::last_failure()`; the task's own exception is
 /// rethrown unchanged, so this is how its context stays reachable.
@@ -64,6 +73,16 @@ struct task_failure {
     int pid = 0;             ///< process that ran the task
     std::string host;        ///< host that ran the task
     std::string time;        ///< when it failed, local time as ctime() prints it
+    failure_kind kind = failure_kind::exception;  ///< what ended it
+
+    // With kind == worker_died, what the worker's end said:
+    std::string signal;                ///< the signal that killed it ("SIGSEGV"), or empty
+    std::optional<int> exit_code;      ///< its exit status, when it exited instead
+    std::size_t peak_rss_bytes = 0;    ///< its peak resident memory (0: unknown)
+    /// It was killed by SIGKILL while the kernel's OOM killer acted in its memory cgroup (the
+    /// cgroup's `oom_kill` count rose since the worker started).
+    bool oom_suspected = false;
+
 
     /// A multi-line report in the spirit of joblib's "Sub-process traceback".
     [[nodiscard]] std::string report() const;

@@ -165,10 +165,10 @@ void worker_memory::copy(std::uint64_t address, std::size_t n, piece_sink sink, 
     }
 }
 
-pid_t worker_memory::reap(int& st, int options) noexcept {
+pid_t worker_memory::reap(int& st, int options, struct rusage* usage) noexcept {
     std::lock_guard lock(m_);
     if (pid_ <= 0) return -1;
-    const pid_t r = process::wait_worker(pid_, st, options);
+    const pid_t r = process::wait_worker(pid_, st, options, usage);
     if (r == pid_) pid_ = -1;
     return r;
 }

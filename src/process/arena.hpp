@@ -12,6 +12,7 @@
 #include <cojob/detail/wire.hpp>
 #include <cojob/errors.hpp>
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -90,7 +91,7 @@ public:
     void copy(std::uint64_t address, std::size_t n, piece_sink sink, void* ctx);
     /// waitpid(pid, &st, options) under the lock; once it reaped the worker, reads fail.
     /// Returns what waitpid returned (-1 when it was reaped already).
-    pid_t reap(int& st, int options) noexcept;
+    pid_t reap(int& st, int options, struct rusage* usage = nullptr) noexcept;
 
     /// What a response decoded in the parent reads lent results from (copy); a response never
     /// names a shared array.

@@ -40,7 +40,8 @@ channel::channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_read
       from_(w.from),
       status_(std::move(w.status)),
       arena_(std::move(w.arena)),
-      memory_(std::move(w.memory)) {}
+      memory_(std::move(w.memory)),
+      oom_kills_at_start_(cgroup_oom_kills()) {}
 
 bool channel::serves(const call_state& c) const noexcept {
     for (const auto& j : jobs_)
@@ -298,14 +299,17 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     const pid_t pid = pid_;
     kill_worker(pid);
     int st = 0;
-    const bool reaped = pid > 0 && memory_->reap(st, 0) == pid;
+    struct rusage usage{};
+    const bool reaped = pid > 0 && memory_->reap(st, 0, &usage) == pid;
     pid_ = -1;
     const bool greeted = greeted_;
     const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
     drop();
     std::deque<job> jobs = std::move(jobs_);
     jobs_.clear();
-    const std::string how = reaped ? describe_status(st) : std::string("ended");
+    const long oom_kills = reaped && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? cgroup_oom_kills() : -1;
+    const worker_end end = describe_end(reaped, st, usage, oom_kills > oom_kills_at_start_ && oom_kills_at_start_ >= 0);
+    const std::string& how = end.how;
     if (answered && !jobs.empty()) {
         job a = std::move(jobs.front());
         jobs.pop_front();
@@ -332,8 +336,10 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
         b.error = protocol_broken(pid, why);
     else if (how_lost == loss::cut)
         b.error = frame_cut(pid, how, b, got, announced);
-    else
-        b.error = worker_ended(pid, how, greeted, b, index);
+    else {
+        b.error = worker_ended(pid, end, greeted, b, index);
+        if (greeted) b.origin = death_facts(pid, end, b, index, b.error);
+    }
     b.completed = 0;
     // The tasks before the one it died in returned, but their results died with it.
     b.ran = greeted ? std::min(index + 1, b.size) : 0;

@@ -138,6 +138,7 @@ private:
     std::shared_ptr<shared_arena> arena_;
     /// Its memory, for lent results; every reaping goes through it (worker_memory::reap).
     std::shared_ptr<worker_memory> memory_;
+    long oom_kills_at_start_;   ///< the memory cgroup's OOM kills when it started (-1: unknown)
     bool greeted_ = false;      ///< its hello frame arrived and matched
     bool dead_ = false;         ///< reaped or being replaced
     bool interrupted_ = false;  ///< killed on purpose for its call

@@ -1,14 +1,18 @@
 // src/process/failure_text.cpp - the messages of failure_text.hpp.
 #include "failure_text.hpp"
 
+#include "../util.hpp"
 #include "../wire.hpp"
 
 #include <cojob/errors.hpp>
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace cojob::detail::process {
 
@@ -22,11 +26,64 @@ std::string describe_status(int status) {
     return "stopped (status " + std::to_string(status) + ")";
 }
 
-std::exception_ptr worker_ended(pid_t pid, const std::string& how, bool greeted, const batch_base& b,
+worker_end describe_end(bool reaped, int status, const struct rusage& usage, bool oom_kills_rose) {
+    worker_end e;
+    if (!reaped) {
+        e.how = "ended";
+        return e;
+    }
+    e.how = describe_status(status);
+    if (WIFSIGNALED(status)) {
+        const char* abbrev = ::sigabbrev_np(WTERMSIG(status));
+        e.signal = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(WTERMSIG(status));
+        e.oom_suspected = WTERMSIG(status) == SIGKILL && oom_kills_rose;
+    } else if (WIFEXITED(status)) {
+        e.exit_code = WEXITSTATUS(status);
+    }
+    e.peak_rss_bytes = static_cast<std::size_t>(usage.ru_maxrss) * 1024;  // Linux counts KiB
+    return e;
+}
+
+long oom_kills_in(const std::string& text) {
+    std::istringstream in(text);
+    std::string key;
+    long value = -1;
+    while (in >> key >> value)
+        if (key == "oom_kill") return value;
+    return -1;
+}
+
+long cgroup_oom_kills() noexcept try {
+    std::ifstream groups("/proc/self/cgroup");
+    std::string line, v2, v1;
+    while (std::getline(groups, line)) {
+        if (line.rfind("0::", 0) == 0) v2 = line.substr(3);
+        const auto colon = line.find(':'), second = line.find(':', colon + 1);
+        if (colon != std::string::npos && second != std::string::npos) {
+            const std::string controllers = line.substr(colon + 1, second - colon - 1);
+            if (controllers == "memory" || controllers.find("memory,") == 0 ||
+                controllers.find(",memory") != std::string::npos)
+                v1 = line.substr(second + 1);
+        }
+    }
+    const auto read = [](const std::string& path) {
+        std::ifstream f(path);
+        std::stringstream text;
+        text << f.rdbuf();
+        return f ? oom_kills_in(text.str()) : -1L;
+    };
+    long n = v2.empty() ? -1 : read("/sys/fs/cgroup" + v2 + "/memory.events");
+    if (n < 0 && !v1.empty()) n = read("/sys/fs/cgroup/memory" + v1 + "/memory.oom_control");
+    return n;
+} catch (...) {
+    return -1;
+}
+
+std::exception_ptr worker_ended(pid_t pid, const worker_end& end, bool greeted, const batch_base& b,
                                 std::size_t running) {
     if (!greeted)
         return std::make_exception_ptr(worker_died(
-            "cojob: worker process " + std::to_string(pid) + " " + how +
+            "cojob: worker process " + std::to_string(pid) + " " + end.how +
             " before its handshake; does main() call cojob::init(argc, argv) before anything else?"));
     const std::size_t i = std::min(running, b.size ? b.size - 1 : 0);
     std::string task;
@@ -35,11 +92,37 @@ std::exception_ptr worker_ended(pid_t pid, const std::string& how, bool greeted,
     } catch (...) {
         task = "?";
     }
-    return std::make_exception_ptr(worker_died(
-        "cojob: worker process " + std::to_string(pid) + " " + how + " while running task #" +
-        std::to_string(b.first + i) + ": " + task +
-        "; a segmentation fault, an abort or the OOM killer are the usual causes; the pool "
-        "replaces the worker"));
+    std::string facts;
+    if (end.peak_rss_bytes) facts += " (peak RSS " + megabytes(end.peak_rss_bytes) + ")";
+    const char* cause = end.oom_suspected
+                            ? "; the kernel's OOM killer acted in this memory cgroup while it ran, the likely cause"
+                            : "; a segmentation fault, an abort or the OOM killer are the usual causes";
+    return std::make_exception_ptr(worker_died("cojob: worker process " + std::to_string(pid) + " " + end.how + facts +
+                                               " while running task #" + std::to_string(b.first + i) + ": " + task +
+                                               cause + "; the pool replaces the worker"));
+}
+
+task_failure death_facts(pid_t pid, const worker_end& end, const batch_base& b, std::size_t running,
+                         const std::exception_ptr& error) {
+    task_failure f;
+    const std::size_t i = std::min(running, b.size ? b.size - 1 : 0);
+    f.index = b.first + i;
+    try {
+        f.function = b.function_name(i);
+        f.arguments = b.arguments(i);
+    } catch (...) {
+        f.function = "<unknown>";
+    }
+    describe_exception(error, f.exception, f.message);
+    f.pid = static_cast<int>(pid);
+    f.host = host_name();
+    f.time = local_time_text();
+    f.kind = failure_kind::worker_died;
+    f.signal = end.signal;
+    f.exit_code = end.exit_code;
+    f.peak_rss_bytes = end.peak_rss_bytes;
+    f.oom_suspected = end.oom_suspected;
+    return f;
 }
 
 std::exception_ptr frame_cut(pid_t pid, const std::string& how, const batch_base& b, std::size_t got,

@@ -6,10 +6,12 @@
 
 #include <cojob/detail/batch.hpp>
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstddef>
 #include <exception>
+#include <optional>
 #include <string>
 
 namespace cojob::detail::process {
@@ -17,10 +19,32 @@ namespace cojob::detail::process {
 /// How a reaped process ended: "killed by signal 9 (SIGKILL)", "exited with code 3".
 [[nodiscard]] std::string describe_status(int status);
 
-/// worker_died: the worker ended (`how`) on its own, before its handshake (`greeted` false)
-/// or while it ran task `running` of `b`.
-[[nodiscard]] std::exception_ptr worker_ended(pid_t pid, const std::string& how, bool greeted, const batch_base& b,
+/// How a worker process ended, as reaping it told.
+struct worker_end {
+    std::string how;  ///< describe_status, or "ended" when it could not be reaped
+    std::string signal;
+    std::optional<int> exit_code;
+    std::size_t peak_rss_bytes = 0;
+    bool oom_suspected = false;
+};
+/// `status` and `usage` from wait4 (when `reaped`); `oom_kills_rose`: the memory cgroup's OOM
+/// kill count rose while the worker lived.
+[[nodiscard]] worker_end describe_end(bool reaped, int status, const struct rusage& usage, bool oom_kills_rose);
+
+/// The kernel's OOM kills in this process's memory cgroup so far (cgroup v2 `memory.events`,
+/// else v1 `memory.oom_control`), or -1 when no file tells.
+[[nodiscard]] long cgroup_oom_kills() noexcept;
+/// The `oom_kill` count in the text of a `memory.events` or `memory.oom_control` file, or -1.
+[[nodiscard]] long oom_kills_in(const std::string& text);
+
+/// worker_died: the worker ended on its own, before its handshake (`greeted` false) or while
+/// it ran task `running` of `b`.
+[[nodiscard]] std::exception_ptr worker_ended(pid_t pid, const worker_end& end, bool greeted, const batch_base& b,
                                               std::size_t running);
+/// What `parallel::last_failure()` tells of the task `running` of `b` that worker `pid` died
+/// in, with `error` (from worker_ended).
+[[nodiscard]] task_failure death_facts(pid_t pid, const worker_end& end, const batch_base& b, std::size_t running,
+                                       const std::exception_ptr& error);
 /// worker_died: the worker ended (`how`) while it held `b`, in the middle of a frame: its
 /// response pipe closed after `got` of the frame's `announced` bytes (0: inside the header).
 [[nodiscard]] std::exception_ptr frame_cut(pid_t pid, const std::string& how, const batch_base& b, std::size_t got,

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,14 +145,14 @@ private:
 }  // namespace
 
 process_calls& process_seam() noexcept {
-    static process_calls calls{&::kill, &::waitpid};
+    static process_calls calls{&::kill, &::wait4};
     return calls;
 }
 
 bool kill_worker(pid_t pid) noexcept { return pid > 0 && process_seam().kill(pid, SIGKILL) == 0; }
 
-pid_t wait_worker(pid_t pid, int& status, int options) noexcept {
-    return pid > 0 ? process_seam().waitpid(pid, &status, options) : -1;
+pid_t wait_worker(pid_t pid, int& status, int options, struct rusage* usage) noexcept {
+    return pid > 0 ? process_seam().wait4(pid, &status, options, usage) : -1;
 }
 
 spawned_worker spawn_worker(int inner_threads) {

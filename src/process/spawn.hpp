@@ -8,6 +8,7 @@
 #include "../request_gate.hpp"
 #include "arena.hpp"
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -64,15 +65,15 @@ struct spawned_worker {
 
 /// Sends SIGKILL to the worker `pid`. Returns whether the signal was sent.
 bool kill_worker(pid_t pid) noexcept;
-/// waitpid(pid, &status, options) for the worker `pid`: what waitpid returned, -1 when `pid`
-/// names no process.
-pid_t wait_worker(pid_t pid, int& status, int options) noexcept;
+/// waitpid(pid, &status, options) for the worker `pid` (wait4, filling `usage` when given):
+/// what it returned, -1 when `pid` names no process.
+pid_t wait_worker(pid_t pid, int& status, int options, struct rusage* usage = nullptr) noexcept;
 
 /// The system calls under kill_worker and wait_worker; tests swap them to see which pids
 /// they reach.
 struct process_calls {
     int (*kill)(pid_t pid, int sig);
-    pid_t (*waitpid)(pid_t pid, int* status, int options);
+    pid_t (*wait4)(pid_t pid, int* status, int options, struct rusage* usage);
 };
 process_calls& process_seam() noexcept;
 

@@ -42,7 +42,7 @@ int record_kill(pid_t pid, int sig) {
     errno = ESRCH;
     return -1;
 }
-pid_t record_waitpid(pid_t pid, int*, int) {
+pid_t record_waitpid(pid_t pid, int*, int, struct rusage*) {
     calls.push_back("waitpid(" + std::to_string(pid) + ")");
     errno = ECHILD;
     return -1;
