@@ -83,7 +83,6 @@ struct task_failure {
     /// cgroup's `oom_kill` count rose since the worker started).
     bool oom_suspected = false;
 
-
     /// A multi-line report in the spirit of joblib's "Sub-process traceback".
     [[nodiscard]] std::string report() const;
 };
