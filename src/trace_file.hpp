@@ -42,7 +42,6 @@ public:
     [[nodiscard]] long pid() const noexcept { return pid_; }
     /// A new number for a call, to tell concurrent calls' counters apart.
     [[nodiscard]] std::size_t next_call() noexcept;
-    [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
 private:
     trace_file(std::string path, int fd);
