@@ -6,13 +6,14 @@
 // the call completes even when every other worker is busy, and the thread count never grows.
 #include "backend.hpp"
 #include "call_state.hpp"
+#include "fair_queue.hpp"
 #include "util.hpp"
 
 #include <cojob/errors.hpp>
 
 #include <condition_variable>
-#include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -42,7 +43,7 @@ struct job {
 struct pool_core {
     std::mutex mutex;
     std::condition_variable wakeup;
-    std::deque<job> queue;
+    fair_queue<job> queue;  ///< shared between concurrent calls batch by batch
     std::atomic<std::size_t> queued{0};
     int sleepers = 0;
     bool stopping = false;
@@ -79,8 +80,7 @@ void worker_main(std::shared_ptr<pool_core> core, long index) {
             core->wakeup.wait(lock, [&] { return core->stopping || !core->queue.empty(); });
             --core->sleepers;
             if (core->queue.empty()) return;  // stopping, nothing left
-            j = std::move(core->queue.front());
-            core->queue.pop_front();
+            j = core->queue.pop();
             core->queued.fetch_sub(1, std::memory_order_relaxed);
         }
         execute(j);
@@ -128,7 +128,8 @@ public:
         bool wake = false;
         {
             std::lock_guard lock(core->mutex);
-            core->queue.push_back(job{std::move(batch), std::move(call)});
+            const void* key = call.get();
+            core->queue.push(key, job{std::move(batch), std::move(call)});
             core->queued.fetch_add(1, std::memory_order_release);
             wake = core->sleepers > 0;
         }
@@ -138,17 +139,14 @@ public:
     bool help(const call_state& call) override {
         pool_core* core = current_pool;
         if (!core) return false;
-        job j;
+        std::optional<job> j;
         {
             std::lock_guard lock(core->mutex);
-            auto it = std::find_if(core->queue.begin(), core->queue.end(),
-                                   [&](const job& q) { return q.call.get() == &call; });
-            if (it == core->queue.end()) return false;
-            j = std::move(*it);
-            core->queue.erase(it);
+            j = core->queue.take(&call);
+            if (!j) return false;
             core->queued.fetch_sub(1, std::memory_order_relaxed);
         }
-        execute(j);
+        execute(*j);
         return true;
     }
 

@@ -3,8 +3,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 
-#include <string>
-
 namespace cojob::detail {
 
 namespace asio = boost::asio;
@@ -13,39 +11,27 @@ call_driver::call_driver(std::shared_ptr<engine> eng) noexcept : eng_(std::move(
 
 call_driver::~call_driver() {
     watch_.reset();
-    release();
-}
-
-void call_driver::release() noexcept {
-    if (std::exchange(claimed_, false)) eng_->running.store(false);
-}
-
-void call_driver::claim(std::string_view who) {
-    if (claimed_) return;
-    if (eng_->running.exchange(true))
-        throw error(std::string(who) +
-                    ": this parallel object is already running a call; wait for it to finish (or finish or drop "
-                    "its stream), or use a second parallel object");
-    claimed_ = true;
+    work_.reset();
+    if (context_) eng_->give_back_context(*context_);
 }
 
 void call_driver::start(source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
                         std::optional<asio::any_io_executor> executor, asio::cancellation_slot slot,
                         call_hooks hooks) {
     engine& e = *eng_;
-    e.last_failure.reset();
     hooks_ = std::move(hooks);
     const bool blocking = !executor;
     if (blocking) {
-        e.blocking_context.restart();
-        executor = e.blocking_context.get_executor();
-        work_.emplace(e.blocking_context.get_executor());
+        if (!context_) context_ = &e.take_context();
+        context_->restart();
+        executor = context_->get_executor();
+        work_.emplace(context_->get_executor());
     }
     call_ = std::make_shared<call_state>(eng_, source, sink, std::move(keep_alive), *executor, blocking);
-    e.active_async = call_;
+    e.call_started(call_);
     if (blocking) {
         call_->on_interrupt(std::move(hooks_.interrupted));
-        watch_ = e.backend->watch_interrupts(e.blocking_context, call_);
+        watch_ = e.backend->watch_interrupts(*context_, call_);
     }
     if (slot.is_connected()) {
         slot_ = slot;
@@ -64,6 +50,13 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
     if (slot_.is_connected()) slot_.clear();
     slot_ = {};
     auto call = std::move(call_);
+    eng_->call_ended(call.get());
+    // Told on the thread that ends the call: the caller's for a blocking call, and for an async
+    // one the thread about to run its completion handler (parallel::last_failure).
+    try {
+        eng_->set_last_failure(call->take_failure());
+    } catch (...) {
+    }
     interrupted_ = call->interrupted();
     batches_out_ = call->left_batches_out();
     // The call may outlive its form (a batch still on a worker holds it): a late interrupt
@@ -79,13 +72,10 @@ void call_driver::ended(std::exception_ptr failure) noexcept {
 
 void call_driver::drain() noexcept {
     // A call that ended with every batch back left nothing queued that holds it.
-    if (std::exchange(batches_out_, false)) drain_blocking_context(*eng_);
-}
-
-void drain_blocking_context(engine& e) noexcept {
+    if (!std::exchange(batches_out_, false) || !context_) return;
     try {
-        e.blocking_context.restart();
-        while (e.blocking_context.poll() > 0) {
+        context_->restart();
+        while (context_->poll() > 0) {
         }
     } catch (...) {
     }

@@ -1,6 +1,5 @@
 // src/call_driver.hpp - private: the life of one call, the same for every form a user can
-// start it with (`par(range)`, `par.async_run`, `par.stream`): claiming the engine, starting
-// the scheduler coroutine, driving a blocking call from the caller's thread, letting the
+// start it with (`par(range)`, `par.async_run`, `par.stream`): starting the scheduler coroutine, driving a blocking call from the caller's thread, letting the
 // backend watch for an interrupt, and the call's end. The forms are thin adapters over it
 // (src/parallel.cpp, src/stream.cpp), so a per-call feature is written here once.
 #pragma once
@@ -17,7 +16,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <string_view>
 #include <thread>
 
 namespace cojob::detail {
@@ -34,17 +32,14 @@ struct call_hooks {
 class call_driver {
 public:
     explicit call_driver(std::shared_ptr<engine> eng) noexcept;
-    /// Gives the engine back if the call still holds it.
+    /// Gives a blocking call's io_context back to the engine.
     ~call_driver();
     call_driver(const call_driver&) = delete;
     call_driver& operator=(const call_driver&) = delete;
 
-    /// Claims the engine for one call; it stays claimed until `release`.
-    /// @throws cojob::error naming `who` when the engine runs another call.
-    void claim(std::string_view who);
-    /// Makes the call and starts its scheduler (after `claim`). Without an executor the call is
-    /// blocking: it runs on the engine's own io_context, which `drive` runs on the caller's
-    /// thread, and the backend watches for an interrupt meanwhile. With one (a strand of the
+    /// Makes the call and starts its scheduler. Other calls of the engine may run meanwhile.
+    /// Without an executor the call is blocking: it runs on an io_context of the engine's own,
+    /// which `drive` runs on the caller's thread, and the backend watches for an interrupt meanwhile. With one (a strand of the
     /// user's executor) it runs there, and `slot`, when connected, cancels it.
     void start(source_base& source, sink_base& sink, std::shared_ptr<void> keep_alive,
                std::optional<boost::asio::any_io_executor> executor, boost::asio::cancellation_slot slot,
@@ -65,14 +60,12 @@ public:
     [[nodiscard]] bool take_interrupted() noexcept { return std::exchange(interrupted_, false); }
     /// The running call, or null.
     [[nodiscard]] const std::shared_ptr<call_state>& call() const noexcept { return call_; }
-    /// Lets the engine go: another call may start. Safe to call more than once.
-    void release() noexcept;
 
 private:
     void ended(std::exception_ptr failure) noexcept;
 
     std::shared_ptr<engine> eng_;
-    bool claimed_ = false;
+    boost::asio::io_context* context_ = nullptr;  ///< a blocking call's, lent by the engine
     std::shared_ptr<call_state> call_;
     bool interrupted_ = false;  ///< the call that ended was interrupted
     bool batches_out_ = false;  ///< the call that ended left batches out (see drain)
@@ -82,12 +75,9 @@ private:
     std::unique_ptr<call_watch> watch_;
 };
 
-/// Runs the handlers queued on `e`'s blocking io_context until none is left.
-void drain_blocking_context(engine& e) noexcept;
-
 template <class Ready>
 void call_driver::drive(Ready ready) {
-    auto& ctx = eng_->blocking_context;
+    auto& ctx = *context_;
     // Handlers first even when the caller is ready: an interrupt must not wait behind results.
     if (watch_) ctx.poll();
     while (!ready()) {

@@ -48,8 +48,8 @@ public:
     /// Whether the call runs on its engine's own io_context, which lives as long as the backend
     /// (a blocking call); else on the user's executor, which may go away after the call.
     [[nodiscard]] bool blocking() const noexcept { return blocking_; }
-    /// Whether the input has ended: every task of the call is in a batch or staged.
-    [[nodiscard]] bool input_exhausted() const noexcept { return source_.exhausted; }
+    /// Whether the input has ended: every task of the call is in a batch or staged (any thread).
+    [[nodiscard]] bool input_exhausted() const noexcept { return input_ended_.load(std::memory_order_relaxed); }
     /// Whether results are consumed one by one (a stream) rather than taken all at once.
     [[nodiscard]] bool streams_results() const noexcept { return sink_.streaming(); }
     /// Why the call's tasks cannot run in a worker process, or "" when they can.
@@ -76,6 +76,8 @@ public:
     [[nodiscard]] bool interrupted() const noexcept { return user_interrupted_; }
     /// How the call failed (null when it did not), once it has ended.
     [[nodiscard]] std::exception_ptr result() const { return error_; }
+    /// Which task failed it, when a task's exception ended it (once it has ended).
+    [[nodiscard]] std::optional<task_failure> take_failure() noexcept { return std::move(failure_); }
     /// Lets go of what the call kept alive for its caller (an async call's results).
     std::shared_ptr<void> release_keep_alive() noexcept { return std::move(keep_alive_); }
     /// Whether the call ended with batches still out (they come back later, holding it).
@@ -121,6 +123,7 @@ private:
     const bool blocking_;
     const bool inline_backend_;      ///< the backend completes batches inside submit()
     std::atomic<bool> stop_{false};  ///< read by running batches (any thread)
+    std::atomic<bool> input_ended_{false};  ///< source_.exhausted, for other threads
     bool track_ = false;             ///< batches publish their running task (timeouts)
 
     std::deque<std::unique_ptr<batch_base>> finished_;
@@ -147,6 +150,8 @@ private:
     bool user_interrupted_ = false;         ///< an interrupt (Ctrl-C) came: see interrupt()
     std::function<void()> interrupt_hook_;  ///< see on_interrupt()
     std::exception_ptr error_;
+    std::optional<task_failure> failure_;  ///< the task that failed the call, when one did
+    batch_sizer sizer_;  ///< starts from the engine's, which gets it back at the end
     progress_printer printer_;
     /// Per-task times are recorded (`options::on_task` or a trace).
     bool observed_ = false;

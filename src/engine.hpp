@@ -1,6 +1,7 @@
 // src/engine.hpp - private: what a `parallel` object owns and its calls share: the resolved
-// options, the backend and its workers, the tuned batch size, and the io_context on which
-// blocking calls run.
+// options, the backend and its workers, the tuned batch size, the io_contexts on which blocking
+// calls run, the calls running now, and each thread's last failure. Any number of calls may run
+// at once, from any threads: everything here that changes is guarded.
 #pragma once
 
 #include "backend.hpp"
@@ -11,9 +12,13 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace cojob::detail {
 
@@ -22,18 +27,47 @@ class call_state;
 class engine {
 public:
     explicit engine(resolved_options o);
-    /// The backend goes first: worker pipes may be registered with blocking_context.
+    /// The backend goes first: worker pipes may be registered with the blocking contexts.
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
 
     resolved_options opts;
     std::unique_ptr<backend_base> backend;
-    batch_sizer sizer;                   ///< tuned size carries over between calls (joblib's `with`)
-    boost::asio::io_context blocking_context{1};
-    std::atomic<bool> running{false};    ///< a call holds the engine (see call_driver)
-    std::optional<task_failure> last_failure;
-    std::weak_ptr<call_state> active_async;  ///< for cancellation by the destructor
+
+    /// The batch sizer a call starts from: the size the calls before it tuned (joblib's `with`).
+    [[nodiscard]] batch_sizer sizer() const;
+    /// A call hands back the size it tuned, for the next call.
+    void keep_sizer(const batch_sizer& tuned);
+
+    /// An io_context for one blocking call, which runs it on the caller's thread; it stays the
+    /// engine's (worker pipes may stay registered with it) and goes back with `give_back_context`.
+    boost::asio::io_context& take_context();
+    void give_back_context(boost::asio::io_context& ctx) noexcept;
+    /// Runs what is queued on every blocking context (batches that came back after their call).
+    void drain_contexts() noexcept;
+
+    /// A call has started / ended (for `cancel_all`).
+    void call_started(const std::shared_ptr<call_state>& call);
+    void call_ended(const call_state* call) noexcept;
+    /// Asks every running call to stop; returns how many were told.
+    std::size_t cancel_all();
+
+    /// The failure of the last call that ended on this thread (see parallel::last_failure):
+    /// each thread has its own slot, which only that thread writes.
+    [[nodiscard]] const std::optional<task_failure>& last_failure() const;
+    void set_last_failure(std::optional<task_failure> f);
+
+private:
+    mutable std::mutex mutex_;
+    batch_sizer sizer_;
+    std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+    std::vector<boost::asio::io_context*> free_contexts_;
+    /// The running calls; the address is kept beside the weak pointer so that forgetting a call
+    /// never locks it (the lock could be the call's last owner, and end it under mutex_).
+    std::vector<std::pair<const call_state*, std::weak_ptr<call_state>>> calls_;
+    /// Nodes of a std::map stay where they are: a thread may read its own slot unlocked.
+    std::map<std::thread::id, std::optional<task_failure>> failures_;
 };
 
 }  // namespace cojob::detail

@@ -14,12 +14,6 @@ namespace asio = boost::asio;
 
 namespace detail {
 
-engine::engine(resolved_options o) : opts(std::move(o)), backend(make_backend(opts)) {
-    sizer.configure(opts.batch_size, backend->profile().min_ideal_batch_seconds);
-}
-
-engine::~engine() { backend.reset(); }
-
 namespace {
 
 // par(range) and async_run return a list: a generator is asked for with par.stream(range).
@@ -37,14 +31,14 @@ void check_list(const engine& e) {
 parallel::parallel(options opts) : engine_(std::make_shared<detail::engine>(detail::resolve(opts))) {}
 
 parallel::~parallel() {
-    // An async call still running keeps the engine alive; it is told to stop and completes
-    // with operation_aborted on its own executor.
-    if (auto call = engine_->active_async.lock(); call && call->cancel_from_anywhere()) return;
+    // Async calls still running keep the engine alive; they are told to stop and complete
+    // with operation_aborted on their own executors.
+    if (engine_->cancel_all() > 0) return;
     // No call is running, but a task abandoned by a timeout may still hold a worker (and,
     // through its call, the engine): release the workers now, waiting for that task. What
-    // came back meanwhile holds the engine from its own io_context: run it now.
+    // came back meanwhile holds the engine from its own io_contexts: run them now.
     engine_->backend.reset();
-    detail::drain_blocking_context(*engine_);
+    engine_->drain_contexts();
 }
 
 cojob::order parallel::stream_order() const noexcept {
@@ -54,12 +48,18 @@ cojob::order parallel::stream_order() const noexcept {
 
 int parallel::n_jobs() const noexcept { return engine_->opts.n_jobs; }
 cojob::backend parallel::backend() const noexcept { return engine_->opts.kind; }
-const std::optional<task_failure>& parallel::last_failure() const noexcept { return engine_->last_failure; }
+const std::optional<task_failure>& parallel::last_failure() const noexcept {
+    try {
+        return engine_->last_failure();
+    } catch (...) {  // std::mutex::lock failing
+        static const std::optional<task_failure> none;
+        return none;
+    }
+}
 
 void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink) {
     detail::check_list(*engine_);
     detail::call_driver driver(engine_);
-    driver.claim("cojob::parallel");
     bool done = false;
     std::exception_ptr failure;
     driver.start(source, sink, nullptr, std::nullopt, {},
@@ -70,7 +70,6 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
                   .interrupted = {}});
     driver.drive([&] { return done; });
     driver.drain();
-    driver.release();
     if (driver.take_interrupted())
         throw cancelled("cojob: the call was interrupted (SIGINT); the worker processes running its tasks were "
                         "stopped");
@@ -90,7 +89,6 @@ void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base
     detail::call_driver& driver = held->driver;
     try {
         detail::check_list(*engine_);
-        driver.claim("cojob::parallel::async_run");
     } catch (...) {
         asio::post(ex, [d = std::move(done), err = std::current_exception()]() mutable { std::move(d)(err); });
         return;
@@ -98,11 +96,7 @@ void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base
     // std::function needs a copyable target: the move-only handler is shared.
     auto handler = std::make_shared<asio::any_completion_handler<void(std::exception_ptr)>>(std::move(done));
     driver.start(source, sink, held, asio::make_strand(ex), slot,
-                 {.ended =
-                      [&driver, handler](std::exception_ptr failure) {
-                          driver.release();  // before the handler, which may start the next call
-                          std::move (*handler)(std::move(failure));
-                      },
+                 {.ended = [handler](std::exception_ptr failure) { std::move (*handler)(std::move(failure)); },
                   .interrupted = {}});
 }
 

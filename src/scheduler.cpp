@@ -25,7 +25,8 @@ call_state::call_state(std::shared_ptr<engine> e, source_base& src, sink_base& s
       keep_alive_(std::move(keep)),
       executor_(std::move(ex)),
       blocking_(blocking),
-      inline_backend_(eng_->backend->profile().runs_in_submit) {}
+      inline_backend_(eng_->backend->profile().runs_in_submit),
+      sizer_(eng_->sizer()) {}
 
 // Runs one step of the scheduler; whatever it throws (a progress callback, an allocation, a
 // thread that cannot start) ends the call like a task's error: stop, drain, then report.
@@ -159,7 +160,7 @@ void call_state::dispatch_more() {
     const std::size_t workers = be.profile().workers;
     while (can_dispatch()) {
         if (source_.staged == 0) {
-            const std::size_t size = eng_->sizer.next([this](bool fast, double d, std::size_t n) {
+            const std::size_t size = sizer_.next([this](bool fast, double d, std::size_t n) {
                 printer_.batch_size_changed(fast, d, n);
             });
             std::size_t want = size * workers;
@@ -174,6 +175,7 @@ void call_state::dispatch_more() {
                 fail(std::current_exception(), std::nullopt);
                 return;
             }
+            if (source_.exhausted) input_ended_.store(true, std::memory_order_relaxed);
             if (got == 0) break;
             // Near the end of the input, cut the rest finer so no worker is left alone with a
             // long batch (joblib's rule).
@@ -212,7 +214,7 @@ void call_state::stop_running() noexcept {
 void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure) {
     if (!error_) {
         error_ = std::move(e);
-        eng_->last_failure = std::move(failure);
+        failure_ = std::move(failure);
     }
     stopping_ = true;
     stop_.store(true, std::memory_order_relaxed);
@@ -267,7 +269,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
             trace_load();
         }
     }
-    eng_->sizer.completed(b->size, static_cast<double>(now_ns - b->dispatched_ns) * 1e-9);
+    sizer_.completed(b->size, static_cast<double>(now_ns - b->dispatched_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && !sink_.streaming()) {
         report_failure(*b);  // a list: the first failure ends the call
@@ -326,7 +328,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     // A backend that runs batches inside submit keeps one in flight whatever its size
     // (nothing runs ahead there).
     c->window_ = profile.runs_in_submit ? 1 : o.pre_dispatch.value_or(0);
-    c->window_counts_results_ = c->sink_.streaming() && !profile.runs_in_submit && !c->eng_->sizer.fixed();
+    c->window_counts_results_ = c->sink_.streaming() && !profile.runs_in_submit && !c->sizer_.fixed();
     c->printer_.start(o.verbose, o.n_jobs_requested, c->source_.total, o.pre_dispatch.value_or(0), o.progress,
                       o.progress_bar, o.n_jobs);
     if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
@@ -373,6 +375,7 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
         if (c->sink_.streaming() || c->source_.asynchronous) c->guarded([&] { c->dispatch_more(); });
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
+    c->guarded([&] { c->eng_->keep_sizer(c->sizer_); });
     be.end_call(*c);
     if (c->trace_) c->trace_->flush();
     c->close();

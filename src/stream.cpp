@@ -35,12 +35,6 @@ stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order)
 
 stream_core::~stream_core() = default;
 
-void stream_core::workers_released() noexcept {
-    // Results left in worker processes keep their workers from answering another call: the
-    // object stays busy until they are read or dropped.
-    if (over_ && !holds_workers()) driver_->release();
-}
-
 std::optional<asio::any_io_executor> stream_core::bind_async(const asio::any_io_executor& ex) {
     if (mode_ == mode::blocking) return std::nullopt;
     if (mode_ == mode::unbound) {
@@ -62,7 +56,6 @@ void stream_core::start_if_needed() {
 }
 
 void stream_core::start_call() {
-    driver_->claim("cojob::parallel::stream");
     const bool async = mode_ == mode::async;
     call_hooks hooks{.ended = [this](std::exception_ptr e) { call_done(std::move(e)); }, .interrupted = {}};
     if (!async) {
@@ -81,7 +74,6 @@ void stream_core::start_call() {
 
 void stream_core::call_done(std::exception_ptr failure) noexcept {
     over_ = true;
-    workers_released();
     if (!closed_) failure_ = std::move(failure);
     try {
         ready(false);
@@ -144,7 +136,7 @@ void stream_core::wait_blocking() {
                     "co_await or with a range-for");
     if (mode_ == mode::unbound) mode_ = mode::blocking;
     if (!started_ && !closed_) {
-        start_call();  // may throw (object busy): then nothing started
+        start_call();  // may throw: then nothing started
         started_ = true;
     }
     drive();

@@ -73,9 +73,8 @@ inline constexpr require_remotable_t require_remotable{};
 
 /// Runs tasks in parallel: joblib's `Parallel`, as a reusable object.
 ///
-/// The object owns its workers (threads, later processes) and keeps them across calls, like
-/// `with Parallel(...) as p:`; they are released by the destructor. One call at a time: a
-/// second call while one runs throws `cojob::error`.
+/// The object owns its workers (threads, processes) and keeps them across calls, like
+/// `with Parallel(...) as p:`; they are released by the destructor.
 ///
 /// The input range is consumed lazily, on the thread that drives the call (the caller of a
 /// blocking call; the completion handler's executor for `async_run`), never more than the
@@ -85,10 +84,25 @@ inline constexpr require_remotable_t require_remotable{};
 /// running batches stop at their next task boundary, and the task's exception is rethrown
 /// unchanged. `last_failure()` then tells which function, arguments and input position failed.
 ///
+/// @par Concurrent calls
+/// One object serves any number of calls at once: blocking calls from several threads,
+/// `async_run` from many coroutines, streams, mixed. Each call keeps its own pre_dispatch
+/// window, batch sizing (starting from the size earlier calls tuned), input order, timeout,
+/// cancellation, progress and verbose lines; a task's exception, a timeout or a cancellation
+/// ends its own call only. The calls share the object's n_jobs workers batch by batch, round
+/// robin between calls, so a short call started while long ones keep every worker busy waits
+/// about one batch per worker, not for the long calls to end. A task may call the object that
+/// runs it (on threads it runs nested, on the same threads). On backend::processes a worker
+/// holds batches of one call at a time, so a worker killed for its call (a timeout, a
+/// cancellation) or lost in a crash fails that call's tasks only, and is replaced. With
+/// n_jobs = 1 (sequential) each call runs on the thread that drives it, so concurrent calls run
+/// side by side on their own threads. `options::on_task` and `options::progress` callbacks of
+/// concurrent calls may run at the same time on different threads.
+///
 /// @par Thread safety
-/// Distinct objects are independent. One object must not be used from two threads at once,
-/// except that a task may use *another* `parallel` (nested parallelism): on a thread worker an
-/// inner blocking call runs on the outer pool's threads and never starts threads of its own.
+/// Distinct objects are independent, and one object may be used from any number of threads at
+/// once (see above); it must outlive its blocking calls, and its destructor cancels the async
+/// calls and streams still running.
 ///
 /// @par Example
 /// @code
@@ -108,8 +122,7 @@ public:
     /// Runs every task of `range` and returns their results in input order (nothing for void
     /// tasks). Blocks; the calling thread drives the call.
     /// @throws whatever the first failing task threw (unchanged), or what the range threw
-    /// while being consumed, `cojob::timeout_error`, or `cojob::error` when the object is
-    /// already running a call.
+    /// while being consumed, or `cojob::timeout_error`.
     template <task_range R>
     result_list_t<R> operator()(R&& range) {
         return run_list<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)));
@@ -179,7 +192,7 @@ public:
     /// in `input` order (joblib's `return_as="generator"`) or `completion` order
     /// (`"generator_unordered"`). The call starts when the stream is first consumed; see
     /// `cojob::stream` for the two ways to consume it, backpressure, errors and dropping it
-    /// early. While the stream runs, the object runs no other call.
+    /// early. Other calls of the object may run beside it.
     ///
     /// The range is held as `std::views::all(range)`: an lvalue range must outlive the
     /// stream; an rvalue is moved in. Tasks returning void have nothing to stream: use
@@ -218,6 +231,13 @@ public:
     /// The backend calls run on (sequential when n_jobs resolves to 1).
     [[nodiscard]] cojob::backend backend() const noexcept;
     /// The task that ended the last call with its exception, if that is how it ended.
+    ///
+    /// Kept per thread, so that concurrent calls do not overwrite each other's: it describes
+    /// the last call of this object that ended on the calling thread. That is the last blocking
+    /// call this thread made; for `async_run`, the thread that runs the completion handler,
+    /// which sees its own call's failure when it reads this first thing in the handler (or right
+    /// after `co_await`, which resumes in the handler); for a stream, the consumer's thread
+    /// once the failure is thrown. Empty when that call succeeded, timed out or was cancelled.
     [[nodiscard]] const std::optional<task_failure>& last_failure() const noexcept;
 
 private:

@@ -40,7 +40,8 @@ enum class order {
 /// results; with a fixed batch size it counts batches, as joblib's `pre_dispatch` does.
 /// On backend=processes a result that came back in a worker's result arena (large results) is
 /// read into this process only when the consumer takes it: results waiting for the consumer
-/// stay in their worker, which waits before writing its next one.
+/// stay in their worker, which waits before writing its next one and takes no batch of another
+/// call meanwhile (the pool starts a worker in its place for them).
 ///
 /// @par Errors
 /// A task that throws ends the call as for `par(range)`, but the results before it come first:
@@ -64,9 +65,8 @@ enum class order {
 /// @par Thread safety
 /// A stream is consumed by one consumer at a time; `next()` must not be awaited twice at once.
 /// Destroying the `parallel` object while its stream runs cancels the stream: `next()` then
-/// fails with `operation_aborted`, the loop with `cojob::cancelled`. The `parallel` object runs
-/// one call at a time; on backend=processes, results of a finished call still waiting in its
-/// workers keep it busy until they are taken or the stream is dropped.
+/// fails with `operation_aborted`, the loop with `cojob::cancelled`. Other calls of the same
+/// `parallel` object may run beside the stream, from any thread (see `cojob::parallel`).
 ///
 /// @par Example
 /// @code
@@ -159,8 +159,7 @@ public:
     };
 
     /// Starts (or continues) the blocking consumption: waits for the first result.
-    /// @throws cojob::error when the stream is consumed with `co_await`, or the parallel object
-    /// runs another call; what the first task threw.
+    /// @throws cojob::error when the stream is consumed with `co_await`; what the first task threw.
     iterator begin() { return iterator(checked_state().get()); }
     /// The end of the results.
     std::default_sentinel_t end() const noexcept { return {}; }

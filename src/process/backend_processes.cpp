@@ -7,19 +7,29 @@
 // (src/sharing.hpp); the worker, this program started again, serves it inside cojob::init
 // (worker_loop.cpp) and answers through its pipe or, when the answer is large, its result arena
 // (arena.hpp); the channel hands the answer back to the call. Every worker holds at most two
-// batches, the running one and the next; the rest wait here until a worker has room. When a
+// batches of one call, the running one and the next; the rest wait here, shared between the
+// calls that run at once round robin (src/fair_queue.hpp), until a worker has room. When a
 // worker has nothing to do and nothing waits here, it takes the next batch of a busy worker
 // that has not started it (rebalance), so a fast task never waits behind a slow one.
 //
+// Calls may run at once on several threads: every entry point takes the pool's lock
+// (pool_guard.hpp), as do the handlers of the channels, which run on the pool's I/O thread
+// (io_thread.hpp).
+//
 // A worker that dies, sends garbage or is killed by an interrupt (error, timeout,
 // cancellation) is reaped at once and its batch comes back with the reason (failure_text.hpp);
-// the pool starts a replacement when work is waiting or at the next call.
+// the pool starts a replacement when work is waiting or at the next call. A worker whose last
+// results wait in its arena for a stream's consumer serves that stream only until they are
+// taken; other calls get a worker started in its place, and the pool shrinks back to n_jobs
+// when calls end.
 #include "../backend.hpp"
 
 #include "../call_state.hpp"
+#include "../fair_queue.hpp"
 #include "../sharing.hpp"
 #include "channel.hpp"
 #include "failure_text.hpp"
+#include "io_thread.hpp"
 #include "spawn.hpp"
 
 #include <cojob/errors.hpp>
@@ -34,9 +44,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +58,7 @@ namespace {
 
 using process::channel;
 using process::job;
+using process::pool_guard;
 
 using channel_ptr = std::shared_ptr<channel>;
 
@@ -74,7 +85,13 @@ public:
           inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
           sharing_settings_{o.temp_folder, o.max_nbytes, o.mmap_mode} {}
 
-    ~process_backend() override { shutdown(); }
+    ~process_backend() override {
+        {
+            const pool_guard::held lock(*guard_);
+            shutdown();
+        }
+        // io_ goes next, after the pool: its thread ends once the dropped channels' handlers ran.
+    }
 
     const dispatch_profile& profile() const noexcept override { return profile_; }
 
@@ -91,14 +108,17 @@ public:
             throw error("cojob: backend=processes cannot run these tasks: " + why +
                         " (backend=threads runs any callable)");
         ignore_sigpipe_once();
+        const pool_guard::held lock(*guard_);
         reap_idle_dead();
-        while (live() < workers_) pool_.push_back(start_worker());
+        while (live(nullptr) < workers_) pool_.push_back(start_worker());
         // Large array arguments: placed once per call, released in end_call (src/sharing.hpp).
         sharing_[&call] = std::make_unique<call_sharing>(sharing_settings_, segments_);
     }
 
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
-        queue_.push_back(job{std::move(batch), std::move(call)});
+        const pool_guard::held lock(*guard_);
+        const void* key = call.get();
+        queue_.push(key, job{std::move(batch), std::move(call)});
         pump();
     }
 
@@ -123,27 +143,25 @@ public:
     }
 
     stop_effect interrupt(call_state& call) noexcept override {
+        const pool_guard::held lock(*guard_);
+        // A worker holds batches of one call only: the others' keep running.
         for (auto& w : pool_)
             if (!w->dead() && w->serves(call) && !w->interrupted()) w->interrupt();
         // Batches not sent yet come back at once.
-        for (auto it = queue_.begin(); it != queue_.end();) {
-            if (it->call.get() == &call) {
-                it->batch->error = process::batch_not_sent();
-                call_state::finished(std::move(it->call), std::move(it->batch));
-                it = queue_.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        queue_.remove(&call, [this](job j) {
+            j.batch->error = process::batch_not_sent();
+            guard_->give_back(std::move(j));
+        });
         return {true, " (its worker process was killed and will be replaced)"};
     }
 
     /// A worker with nothing to do takes the batch a busy worker holds behind its running one
     /// (when that worker has not started it): a fast task does not wait behind a slow one.
     void rebalance(call_state& /*call*/) noexcept override {
+        const pool_guard::held lock(*guard_);
         if (!queue_.empty()) return;  // workers with room take from the queue first
         for (auto& idle : pool_) {
-            if (!idle->idle() || !idle->has_room()) continue;
+            if (!idle->idle() || !idle->has_room_for(nullptr) || idle->interrupted()) continue;
             for (auto& busy : pool_) {
                 if (busy == idle) continue;
                 if (auto j = busy->take_back()) {
@@ -155,33 +173,48 @@ public:
     }
 
     void refresh_progress(call_state& call) noexcept override {
+        const pool_guard::held lock(*guard_);
         for (auto& w : pool_) w->publish_progress(call);
     }
 
     void end_call(call_state& call) noexcept override {
-        // Descriptors bound to the user's executor must not outlive the call (its io_context may
-        // go away); a blocking call's io_context lives as long as we do.
-        if (!call.blocking())
-            for (auto& w : pool_)
-                if (w->bound_to(call.executor())) w->unbind();
+        const pool_guard::held lock(*guard_);
         std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
         sharing_.erase(&call);
+        shrink();
     }
 
 private:
     void refill() override { pump(); }
     void batch_took(std::int64_t ns) noexcept override { long_batches_ = ns > long_batch_ns; }
 
-    [[nodiscard]] int live() const noexcept {
+    /// Workers that can serve `call` now or once they have room (null: any call): not on their
+    /// way out (interrupted ones are), not held for another call's stream.
+    [[nodiscard]] int live(const std::shared_ptr<call_state>& call) const noexcept {
         int n = 0;
-        for (const auto& w : pool_) n += !w->dead() && !w->interrupted();  // an interrupted one is on its way out
+        for (const auto& w : pool_) n += !w->dead() && !w->interrupted() && !w->held_from(call);
         return n;
     }
 
     channel_ptr start_worker() {
         process::channel_owner& owner = *this;
-        return std::make_shared<channel>(process::spawn_worker(inner_threads_), owner,
+        return std::make_shared<channel>(process::spawn_worker(inner_threads_), owner, guard_, io_.executor(),
                                          static_cast<std::uint32_t>(std::max(workers_, 1)));
+    }
+
+    /// Workers started in place of ones held for a stream are retired once idle: the pool goes
+    /// back to n_jobs processes.
+    void shrink() noexcept {
+        int alive = 0;
+        for (const auto& w : pool_) alive += !w->dead() && !w->interrupted();
+        for (auto& w : pool_) {
+            if (alive <= workers_) break;
+            if (w->idle() && w->has_room_for(nullptr) && !w->interrupted()) {
+                w->retire();
+                --alive;
+            }
+        }
+        std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
     }
 
     /// Drops idle workers that died while nobody was looking (OOM killer, a signal).
@@ -191,32 +224,44 @@ private:
         std::erase_if(pool_, [](const channel_ptr& x) { return x->dead(); });
     }
 
+    /// Where a batch goes: the least loaded worker with room for its call (an idle one first),
+    /// or a worker to start when one is missing; nothing when it must wait.
+    struct placement {
+        channel_ptr to;  ///< null: start a worker for it
+    };
+    std::optional<placement> place(const job& j) const {
+        channel_ptr best;
+        for (auto& w : pool_)
+            if (w->has_room_for(j.call) && (!best || w->load() < best->load())) best = w;
+        if ((!best || best->load() > 0) && live(j.call) < workers_) return placement{nullptr};
+        if (!best) return std::nullopt;
+        // At the end of a call's input, a batch of long tasks waits for an idle worker
+        // instead of queueing behind a running batch: the other worker may free up first,
+        // and a task queued on the wrong worker costs the call a whole task at its end.
+        if (best->load() > 0 && long_batches_ && j.call->input_exhausted()) return std::nullopt;
+        return placement{best};
+    }
+
     void pump() {
         while (!queue_.empty()) {
-            // The least loaded worker with room; an idle one first.
-            channel_ptr free;
-            for (auto& w : pool_)
-                if (w->has_room() && (!free || w->load() < free->load())) free = w;
-            if (!free || (free->load() > 0 && live() < workers_)) {
-                if (live() >= workers_) return;
+            std::optional<placement> where;
+            std::optional<job> j = queue_.take_first([&](const job& q) {
+                where = place(q);
+                return where.has_value();
+            });
+            if (!j) return;
+            channel_ptr to = std::move(where->to);
+            if (!to) {
                 try {
-                    free = start_worker();
+                    to = start_worker();
                 } catch (...) {
-                    job j = std::move(queue_.front());
-                    queue_.pop_front();
-                    j.batch->error = std::current_exception();
-                    call_state::finished(std::move(j.call), std::move(j.batch));
+                    j->batch->error = std::current_exception();
+                    guard_->give_back(std::move(*j));
                     continue;
                 }
-                pool_.push_back(free);
+                pool_.push_back(to);
             }
-            // At the end of a call's input, a batch of long tasks waits for an idle worker
-            // instead of queueing behind a running batch: the other worker may free up first,
-            // and a task queued on the wrong worker costs the call a whole task at its end.
-            if (free->load() > 0 && long_batches_ && queue_.front().call->input_exhausted()) return;
-            job j = std::move(queue_.front());
-            queue_.pop_front();
-            send_to(*free, std::move(j));
+            send_to(*to, std::move(*j));
         }
     }
 
@@ -238,8 +283,10 @@ private:
     dispatch_profile profile_;
     int workers_;
     int inner_threads_;
+    process::io_thread io_;  ///< before the pool, so it goes after it: the channels' handlers run there
+    std::shared_ptr<process::pool_guard> guard_ = std::make_shared<process::pool_guard>();
     std::vector<channel_ptr> pool_;
-    std::deque<job> queue_;
+    fair_queue<job> queue_;
     bool long_batches_ = false;  ///< the last batch answered took longer than long_batch_ns
     sharing_settings sharing_settings_;
     segment_store segments_;  ///< before sharing_: the calls give their segments back to it

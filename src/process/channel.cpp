@@ -32,7 +32,8 @@ namespace {
 constexpr std::size_t read_chunk = 256 * 1024;
 }  // namespace
 
-channel::channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_readers) noexcept
+channel::channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_guard> guard,
+                 const asio::any_io_executor& io, std::uint32_t lend_readers)
     : owner_(&owner),
       lend_readers_(lend_readers),
       pid_(w.pid),
@@ -41,12 +42,35 @@ channel::channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_read
       status_(std::move(w.status)),
       arena_(std::move(w.arena)),
       memory_(std::move(w.memory)),
-      oom_kills_at_start_(cgroup_oom_kills()) {}
+      oom_kills_at_start_(cgroup_oom_kills()),
+      guard_(std::move(guard)) {
+    try {
+        rd_ = std::make_unique<asio::posix::stream_descriptor>(io, from_);
+        wr_ = std::make_unique<asio::posix::stream_descriptor>(io, to_);
+    } catch (...) {
+        retire();  // nothing of the worker stays behind
+        throw;
+    }
+}
 
 bool channel::serves(const call_state& c) const noexcept {
     for (const auto& j : jobs_)
         if (j.call.get() == &c) return true;
     return false;
+}
+
+bool channel::held_from(const std::shared_ptr<call_state>& call) const noexcept {
+    if (dead_ || !jobs_.empty() || !status_ || status_->arena_held.load(std::memory_order_acquire) == 0) return false;
+    // The same call (its stream) may queue behind its own results; owner_before tells calls
+    // apart even after the one kept for has ended.
+    const bool same = !arena_kept_for_.owner_before(call) && !call.owner_before(arena_kept_for_);
+    return !same;
+}
+
+bool channel::has_room_for(const std::shared_ptr<call_state>& call) const noexcept {
+    if (dead_ || interrupted_) return false;
+    if (jobs_.empty()) return !held_from(call);
+    return jobs_.size() < depth && jobs_.back().call == call;
 }
 
 void channel::send(job j, array_placer* placer) {
@@ -58,7 +82,6 @@ void channel::send(job j, array_placer* placer) {
     }
     const std::size_t before = out_.size();
     try {
-        bind(j.call->executor());
         const auto at = begin_frame(out_);
         wire_out ar(out_, placer);
         timed_step(b, b.encoded, [&] { b.encode(ar, j.call->tracks_tasks()); });
@@ -67,7 +90,7 @@ void channel::send(job j, array_placer* placer) {
         out_.resize(before);
         b.error = std::current_exception();
         b.completed = 0;
-        call_state::finished(std::move(j.call), std::move(j.batch));
+        guard_->give_back(std::move(j));
         return;
     }
     const bool was_idle = jobs_.empty();
@@ -114,23 +137,14 @@ void channel::reap_if_gone() noexcept {
     }
 }
 
-void channel::bind(const asio::any_io_executor& ex) {
-    if (rd_ && bound_to_ == ex) return;
-    if (rd_) unbind();
-    rd_ = std::make_unique<asio::posix::stream_descriptor>(ex, from_);
-    wr_ = std::make_unique<asio::posix::stream_descriptor>(ex, to_);
-    bound_to_ = ex;
-}
-
 void channel::unbind() noexcept {
     // A wait that completed before release() still runs its handler (already queued on the
-    // old executor): the new epoch makes it a no-op instead of a read through a null rd_.
+    // I/O thread): the new epoch makes it a no-op instead of a read through a null rd_.
     ++epoch_;
     if (rd_) (void)rd_->release();
     if (wr_) (void)wr_->release();
     rd_.reset();
     wr_.reset();
-    bound_to_ = {};
 }
 
 void channel::write_more() {
@@ -143,6 +157,7 @@ void channel::write_more() {
         } else if (r < 0 && errno == EAGAIN) {
             wr_->async_wait(asio::posix::stream_descriptor::wait_write,
                             [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
+                                const pool_guard::held lock(*self->guard_);
                                 if (!ec && self->epoch_ == epoch && !self->dead_) self->write_more();
                             });
             return;
@@ -158,6 +173,7 @@ void channel::write_more() {
 void channel::wait_readable() {
     rd_->async_wait(asio::posix::stream_descriptor::wait_read,
                     [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
+                        const pool_guard::held lock(*self->guard_);
                         if (!ec && self->epoch_ == epoch && !self->dead_) self->read_more();
                     });
 }
@@ -239,6 +255,7 @@ bool channel::take_frames() {
                         ar(completed);
                         if (completed > b.size) answered_too_many();
                         b.completed = static_cast<std::size_t>(completed);
+                        arena_kept_for_ = jobs_.front().call;
                         b.deferred = std::make_unique<arena_payload>(
                             arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
                             static_cast<std::size_t>(h.length));
@@ -257,7 +274,7 @@ bool channel::take_frames() {
                     owner_->batch_took(batch_base::now_ns() - j.batch->dispatched_ns);
                     // Killed just after it answered: the answer stands, the process goes.
                     if (interrupted_ && jobs_.empty()) retire();
-                    call_state::finished(std::move(j.call), std::move(j.batch));
+                    guard_->give_back(std::move(j));
                     owner_->refill();  // refill it before reading on: it works while we decode
                     if (dead_ || jobs_.empty()) {
                         in_.shrink_if_above(64u << 20);
@@ -315,7 +332,7 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
         jobs.pop_front();
         a.batch->error = lent_results_lost(pid, how, *a.batch);
         a.batch->completed = 0;
-        call_state::finished(std::move(a.call), std::move(a.batch));
+        guard_->give_back(std::move(a));
     }
     if (jobs.empty()) {
         if (answered) owner_->refill();
@@ -343,8 +360,8 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     b.completed = 0;
     // The tasks before the one it died in returned, but their results died with it.
     b.ran = greeted ? std::min(index + 1, b.size) : 0;
-    call_state::finished(std::move(j.call), std::move(j.batch));
-    for (auto& rest : jobs) call_state::finished(std::move(rest.call), std::move(rest.batch));
+    guard_->give_back(std::move(j));
+    for (auto& rest : jobs) guard_->give_back(std::move(rest));
     owner_->refill();
 }
 

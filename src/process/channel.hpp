@@ -1,14 +1,16 @@
 // src/process/channel.hpp - private: the parent's end of one worker process. Requests go out and
 // responses come in as frames (src/wire.hpp) on the worker's two pipes, which the parent drives
-// through Asio on the executor of the call it serves: it waits for readiness with async_wait
-// and does the reads and writes itself, through the pipe seam, so that partial transfers are
-// handled in one place. A worker holds at most `depth` batches, the one it runs and the next,
-// so that it never waits for the parent between two; each goes back to its call when its
-// response arrives or when the worker is lost.
+// through Asio on the pool's own I/O thread: it waits for readiness with async_wait and does
+// the reads and writes itself, through the pipe seam, so that partial transfers are handled in
+// one place (a call's thread writes a request itself when the pipe has room). A worker holds at
+// most `depth` batches, the one it runs and the next, so that it never waits for the parent
+// between two; both are of one call. Each batch goes back to its call when its response arrives
+// or when the worker is lost.
 #pragma once
 
 #include "../call_state.hpp"
 #include "arena.hpp"
+#include "pool_guard.hpp"
 #include "spawn.hpp"
 
 #include <cojob/detail/batch.hpp>
@@ -36,15 +38,8 @@ namespace cojob::detail::process {
 /// Batches a worker holds: the running one and the next.
 inline constexpr std::size_t depth = 2;
 
-/// A batch and the call it belongs to.
-struct job {
-    std::unique_ptr<batch_base> batch;
-    std::shared_ptr<call_state> call;
-    std::uint64_t request = 0;  ///< its number among the requests sent to its worker, once sent
-};
-
-/// What a channel asks of the pool that owns it. Called only from handlers of a channel still
-/// bound: the pool unbinds its channels before it goes.
+/// What a channel asks of the pool that owns it. Called only from handlers of a channel not
+/// dropped yet, under the pool's lock: the pool drops its channels before it goes.
 class channel_owner {
 public:
     /// A batch came back or a worker was lost: hand out the batches that wait.
@@ -57,13 +52,15 @@ protected:
     ~channel_owner() = default;
 };
 
-/// One worker process as its parent sees it. All members are used on the executor of the call
-/// the worker serves (the pool's).
+/// One worker process as its parent sees it. All members are used under the pool's lock, which
+/// its handlers take too.
 class channel final : public std::enable_shared_from_this<channel> {
 public:
     /// Takes over a worker just started. `lend_readers`: the number of workers this process
     /// reads lent results from, which the worker learns once its hello proved that it can.
-    channel(spawned_worker w, channel_owner& owner, std::uint32_t lend_readers) noexcept;
+    /// Its pipes are driven on `io` (the pool's I/O thread).
+    channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_guard> guard,
+            const boost::asio::any_io_executor& io, std::uint32_t lend_readers);
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
 
@@ -72,14 +69,15 @@ public:
     /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
     [[nodiscard]] bool interrupted() const noexcept { return interrupted_; }
     [[nodiscard]] bool idle() const noexcept { return !dead_ && jobs_.empty(); }
-    [[nodiscard]] bool has_room() const noexcept { return !dead_ && !interrupted_ && jobs_.size() < depth; }
+    /// Whether it can take a batch of `call` now: it is idle, or holds one batch of that call;
+    /// and no result of another call waits in its arena (its worker waits for that consumer).
+    [[nodiscard]] bool has_room_for(const std::shared_ptr<call_state>& call) const noexcept;
+    /// Idle, but its last results wait in its arena for a stream's consumer of another call
+    /// than `call`: it serves none but that one until they are taken.
+    [[nodiscard]] bool held_from(const std::shared_ptr<call_state>& call) const noexcept;
     /// Batches sent and not answered yet.
     [[nodiscard]] std::size_t load() const noexcept { return jobs_.size(); }
     [[nodiscard]] bool serves(const call_state& c) const noexcept;
-    /// Whether its pipes are registered with `ex`.
-    [[nodiscard]] bool bound_to(const boost::asio::any_io_executor& ex) const noexcept {
-        return rd_ && bound_to_ == ex;
-    }
 
     /// Encodes `j`'s batch as a request, its large arrays placed by `placer` (may be null), and
     /// sends it. A batch that cannot be encoded goes back to its call at once with the error.
@@ -95,8 +93,8 @@ public:
     /// An idle worker killed on purpose, or dead while nobody was looking (OOM killer, a
     /// signal): reaps it and lets it go.
     void reap_if_gone() noexcept;
-    /// Lets go of the pipes' registration with their executor (which may go away).
-    void unbind() noexcept;
+    /// Kills and reaps a worker that is not needed any more.
+    void retire() noexcept;
     /// Shutting down, first step: closes the request pipe, which tells the worker to exit.
     void close_requests() noexcept;
     /// Shutting down, second step: waits until `deadline` for the worker to exit (a task may
@@ -104,7 +102,8 @@ public:
     void finish(std::chrono::steady_clock::time_point deadline) noexcept;
 
 private:
-    void bind(const boost::asio::any_io_executor& ex);
+    /// Lets go of the pipes' registration with the I/O thread's io_context.
+    void unbind() noexcept;
     void write_more();
     void wait_readable();
     void read_more();
@@ -122,8 +121,6 @@ private:
     /// Kills and reaps the worker, and gives its batches back with the reason (`why`: how it
     /// broke the protocol).
     void lost(loss how_lost, std::exception_ptr why = nullptr);
-    /// Kills and reaps a worker that is not needed any more.
-    void retire() noexcept;
     /// Forgets a worker whose process is gone (or about to be): closes its ends and page.
     void drop() noexcept;
 
@@ -144,10 +141,12 @@ private:
     bool interrupted_ = false;  ///< killed on purpose for its call
     std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
 
-    std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< bound to `bound_to_`
-    boost::asio::any_io_executor bound_to_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< on the I/O thread's io_context
 
-    std::deque<job> jobs_;  ///< sent, in order; the front one runs
+    std::shared_ptr<pool_guard> guard_;
+    std::deque<job> jobs_;  ///< sent, in order; the front one runs; all of one call
+    /// The call whose stream keeps the last response in the arena (while status_->arena_held).
+    std::weak_ptr<call_state> arena_kept_for_;
     std::uint64_t requests_ = 0;  ///< requests sent (withdrawn ones too)
     byte_buffer out_;       ///< frames not yet written from out_pos_ on
     std::size_t out_pos_ = 0;

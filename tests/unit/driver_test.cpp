@@ -188,20 +188,41 @@ TEST_CASE("driver: a backend that refuses a call ends it before any batch, and t
     CHECK_THROWS_WITH(par(tasks(2)), "scripted: not today");  // refused again, not "already running"
 }
 
-TEST_CASE("driver: a second call while one runs is refused, naming the form of call", "[driver][error]") {
+TEST_CASE("driver: two calls run at once on one object, each with its own results", "[driver][concurrent]") {
     kit::scripted_scope scope;
-    cojob::parallel par{{.n_jobs = 2}};
+    cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome first, second;
     start(par, tasks(5), ex, first);
-    start(par, tasks(5), ex, second);
+    start(par, tasks(3), ex, second);
     ex.step();
-    REQUIRE(second.done);
-    CHECK_THAT(message(second.error), Catch::StartsWith("cojob::parallel::async_run: ") &&
-                                          Catch::Contains("already running a call"));
+    CHECK_FALSE(first.done);
+    CHECK_FALSE(second.done);
     while (scope.backend().run_next()) ex.step();
-    CHECK(first.done);
+    REQUIRE(first.done);
+    REQUIRE(second.done);
     CHECK_FALSE(first.error);
+    CHECK_FALSE(second.error);
+    CHECK(first.results == std::vector<int>{0, 3, 6, 9, 12});
+    CHECK(second.results == std::vector<int>{0, 3, 6});
+}
+
+TEST_CASE("driver: an error ends its own call only; the call beside it completes", "[driver][concurrent][error]") {
+    kit::scripted_scope scope;
+    cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
+    kit::manual_executor ex;
+    outcome failing, healthy;
+    start(par, tasks(4), ex, failing);
+    ex.step();
+    auto& be = scope.backend();
+    be.fail_next(std::make_exception_ptr(std::runtime_error("only mine")));
+    start(par, tasks(4), ex, healthy);
+    while (be.run_next()) ex.step();
+    REQUIRE(failing.done);
+    REQUIRE(healthy.done);
+    CHECK(message(failing.error) == "only mine");
+    CHECK_FALSE(healthy.error);
+    CHECK(healthy.results == std::vector<int>{0, 3, 6, 9});
 }
 
 TEST_CASE("threads: a pool that cannot start its threads ends the call with cojob::error; the next call runs",

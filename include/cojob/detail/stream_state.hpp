@@ -44,8 +44,7 @@ public:
 
     /// Blocking consumer: starts the call on first use, then runs it on this thread until a
     /// result is buffered or the call is over.
-    /// @throws cojob::error when the stream is already consumed with `co_await`, or when the
-    /// parallel object is running another call.
+    /// @throws cojob::error when the stream is already consumed with `co_await`.
     void wait_blocking();
     /// After `wait_blocking` found no result: rethrows how the call failed, once
     /// (`cojob::cancelled` for a cancellation).
@@ -77,11 +76,6 @@ protected:
     virtual void ready(bool from_scheduler) = 0;
     /// The consumer is gone: free buffered results; fail a waiting async consumer.
     virtual void abandon() noexcept = 0;
-    /// Whether results still wait in worker processes (deferred payloads).
-    [[nodiscard]] virtual bool holds_workers() const noexcept = 0;
-    /// A deferred payload was read or dropped: once none is left after the call ended, the
-    /// parallel object is free (its workers could not answer another call before).
-    void workers_released() noexcept;
 
     boost::asio::any_io_executor executor_;
 
@@ -164,13 +158,11 @@ protected:
         if (count == 0 || closed()) return;
         held_results_ += count;
         chunks_.push_back(chunk{{}, std::move(deferred), count});
-        ++deferred_chunks_;
         ready(true);
     }
 
 private:
     [[nodiscard]] bool has_result() const noexcept final { return !chunks_.empty(); }
-    [[nodiscard]] bool holds_workers() const noexcept final { return deferred_chunks_ != 0; }
 
     /// The next result, or nothing yet. @throws wire_error when results left in a worker
     /// cannot be read (the batch is dropped).
@@ -185,14 +177,10 @@ private:
                 held_results_ -= c.count;
                 chunks_.pop_front();
                 head_ = 0;
-                --deferred_chunks_;
-                workers_released();
                 result_consumed();
                 throw;
             }
             c.deferred.reset();  // the worker may write its next response now
-            --deferred_chunks_;
-            workers_released();
         }
         std::optional<R> r(std::move(c.results[head_]));
         --held_results_;
@@ -250,8 +238,6 @@ private:
         chunks_.clear();
         head_ = 0;
         held_results_ = 0;
-        deferred_chunks_ = 0;
-        workers_released();
         if (waiter_) {
             try {
                 complete(std::nullopt,
@@ -291,7 +277,6 @@ private:
     std::deque<chunk> chunks_;           ///< one per delivered batch, in delivery order
     std::size_t head_ = 0;               ///< next result in chunks_.front()
     std::size_t held_results_ = 0;       ///< results in chunks_ not taken yet
-    std::size_t deferred_chunks_ = 0;    ///< chunks whose results are still in a worker
     handler_type waiter_;
     boost::asio::any_io_executor waiter_ex_;  ///< the waiter's executor, work tracked
     boost::asio::cancellation_slot slot_;
