@@ -11,6 +11,7 @@
 
 #include <cojob/errors.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -152,8 +153,11 @@ public:
 
 private:
     /// This pool's own threads, started on first use; those that could not start are tried
-    /// again on the next batch.
+    /// again on the next batch. Concurrent calls may submit their first batches at once: the
+    /// first to come starts the threads, the others wait for it.
     pool_core* own_core() {
+        if (pool_core* ready = ready_.load(std::memory_order_acquire)) return ready;
+        std::lock_guard lock(start_mutex_);
         if (!core_) core_ = std::make_shared<pool_core>();
         if (threads_.size() < static_cast<std::size_t>(workers_)) {
             threads_.reserve(static_cast<std::size_t>(workers_));
@@ -162,13 +166,16 @@ private:
                 threads_.emplace_back(worker_main, core_, static_cast<long>(threads_.size()));
             }
         }
+        ready_.store(core_.get(), std::memory_order_release);
         return core_.get();
     }
 
     int workers_;
     dispatch_profile profile_;
+    std::mutex start_mutex_;  ///< guards core_ and threads_ while the threads start
     std::shared_ptr<pool_core> core_;
     std::vector<std::thread> threads_;
+    std::atomic<pool_core*> ready_{nullptr};  ///< core_, once every thread has started
 };
 
 }  // namespace
