@@ -1,4 +1,5 @@
-// cojob/parallel.hpp - the runner: `par(range)` blocking, `par.async_run(range, token)` for Asio.
+// cojob/parallel.hpp - the runner: `par(range)` blocking, `par.async_run(range, token)` and
+// `par.async_submit(task, token)` for Asio.
 #pragma once
 
 #include <cojob/async_generator.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
 
+#include <concepts>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -40,6 +42,16 @@ template <>
 struct result_list<void> {
     using type = void;
     using signature = void(std::exception_ptr);
+};
+
+/// The completion signature of `async_submit` for a task returning R.
+template <class R>
+struct submit_signature {
+    using type = void(std::exception_ptr, R);
+};
+template <>
+struct submit_signature<void> {
+    using type = void(std::exception_ptr);
 };
 }  // namespace detail
 
@@ -188,6 +200,38 @@ public:
         return start_list<detail::async_source<Task>>(std::move(producer), std::forward<CompletionToken>(token));
     }
 
+    /// Runs one task on the object's workers: `delayed(f)(args...)` as an awaitable, the
+    /// executor-style submit of `concurrent.futures`.
+    ///
+    /// Completion signature: `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` for
+    /// a void task; on failure the exception is the task's, unchanged (or `operation_aborted`
+    /// after cancellation), and R is value-initialized. It is a call of one task, with
+    /// everything `async_run` gives a call: it shares the workers fairly with the object's other
+    /// calls, runs on (a strand of) the handler's executor, and is cancelled per operation
+    /// through the token's cancellation slot.
+    ///
+    /// @par Example
+    /// @code
+    /// double r = co_await par.async_submit(cojob::delayed(root)(2.0), boost::asio::use_awaitable);
+    /// @endcode
+    template <task_value Task, class CompletionToken = boost::asio::deferred_t>
+    auto async_submit(Task task, CompletionToken&& token = {}) {
+        using result = typename Task::result_type;
+        static_assert(std::is_void_v<result> || std::default_initializable<result>,
+                      "cojob::parallel::async_submit: the task's result type must be default-constructible (the "
+                      "completion handler gets a value-initialized one when the task fails); use async_run over "
+                      "std::views::single(task) instead");
+        using signature = typename detail::submit_signature<result>::type;
+        return start_call<detail::range_source<std::ranges::single_view<Task>>, signature>(
+            std::ranges::single_view<Task>(std::move(task)), std::forward<CompletionToken>(token),
+            [](auto& handler, std::exception_ptr e, auto& sink) {
+                if constexpr (std::is_void_v<result>)
+                    std::move(handler)(e);
+                else
+                    std::move(handler)(e, e ? result{} : std::move(sink.out.front()));
+            });
+    }
+
     /// Runs the tasks of `range` and hands their results out one at a time, as they are ready,
     /// in `input` order (joblib's `return_as="generator"`) or `completion` order
     /// (`"generator_unordered"`). The call starts when the stream is first consumed; see
@@ -250,22 +294,32 @@ private:
 
     template <class Source, class Input, class CompletionToken>
     auto start_list(Input&& input, CompletionToken&& token) {
-        using call_type = detail::list_call<Source>;
         using results = detail::result_list<typename Source::task_type::result_type>;
-        using result = typename results::type;
-        return boost::asio::async_initiate<CompletionToken, typename results::signature>(
-            [this](auto handler, std::decay_t<Input> in) {
+        return start_call<Source, typename results::signature>(
+            std::forward<Input>(input), std::forward<CompletionToken>(token),
+            [](auto& handler, std::exception_ptr e, auto& sink) {
+                if constexpr (std::is_void_v<typename results::type>)
+                    std::move(handler)(e);
+                else
+                    std::move(handler)(e, e ? typename results::type{} : std::move(sink.out));
+            });
+    }
+
+    /// Starts an asynchronous call over `input`; `complete(handler, error, sink)` hands its
+    /// outcome to the completion handler.
+    template <class Source, class Signature, class Input, class CompletionToken, class Complete>
+    auto start_call(Input&& input, CompletionToken&& token, Complete complete) {
+        using call_type = detail::list_call<Source>;
+        return boost::asio::async_initiate<CompletionToken, Signature>(
+            [this, complete](auto handler, std::decay_t<Input> in) {
                 auto call = std::make_shared<call_type>(std::move(in));
                 auto slot = boost::asio::get_associated_cancellation_slot(handler);
                 auto ex = boost::asio::get_associated_executor(handler);
                 auto& source = call->source;
                 auto& sink = call->sink;
                 start_async(call, source, sink, ex, slot,
-                            [call, h = std::move(handler)](std::exception_ptr e) mutable {
-                                if constexpr (std::is_void_v<result>)
-                                    std::move(h)(e);
-                                else
-                                    std::move(h)(e, e ? result{} : std::move(call->sink.out));
+                            [call, complete, h = std::move(handler)](std::exception_ptr e) mutable {
+                                complete(h, e, call->sink);
                             });
             },
             token, std::forward<Input>(input));

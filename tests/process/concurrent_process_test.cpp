@@ -206,3 +206,30 @@ TEST_CASE("processes: 1,000 short calls from 8 coroutines and 4 threads leave th
     CHECK(open_fds() == fds_before);
     CHECK(kit::eventually([] { return children().first + children().second == 0; }, 3s));
 }
+
+TEST_CASE("processes: async_submit from many coroutines runs each task on the pool", "[process][concurrent][submit]") {
+    watchdog dog(60s, "async_submit on processes");
+    cojob::parallel par{{.n_jobs = 2, .backend = processes}};
+    long wrong = 0;
+    long done = 0;
+    std::string error;
+    kit::run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (long c = 0; c < 20; ++c) {
+            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                for (long k = 0; k < 10; ++k) {
+                    if (co_await par.async_submit(cojob::delayed(tagged_square)(k, c), asio::use_awaitable) != c + k * k) ++wrong;
+                    ++done;
+                }
+            }, asio::detached);
+        }
+        try {
+            (void)co_await par.async_submit(cojob::delayed(throw_at)(5L, 5L), asio::use_awaitable);
+        } catch (const std::invalid_argument& e) {
+            error = e.what();
+        }
+    }, 50s);
+    CHECK(done == 200);
+    CHECK(wrong == 0);
+    CHECK(error.starts_with("bad 5"));  // a worker's exception carries its traceback after the message
+}

@@ -8,10 +8,12 @@
 #include <cojob/cojob.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <catch2/catch.hpp>
@@ -145,18 +147,22 @@ TEST_CASE("concurrent: cancelling one async_run leaves the call beside it runnin
     std::vector<long> kept;
     bool kept_done = false;
     auto slow = std::views::iota(0L, 400L) | std::views::transform([](long i) { return cojob::delayed(nap)(i, 2L); });
-    par.async_run(slow, asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e, std::vector<long>) {
-                      cancelled_error = e;
-                      cancelled_done = true;
+    // Both handlers run on ctx, so the state they write is read here without a race.
+    par.async_run(slow, asio::bind_cancellation_slot(
+                            stop.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, std::vector<long>) {
+                                cancelled_error = e;
+                                cancelled_done = true;
+                            })));
+    par.async_run(tagged(300, 1), asio::bind_executor(ctx, [&](std::exception_ptr e, std::vector<long> v) {
+                      if (!e) kept = std::move(v);
+                      kept_done = true;
                   }));
-    par.async_run(tagged(300, 1), [&](std::exception_ptr e, std::vector<long> v) {
-        if (!e) kept = std::move(v);
-        kept_done = true;
-    });
-    ctx.run_for(5ms);
-    stop.emit(asio::cancellation_type::terminal);
-    // The handlers run on the system executor (no executor was bound); wait for both.
-    CHECK(kit::eventually([&] { return cancelled_done && kept_done; }, 20s));
+    asio::steady_timer later(ctx, 5ms);
+    later.async_wait([&](boost::system::error_code) { stop.emit(asio::cancellation_type::terminal); });
+    // run_for returns once both calls have completed (they hold ctx's work) or after the limit.
+    ctx.run_for(20s);
+    CHECK(cancelled_done);
+    CHECK(kept_done);
     CHECK(kit::is_operation_aborted(cancelled_error));
     CHECK(kept == expected(300, 1));
 }

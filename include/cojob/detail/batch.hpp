@@ -274,6 +274,8 @@ template <class T>
 inline constexpr bool is_owning_view = false;
 template <class T>
 inline constexpr bool is_owning_view<std::ranges::owning_view<T>> = true;
+template <class T>
+inline constexpr bool is_owning_view<std::ranges::single_view<T>> = true;
 
 /// A source over an input range, advanced lazily.
 template <class Range>
