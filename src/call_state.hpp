@@ -87,6 +87,7 @@ private:
     friend boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);
 
     void on_finished(std::unique_ptr<batch_base> batch);
+    void drop_late(const batch_base& batch) const noexcept;
     void wake();
     template <class Token>
     auto async_wait_event(Token&& token);

@@ -46,15 +46,23 @@ void call_state::finished(std::shared_ptr<call_state> call, std::unique_ptr<batc
     }
     std::lock_guard lock(call->post_mutex_);
     if (call->closed_) {  // the call ended without it (timeout, a dropped stream): drop it here
-        if (call->trace_) call->trace_->late(*batch, batch_base::now_ns());
+        call->drop_late(*batch);
         return;
     }
     auto& ex = call->executor_;
     asio::post(ex, [c = std::move(call), b = std::move(batch)]() mutable { c->on_finished(std::move(b)); });
 }
 
+// A batch that ran but reaches the call after its end still gets its slices in the trace.
+void call_state::drop_late(const batch_base& batch) const noexcept {
+    if (trace_) trace_->late(batch, batch_base::now_ns());
+}
+
 void call_state::on_finished(std::unique_ptr<batch_base> batch) {
-    if (closed_) return;
+    if (closed_) {  // posted before the call ended, run after
+        drop_late(*batch);
+        return;
+    }
     finished_.push_back(std::move(batch));
     wake();
 }
@@ -99,6 +107,7 @@ void call_state::close() {
     }
     timer_.reset();
     source_.stop();
+    for (const auto& b : finished_) drop_late(*b);
     finished_.clear();
     reorder_.clear();
     left_batches_out_ = !in_flight_.empty();
