@@ -52,6 +52,8 @@ public:
     [[nodiscard]] bool input_exhausted() const noexcept { return input_ended_.load(std::memory_order_relaxed); }
     /// Whether results are consumed one by one (a stream) rather than taken all at once.
     [[nodiscard]] bool streams_results() const noexcept { return sink_.streaming(); }
+    /// The options of the runner that made the call (runners on one pool differ in them).
+    [[nodiscard]] const resolved_options& options() const noexcept { return eng_->opts; }
     /// Why the call's tasks cannot run in a worker process, or "" when they can.
     [[nodiscard]] std::string remote_refusal() const { return source_.remote_refusal(); }
 

@@ -7,7 +7,10 @@
 
 namespace cojob::detail {
 
-engine::engine(resolved_options o) : opts(std::move(o)), backend(make_backend(opts)) {
+engine::engine(resolved_options o) : engine(std::move(o), nullptr) {}
+
+engine::engine(resolved_options o, std::shared_ptr<backend_base> shared)
+    : opts(std::move(o)), backend(shared ? std::move(shared) : make_backend(opts)) {
     sizer_.configure(opts.batch_size, backend->profile().min_ideal_batch_seconds);
 }
 

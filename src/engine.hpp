@@ -1,7 +1,8 @@
 // src/engine.hpp - private: what a `parallel` object owns and its calls share: the resolved
-// options, the backend and its workers, the tuned batch size, the io_contexts on which blocking
-// calls run, the calls running now, and each thread's last failure. Any number of calls may run
-// at once, from any threads: everything here that changes is guarded.
+// options, the backend and its workers (its own, or a pool's), the tuned batch size, the
+// io_contexts on which blocking calls run, the calls running now, and each thread's last
+// failure. Any number of calls may run at once, from any threads: everything here that
+// changes is guarded.
 #pragma once
 
 #include "backend.hpp"
@@ -26,14 +27,18 @@ class call_state;
 
 class engine {
 public:
+    /// With its own workers.
     explicit engine(resolved_options o);
+    /// On the workers of a pool (`shared`), which other engines use too.
+    engine(resolved_options o, std::shared_ptr<backend_base> shared);
     /// The backend goes first: worker pipes may be registered with the blocking contexts.
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
 
     resolved_options opts;
-    std::unique_ptr<backend_base> backend;
+    /// Its own, or a pool's (shared with the other runners built on it).
+    std::shared_ptr<backend_base> backend;
 
     /// The batch sizer a call starts from: the size the calls before it tuned (joblib's `with`).
     [[nodiscard]] batch_sizer sizer() const;

@@ -1,14 +1,12 @@
-// src/options.cpp - option validation, the pre_dispatch expression, CPU counting and the
-// thread-local parallel_config scopes.
+// src/options.cpp - option validation, the pre_dispatch expression and the thread-local
+// parallel_config scopes.
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
 
 #include "resolved_options.hpp"
-#include "mpi_link.hpp"
 #include "trace_file.hpp"
 #include "worker.hpp"
 
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -17,7 +15,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string_view>
 
@@ -178,69 +175,6 @@ std::size_t batch_size_spec::evaluate() const {
 }
 
 namespace {
-
-// The CFS quota of this process's cgroup, in CPUs (rounded up), if one is set (v2, then v1).
-std::optional<int> cgroup_cpu_limit() {
-    auto quota_of = [](double quota, double period) -> std::optional<int> {
-        if (quota > 0 && period > 0) return std::max(1, static_cast<int>(std::ceil(quota / period)));
-        return std::nullopt;
-    };
-    std::string relative;
-    {
-        std::ifstream self("/proc/self/cgroup");
-        std::string line;
-        while (std::getline(self, line))
-            if (line.rfind("0::", 0) == 0) relative = line.substr(3);
-    }
-    for (const std::string& path : {"/sys/fs/cgroup" + relative + "/cpu.max", std::string("/sys/fs/cgroup/cpu.max")}) {
-        std::ifstream f(path);
-        std::string quota;
-        double period = 0;
-        if (f >> quota >> period) {
-            if (quota == "max") return std::nullopt;
-            return quota_of(std::strtod(quota.c_str(), nullptr), period);
-        }
-    }
-    for (const char* dir : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
-        std::ifstream q(std::string(dir) + "/cpu.cfs_quota_us"), p(std::string(dir) + "/cpu.cfs_period_us");
-        double quota = 0, period = 0;
-        if (q >> quota && p >> period) return quota_of(quota, period);
-    }
-    return std::nullopt;
-}
-
-int count_cpus() {
-    long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-    int n = online > 0 ? static_cast<int>(online) : 1;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) n = std::min(n, std::max(1, CPU_COUNT(&set)));
-    if (auto limit = cgroup_cpu_limit()) n = std::min(n, *limit);
-    return std::max(n, 1);
-}
-
-}  // namespace
-
-int cpu_count() noexcept {
-    static const int n = [] {
-        try {
-            return count_cpus();
-        } catch (...) {
-            return 1;
-        }
-    }();
-    return n;
-}
-
-int effective_n_jobs(int n_jobs) {
-    if (n_jobs == 0)
-        throw error("cojob::options: n_jobs=0 is not valid; expected a count > 0, -1 for every CPU, "
-                    "or -k for all CPUs but k-1");
-    if (n_jobs > 0) return n_jobs;
-    return std::max(cpu_count() + 1 + n_jobs, 1);
-}
-
-namespace {
 thread_local parallel_config* innermost_scope = nullptr;
 }
 
@@ -331,32 +265,30 @@ std::string resolve_temp_folder(const std::optional<std::string>& chosen) {
     return folder;
 }
 
-resolved_options resolve(const options& o) {
-    const options scope = parallel_config::current();
-    auto pick = [](const auto& mine, const auto& theirs) { return mine ? mine : theirs; };
+namespace {
 
-    resolved_options r;
-    r.n_jobs_requested = pick(o.n_jobs, scope.n_jobs).value_or(1);
-    const auto kind = pick(o.backend, scope.backend);
-    if (kind && *kind != backend::sequential && *kind != backend::threads && *kind != backend::processes &&
-        *kind != backend::mpi)
-        throw error("cojob::options: backend=" + std::to_string(static_cast<int>(*kind)) +
-                    " is not a backend; expected sequential, threads, processes or mpi");
-    // Inside a worker (process or rank), an inner call runs on threads (joblib's nested
-    // backend): workers of workers would only multiply processes on the same CPUs.
-    const bool nested = in_worker_process() && (kind == backend::processes || kind == backend::mpi);
-    if (kind == backend::mpi && !nested) {
-        // n_jobs counts worker ranks: -1 all of them, more than there are is capped.
-        const int ranks = mpi_worker_ranks();
-        r.n_jobs = r.n_jobs_requested < 0 ? std::max(ranks + 1 + r.n_jobs_requested, 1)
-                                          : std::min(effective_n_jobs(r.n_jobs_requested), ranks);
-        r.kind = backend::mpi;
-    } else {
-        r.n_jobs = effective_n_jobs(r.n_jobs_requested);
-        r.kind = r.n_jobs == 1 ? backend::sequential : kind.value_or(backend::threads);
-        if (nested) r.kind = r.n_jobs == 1 ? backend::sequential : backend::threads;
+template <class T>
+T pick(const T& mine, const T& theirs) {
+    return mine ? mine : theirs;
+}
+
+std::string kind_text(cojob::backend kind) {
+    switch (kind) {
+        case backend::sequential: return "sequential";
+        case backend::threads: return "threads";
+        case backend::processes: return "processes";
+        case backend::mpi: return "mpi";
     }
-    if (r.kind == backend::sequential) r.n_jobs = 1;
+    return std::to_string(static_cast<int>(kind));
+}
+
+// Everything but the workers, which `w` gives.
+resolved_options resolve_with(const options& o, const options& scope, const resolved_workers& w) {
+    resolved_options r;
+    r.n_jobs_requested = w.n_jobs_requested;
+    r.n_jobs = w.n_jobs;
+    r.kind = w.kind;
+    const bool nested = w.nested;
     r.verbose = std::max(0, pick(o.verbose, scope.verbose).value_or(0));
     r.pre_dispatch = pick(o.pre_dispatch, scope.pre_dispatch).value_or(pre_dispatch_spec("2*n_jobs")).evaluate(r.n_jobs);
     r.batch_size = pick(o.batch_size, scope.batch_size).value_or(batch_size_spec("auto")).evaluate();
@@ -391,6 +323,29 @@ resolved_options resolve(const options& o) {
                     " is not valid for shared arguments; expected r, r+ or c (w+ would clear them)");
     if (r.kind == backend::processes) r.temp_folder = resolve_temp_folder(pick(o.temp_folder, scope.temp_folder));
     return r;
+}
+
+}  // namespace
+
+resolved_options resolve(const options& o) {
+    const options scope = parallel_config::current();
+    return resolve_with(o, scope, resolve_workers(pick(o.n_jobs, scope.n_jobs), pick(o.backend, scope.backend)));
+}
+
+resolved_options resolve(const options& o, const resolved_workers& workers) {
+    // A backend matches when it is the pool's, or what the pool was asked for, or what it would
+    // resolve to with the pool's n_jobs (any but mpi is sequential for one worker).
+    if (o.backend && *o.backend != workers.kind && o.backend != workers.kind_requested &&
+        resolve_workers(workers.n_jobs_requested, o.backend).kind != workers.kind)
+        throw error("cojob::parallel: options.backend=" + kind_text(*o.backend) +
+                    " does not match the pool it is built on, whose backend is " + kind_text(workers.kind) +
+                    "; a runner built on a cojob::pool runs on the pool's workers: leave backend unset, or "
+                    "build a pool of that backend");
+    if (o.n_jobs && *o.n_jobs != workers.n_jobs && *o.n_jobs != workers.n_jobs_requested)
+        throw error("cojob::parallel: options.n_jobs=" + std::to_string(*o.n_jobs) +
+                    " does not match the pool it is built on, which has n_jobs=" + std::to_string(workers.n_jobs) +
+                    "; a runner built on a cojob::pool runs on the pool's workers: leave n_jobs unset");
+    return resolve_with(o, parallel_config::current(), workers);
 }
 
 }  // namespace cojob::detail

@@ -4,6 +4,7 @@
 
 #include "call_driver.hpp"
 #include "engine.hpp"
+#include "pool.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -30,13 +31,18 @@ void check_list(const engine& e) {
 
 parallel::parallel(options opts) : engine_(std::make_shared<detail::engine>(detail::resolve(opts))) {}
 
+parallel::parallel(const pool& workers, options opts)
+    : engine_(std::make_shared<detail::engine>(detail::resolve(opts, workers.state_->workers),
+                                               workers.state_->backend)) {}
+
 parallel::~parallel() {
     // Async calls still running keep the engine alive; they are told to stop and complete
     // with operation_aborted on their own executors.
     if (engine_->cancel_all() > 0) return;
     // No call is running, but a task abandoned by a timeout may still hold a worker (and,
-    // through its call, the engine): release the workers now, waiting for that task. What
-    // came back meanwhile holds the engine from its own io_contexts: run them now.
+    // through its call, the engine): release the workers now, waiting for that task (a pool's
+    // workers only when this was the last runner on a pool that is gone). What came back
+    // meanwhile holds the engine from its own io_contexts: run them now.
     engine_->backend.reset();
     engine_->drain_contexts();
 }

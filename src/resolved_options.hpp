@@ -36,6 +36,20 @@ struct resolved_options {
     cojob::mmap_mode mmap_mode = cojob::mmap_mode::r;
 };
 
+/// n_jobs and backend resolved together: the workers a runner, or a `cojob::pool`, is made of.
+struct resolved_workers {
+    int n_jobs_requested = 1;  ///< as the user wrote it
+    int n_jobs = 1;            ///< effective worker count
+    cojob::backend kind = cojob::backend::sequential;
+    std::optional<cojob::backend> kind_requested;  ///< as the user wrote it
+    bool nested = false;  ///< processes or mpi asked for inside a worker: threads instead
+};
+
+/// joblib's rules: n_jobs counted from the CPUs (or the MPI ranks), `sequential` for one
+/// worker, `threads` by default, and threads inside a worker process.
+/// @throws cojob::error naming n_jobs or backend when one is invalid.
+resolved_workers resolve_workers(std::optional<int> n_jobs, std::optional<cojob::backend> kind);
+
 /// The folder for shared arguments: `chosen`, else COJOB_TEMP_FOLDER, else /dev/shm when it
 /// is 2 GB or more and writable, else the system's temporary directory.
 /// @throws cojob::error naming temp_folder when the folder is not a writable directory.
@@ -43,5 +57,9 @@ std::string resolve_temp_folder(const std::optional<std::string>& chosen);
 
 /// @throws cojob::error naming the first invalid option.
 resolved_options resolve(const options& explicit_options);
+/// The options of a runner built on a pool of `workers`: its n_jobs and backend are the pool's.
+/// @throws cojob::error naming the first invalid option, or n_jobs or backend when the options
+/// ask for other workers than the pool's.
+resolved_options resolve(const options& explicit_options, const resolved_workers& workers);
 
 }  // namespace cojob::detail

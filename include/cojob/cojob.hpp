@@ -11,5 +11,6 @@
 #include <cojob/options.hpp>
 #include <cojob/parallel.hpp>
 #include <cojob/persist.hpp>
+#include <cojob/pool.hpp>
 #include <cojob/stream.hpp>
 #include <cojob/task_event.hpp>

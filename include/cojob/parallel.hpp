@@ -8,6 +8,7 @@
 #include <cojob/detail/batch.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
+#include <cojob/pool.hpp>
 #include <cojob/stream.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -86,7 +87,8 @@ inline constexpr require_remotable_t require_remotable{};
 /// Runs tasks in parallel: joblib's `Parallel`, as a reusable object.
 ///
 /// The object owns its workers (threads, processes) and keeps them across calls, like
-/// `with Parallel(...) as p:`; they are released by the destructor.
+/// `with Parallel(...) as p:`; they are released by the destructor. Built on a `cojob::pool`,
+/// it shares the pool's workers with the other runners built on it instead.
 ///
 /// The input range is consumed lazily, on the thread that drives the call (the caller of a
 /// blocking call; the completion handler's executor for `async_run`), never more than the
@@ -127,6 +129,11 @@ public:
     /// @throws cojob::error naming the option when one is invalid (n_jobs = 0, a malformed
     /// pre_dispatch expression, batch_size <= 0, a negative timeout, an unsupported backend).
     explicit parallel(options opts = {});
+    /// A runner on the workers of `workers`, shared with every other runner built on it; n_jobs
+    /// and backend are the pool's, and the other options are this runner's own.
+    /// @throws cojob::error naming the option when one is invalid, or when `opts` sets n_jobs
+    /// or backend to something else than the pool's.
+    parallel(const pool& workers, options opts = {});
     ~parallel();
     parallel(const parallel&) = delete;
     parallel& operator=(const parallel&) = delete;

@@ -26,8 +26,7 @@ public:
     explicit mpi_backend(const resolved_options& o)
         : profile_{.name = backend_name(cojob::backend::mpi), .workers = static_cast<std::size_t>(o.n_jobs),
                    .runs_in_submit = false, .min_ideal_batch_seconds = 0.2},
-          ranks_(o.n_jobs),
-          max_nbytes_(o.max_nbytes) {}
+          ranks_(o.n_jobs) {}
     ~mpi_backend() override {
         if (the_hub) the_hub->wait_idle(this);
     }
@@ -40,7 +39,9 @@ public:
             throw error("cojob: backend=mpi cannot run these tasks: " + why + " (backend=threads runs any callable)");
     }
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
-        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_, max_nbytes_});
+        // Runners on one pool may set max_nbytes differently: each call brings its own.
+        const auto max_nbytes = call->options().max_nbytes;
+        the_hub->submit(mpi_job{std::move(batch), std::move(call), this, ranks_, max_nbytes});
     }
     /// Ranks cannot be stopped: the batches not sent yet come back, the others run to their end.
     stop_effect interrupt(call_state& call) noexcept override {
@@ -60,7 +61,6 @@ public:
 private:
     dispatch_profile profile_;
     int ranks_;
-    std::optional<std::size_t> max_nbytes_;
 };
 
 }  // namespace

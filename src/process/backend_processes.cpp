@@ -82,8 +82,7 @@ public:
         : profile_{.name = backend_name(cojob::backend::processes), .workers = static_cast<std::size_t>(o.n_jobs),
                    .runs_in_submit = false, .min_ideal_batch_seconds = 0.002},
           workers_(o.n_jobs),
-          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
-          sharing_settings_{o.temp_folder, o.max_nbytes, o.mmap_mode} {}
+          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)) {}
 
     ~process_backend() override {
         {
@@ -111,8 +110,11 @@ public:
         const pool_guard::held lock(*guard_);
         reap_idle_dead();
         while (live(nullptr) < workers_) pool_.push_back(start_worker());
-        // Large array arguments: placed once per call, released in end_call (src/sharing.hpp).
-        sharing_[&call] = std::make_unique<call_sharing>(sharing_settings_, segments_);
+        // Large array arguments: placed once per call, released in end_call (src/sharing.hpp),
+        // as the call's runner says (runners on one pool may say differently).
+        const resolved_options& o = call.options();
+        sharing_[&call] = std::make_unique<call_sharing>(sharing_settings{o.temp_folder, o.max_nbytes, o.mmap_mode},
+                                                         segments_);
     }
 
     void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept override {
@@ -288,7 +290,6 @@ private:
     std::vector<channel_ptr> pool_;
     fair_queue<job> queue_;
     bool long_batches_ = false;  ///< the last batch answered took longer than long_batch_ns
-    sharing_settings sharing_settings_;
     segment_store segments_;  ///< before sharing_: the calls give their segments back to it
     std::map<const call_state*, std::unique_ptr<call_sharing>> sharing_;
 };

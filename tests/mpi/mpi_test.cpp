@@ -320,3 +320,21 @@ TEST_CASE("mpi: the trace puts each task on its rank's track", "[mpi][trace]") {
     }
     CHECK(trace.transfers > 0);
 }
+
+TEST_CASE("mpi: two runners on one pool of ranks, called at once, each get their own results", "[mpi][pool]") {
+    cojob::pool ranks{-1, cojob::backend::mpi};
+    CHECK(ranks.n_jobs() == 2);
+    cojob::parallel one_by_one{ranks, {.batch_size = 1}};
+    cojob::parallel batched{ranks, {.batch_size = 16}};
+    std::vector<int> seen;
+    std::thread other([&] {
+        seen = batched(std::views::iota(0, 400) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
+    });
+    const auto r = one_by_one(std::views::iota(0, 300) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
+    other.join();
+    REQUIRE(r.size() == 300);
+    for (int i = 0; i < 300; ++i) REQUIRE(r[static_cast<std::size_t>(i)] == square(i));
+    REQUIRE(seen.size() == 400);
+    CHECK(std::set<int>(seen.begin(), seen.end()).size() <= 2);
+    CHECK_THROWS_WITH((cojob::parallel{ranks, {.backend = cojob::backend::processes}}), Catch::Contains("backend=processes"));
+}
