@@ -5,6 +5,7 @@
 // keep their order. Not synchronized: the backend that owns it guards it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <optional>
@@ -31,6 +32,19 @@ public:
         free->key = key;
         free->jobs.push_back(std::move(j));
         ++size_;
+    }
+
+    /// Queues `j` ahead of the other batches of the call `key` (a batch given back by a worker
+    /// that had not started it), and serves that call next.
+    void push_front(const void* key, Job j) {
+        push(key, std::move(j));
+        for (std::size_t i = 0; i < lanes_.size(); ++i) {
+            auto& l = lanes_[i];
+            if (l.key != key || l.jobs.empty()) continue;
+            std::rotate(l.jobs.rbegin(), l.jobs.rbegin() + 1, l.jobs.rend());  // the new one first
+            next_ = i;
+            return;
+        }
     }
 
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }

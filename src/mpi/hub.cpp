@@ -29,7 +29,8 @@ void hub::submit(mpi_job j) {
             j.batch->completed = 0;
         } else {
             ++outstanding_[j.owner];
-            queue_.push_back(std::move(j));
+            const void* key = j.call.get();
+            queue_.push(key, std::move(j));
             cv_.notify_one();
             return;
         }
@@ -41,14 +42,7 @@ void hub::withdraw(const call_state& call) {
     std::deque<mpi_job> back;
     {
         std::lock_guard lock(m_);
-        for (auto it = queue_.begin(); it != queue_.end();) {
-            if (it->call.get() == &call) {
-                back.push_back(std::move(*it));
-                it = queue_.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        queue_.remove(&call, [&back](mpi_job j) { back.push_back(std::move(j)); });
     }
     for (auto& j : back) {
         j.batch->error = std::make_exception_ptr(cancelled("cojob: the call stopped before this batch ran"));
@@ -140,23 +134,28 @@ bool hub::all_gone() const {
 bool hub::dispatch() {
     bool any = false;
     for (;;) {
-        mpi_job j;
+        std::optional<mpi_job> next;
         int to = -1;
         {
             std::lock_guard lock(m_);
             if (queue_.empty()) return any;
-            const int limit = std::min(queue_.front().ranks, world - 1);
-            bool usable = false;
-            for (int r = 1; r <= limit; ++r) {
-                const auto& s = ranks_[static_cast<std::size_t>(r)];
-                usable |= !s.gone;
-                if (s.gone || s.jobs.size() >= depth) continue;
-                if (to < 0 || s.jobs.size() < ranks_[static_cast<std::size_t>(to)].jobs.size()) to = r;
-            }
-            if (to < 0 && usable) return any;
-            j = std::move(queue_.front());
-            queue_.pop_front();
+            // The next call's batch, round robin, that the least loaded rank with room among
+            // those it may use can take; or one whose ranks are all gone, to fail it.
+            next = queue_.take_first([&](const mpi_job& q) {
+                const int limit = std::min(q.ranks, world - 1);
+                bool usable = false;
+                to = -1;
+                for (int r = 1; r <= limit; ++r) {
+                    const auto& s = ranks_[static_cast<std::size_t>(r)];
+                    usable |= !s.gone;
+                    if (s.gone || s.jobs.size() >= depth) continue;
+                    if (to < 0 || s.jobs.size() < ranks_[static_cast<std::size_t>(to)].jobs.size()) to = r;
+                }
+                return to >= 0 || !usable;
+            });
+            if (!next) return any;
         }
+        mpi_job& j = *next;
         any = true;
         if (to < 0) {  // every rank it may use broke the protocol (another build, garbage)
             j.batch->error = std::make_exception_ptr(
@@ -346,7 +345,7 @@ void hub::fail_everything(std::exception_ptr why) noexcept {
     {
         std::lock_guard lock(m_);
         broken_ = why;
-        all.swap(queue_);
+        while (!queue_.empty()) all.push_back(queue_.pop());
     }
     for (auto& r : ranks_)
         for (auto& j : r.jobs) all.push_back(std::move(j));

@@ -1,11 +1,13 @@
 // src/mpi/hub.hpp - private: rank 0's side of the job. Rank 0 talks to MPI from one thread of
 // its own (the hub), which polls with a short backoff while work is out and sleeps on a
-// condition variable otherwise; batches come back to their call through call_state::finished,
-// as from the thread pool. Every rank holds at most two batches, the one it runs and the next;
+// condition variable otherwise; batches wait in a queue shared round robin between the calls
+// (of every runner on the ranks), and come back to their call through call_state::finished, as
+// from the thread pool. Every rank holds at most two batches, the one it runs and the next;
 // when a rank is idle, the hub takes a held one back for it.
 #pragma once
 
 #include "../call_state.hpp"
+#include "../fair_queue.hpp"
 #include "../wire.hpp"
 #include "mpi_blocks.hpp"
 #include "rank_clock.hpp"
@@ -92,7 +94,7 @@ private:
 
     std::mutex m_;
     std::condition_variable cv_, idle_cv_;
-    std::deque<mpi_job> queue_;                    // guarded by m_
+    fair_queue<mpi_job> queue_;                    // guarded by m_; round robin between calls
     std::vector<const call_state*> ended_calls_;   // guarded by m_
     std::map<const void*, std::size_t> outstanding_;  // guarded by m_
     bool stopping_ = false;                        // guarded by m_

@@ -90,7 +90,8 @@ bool hub::receive_answers() {
     mpi_job j = std::move(*it);
     jobs.erase(it);
     std::lock_guard lock(m_);
-    queue_.push_front(std::move(j));
+    const void* key = j.call.get();
+    queue_.push_front(key, std::move(j));
     return true;
 }
 

@@ -260,3 +260,20 @@ TEST_CASE("fair_queue: calls are served round robin, each in its own order", "[c
     CHECK(removed == std::vector<int>{0, 1, 2});
     CHECK(q.empty());
 }
+
+TEST_CASE("fair_queue: a batch given back goes first in its call's lane, and that call is served next",
+          "[concurrent][fair]") {
+    cojob::detail::fair_queue<int> q;
+    int a = 0, b = 0;
+    q.push(&a, 10);
+    q.push(&a, 11);
+    q.push(&b, 20);
+    CHECK(q.pop() == 10);  // the next lane is b's
+    q.push_front(&a, 9);
+    std::vector<int> order;
+    while (!q.empty()) order.push_back(q.pop());
+    CHECK(order == std::vector<int>{9, 20, 11});
+    q.push_front(&b, 1);  // into an empty queue
+    CHECK(q.pop() == 1);
+    CHECK(q.empty());
+}
