@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -48,6 +49,11 @@ int rank_of(int) { return cojob::mpi::rank(); }
 int picky(int x) {
     if (x == 37) throw std::invalid_argument("picky refuses 37");
     return x;
+}
+
+int nap_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
 }
 
 int slow_identity(int x) {
@@ -337,4 +343,26 @@ TEST_CASE("mpi: two runners on one pool of ranks, called at once, each get their
     REQUIRE(seen.size() == 400);
     CHECK(std::set<int>(seen.begin(), seen.end()).size() <= 2);
     CHECK_THROWS_WITH((cojob::parallel{ranks, {.backend = cojob::backend::processes}}), Catch::Contains("backend=processes"));
+}
+
+TEST_CASE("mpi: a one-task call is served while a long call has every batch queued", "[mpi][fair]") {
+    std::atomic<long> completed{0};
+    cojob::options o = on_ranks();
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    cojob::options all = o;
+    all.pre_dispatch = "all";
+    all.progress = [&completed](const cojob::progress_event& e) { completed = static_cast<long>(e.completed); };
+    cojob::parallel queue_everything{all};
+    std::atomic<bool> long_done{false};
+    std::thread long_call([&] {
+        (void)queue_everything(std::views::iota(0, 300) | std::views::transform([](int) { return cojob::delayed(nap_ms)(10); }));
+        long_done = true;
+    });
+    REQUIRE(kit::eventually([&] { return completed.load() >= 4; }, 20s));
+    // Round robin: the short call waits about one 10 ms batch per rank, the long one ~1.5 s.
+    CHECK(par(std::views::iota(0, 1) | std::views::transform([](int i) { return cojob::delayed(square)(i + 7); })) ==
+          std::vector<long>{49});
+    CHECK_FALSE(long_done.load());
+    long_call.join();
 }
