@@ -30,13 +30,12 @@
 #include "channel.hpp"
 #include "failure_text.hpp"
 #include "io_thread.hpp"
+#include "sigint_watch.hpp"
 #include "spawn.hpp"
 
 #include <cojob/errors.hpp>
 #include <cojob/init.hpp>
 #include <cojob/options.hpp>
-
-#include <boost/asio/signal_set.hpp>
 
 #include <signal.h>
 
@@ -125,23 +124,9 @@ public:
     }
 
     /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
-    /// SIGINT for itself (Asio restores the default disposition when the watch goes).
+    /// SIGINT for itself.
     std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::weak_ptr<call_state> call) override {
-        struct sigaction current {};
-        if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return nullptr;
-        struct sigint_watch final : call_watch {
-            explicit sigint_watch(asio::io_context& c) : signals(c, SIGINT) {}
-            ~sigint_watch() override {
-                boost::system::error_code ignored;
-                signals.cancel(ignored);  // its handler runs later on the io_context, and returns
-            }
-            asio::signal_set signals;
-        };
-        auto watch = std::make_unique<sigint_watch>(ctx);
-        watch->signals.async_wait([call = std::move(call)](boost::system::error_code ec, int) {
-            if (auto c = call.lock(); c && !ec) c->interrupt();
-        });
-        return watch;
+        return process::watch_sigint(ctx, std::move(call));
     }
 
     stop_effect interrupt(call_state& call) noexcept override {

@@ -1,6 +1,7 @@
 // tests/process/concurrent_process_test.cpp - concurrent calls on one process-backed object:
 // each call's own results; a crash, a timeout or a cancellation ending its own call only while
-// the others complete on the same pool; a short call served beside a long one; a stress run
+// the others complete on the same pool; one Ctrl-C ending every blocking call at once; a short
+// call served beside a long one; a stress run
 // that leaves the pool at n_jobs workers with no zombie and no leaked descriptor.
 #include "stream_process_kit.hpp"
 
@@ -232,4 +233,40 @@ TEST_CASE("processes: async_submit from many coroutines runs each task on the po
     CHECK(done == 200);
     CHECK(wrong == 0);
     CHECK(error.starts_with("bad 5"));  // a worker's exception carries its traceback after the message
+}
+
+TEST_CASE("processes: one Ctrl-C ends every blocking call running at once with cojob::cancelled",
+          "[process][concurrent][cancel]") {
+    watchdog dog(60s, "Ctrl-C during two blocking calls");
+    cojob::pool workers{2, processes};
+    // Each call's first task is quick: once it has come back, its call watches for Ctrl-C. Two
+    // runners on one pool, so that each call's progress callback is its own; one batch out per
+    // call, so that neither call's stuck tasks hold both workers before the other's first task.
+    std::atomic<int> watching{0};
+    auto call = [&](std::atomic<bool>& cancelled_seen) {
+        return std::thread([&] {
+            std::atomic<bool> counted{false};
+            cojob::parallel par{workers, {.pre_dispatch = 1, .batch_size = 1, .progress = [&](const cojob::progress_event& e) {
+                                              if (e.completed >= 1 && !counted.exchange(true)) ++watching;
+                                          }}};
+            try {
+                (void)par(std::views::iota(0L, 4L) | std::views::transform([](long i) {
+                              return cojob::delayed(sleep_then)(i, i == 0 ? 1L : stuck_ms);
+                          }));
+            } catch (const cojob::cancelled&) {
+                cancelled_seen = true;
+            }
+        });
+    };
+    std::atomic<bool> first{false}, second{false};
+    std::thread a = call(first), b = call(second);
+    if (kit::eventually([&] { return watching.load() == 2; }, 20s)) ::kill(::getpid(), SIGINT);
+    a.join();
+    b.join();
+    CHECK(first.load());
+    CHECK(second.load());
+    CHECK(kit::sigint_is_default());  // the default disposition is back
+    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
+    cojob::parallel after{workers};
+    CHECK(after(tagged(3, 7)) == expected(3, 7));
 }
