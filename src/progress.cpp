@@ -90,10 +90,9 @@ double progress_printer::elapsed() const {
 
 void progress_printer::print(const std::string& message) {
     if (!verbose_) return;
-    bar_.erase();  // the line goes where the bar was; the bar follows it
-    std::FILE* out = verbose_ < 50 ? stderr : stdout;
-    std::fprintf(out, "[Parallel(n_jobs=%d)]: %s\n", n_jobs_requested_, message.c_str());
-    std::fflush(out);
+    // The line goes where a bar was (this call's or another's); this call's bar follows it.
+    progress_bar_line::print_above(verbose_ < 50 ? stderr : stdout,
+                                   "[Parallel(n_jobs=" + std::to_string(n_jobs_requested_) + ")]: " + message);
     if (bar_.active() && !finished_printed_) bar_.update(bar_now(), true);
 }
 

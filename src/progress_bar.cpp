@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 
 namespace cojob::detail {
 
@@ -86,44 +87,100 @@ std::string render_bar(const bar_state& s, int width) {
     return line;
 }
 
+namespace {
+
+/// Standard error's bar line, shared by every call: who holds it, and whether a bar is on it.
+struct bar_terminal {
+    std::mutex mutex;
+    const progress_bar_line* owner = nullptr;
+    bool drawn = false;
+};
+
+bar_terminal& terminal() {
+    static bar_terminal t;
+    return t;
+}
+
+/// Writes `text` to standard error after what the program printed to standard output.
+void write_err(const std::string& text) {
+    std::fflush(stdout);
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    std::fflush(stderr);
+}
+
+constexpr const char* erase_line = "\r\033[K";
+
+}  // namespace
+
+progress_bar_line::~progress_bar_line() { release(); }
+
+void progress_bar_line::release() noexcept {
+    auto& t = terminal();
+    std::lock_guard lock(t.mutex);
+    if (t.owner != this) return;
+    t.owner = nullptr;
+    if (!t.drawn) return;
+    t.drawn = false;
+    try {
+        write_err(erase_line);
+    } catch (...) {
+    }
+}
+
 void progress_bar_line::start(cojob::progress_bar mode, int verbose) {
+    release();
     *this = progress_bar_line{};
     if (mode == cojob::progress_bar::on)
         active_ = true;
     else if (mode == cojob::progress_bar::automatic)
         active_ = verbose == 0 && ::isatty(STDERR_FILENO) == 1;
-}
-
-void progress_bar_line::write(const std::string& text) const {
-    std::fflush(stdout);  // what the program printed before goes first
-    std::fwrite(text.data(), 1, text.size(), stderr);
-    std::fflush(stderr);
+    if (!active_) return;
+    auto& t = terminal();
+    std::lock_guard lock(t.mutex);
+    if (t.owner)
+        active_ = false;  // another call's bar is on the line
+    else
+        t.owner = this;
 }
 
 void progress_bar_line::update(const bar_state& s, bool force) {
     if (!active_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!force && drawn_ && now - last_draw_ < redraw_every) return;
+    auto& t = terminal();
+    std::lock_guard lock(t.mutex);
+    if (!force && t.drawn && now - last_draw_ < redraw_every) return;
     last_draw_ = now;
-    drawn_ = true;
-    write("\r" + render_bar(s, terminal_width()) + "\033[K");
+    t.drawn = true;
+    write_err("\r" + render_bar(s, terminal_width()) + "\033[K");
 }
 
-void progress_bar_line::erase() {
-    if (!active_ || !drawn_) return;
-    drawn_ = false;
-    write("\r\033[K");
+void progress_bar_line::print_above(std::FILE* out, const std::string& line) {
+    auto& t = terminal();
+    std::lock_guard lock(t.mutex);
+    if (t.drawn) {
+        t.drawn = false;
+        write_err(erase_line);
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+    std::fflush(out);
 }
 
 void progress_bar_line::finish(const bar_state& s) {
     if (!active_) return;
-    write("\r" + render_bar(s, terminal_width()) + "\033[K\n");
+    const std::string text = "\r" + render_bar(s, terminal_width()) + "\033[K\n";
+    {
+        auto& t = terminal();
+        std::lock_guard lock(t.mutex);
+        t.drawn = false;
+        write_err(text);
+    }
     active_ = false;
+    release();
 }
 
 void progress_bar_line::abandon() {
-    erase();
     active_ = false;
+    release();
 }
 
 }  // namespace cojob::detail

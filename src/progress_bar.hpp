@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <optional>
 #include <string>
 
@@ -26,26 +27,37 @@ struct bar_state {
 [[nodiscard]] std::string render_bar(const bar_state& s, int width);
 
 /// The bar of one call: whether it is drawn, when it was drawn last, and its erasure.
+///
+/// Standard error has one line for bars: calls running at once share it, and the first call
+/// whose bar is active holds it until it ends; the others draw none (their verbose lines still
+/// print). Every write to the line, and every verbose line printed above it, goes under one lock,
+/// so concurrent calls never tear each other's output.
 class progress_bar_line {
 public:
-    /// `automatic` draws when standard error is a terminal and verbose is 0; `on` always.
+    progress_bar_line() = default;
+    progress_bar_line(const progress_bar_line&) = default;
+    progress_bar_line& operator=(const progress_bar_line&) = default;
+    /// Lets go of the line (erasing the bar) if the call ended without finish or abandon.
+    ~progress_bar_line();
+
+    /// `automatic` draws when standard error is a terminal and verbose is 0; `on` always; either
+    /// only while no other call's bar holds the line.
     void start(cojob::progress_bar mode, int verbose);
     [[nodiscard]] bool active() const noexcept { return active_; }
     /// Redraws with `s` if the last drawing is 100 ms old or more (or `force`).
     void update(const bar_state& s, bool force = false);
-    /// Erases the bar from its line, before another line is written to the terminal; the next
-    /// update draws it again.
-    void erase();
+    /// Writes `line` and a newline to `out` where the bar is (any call's bar), erasing it
+    /// first; the next update of the bar draws it again below.
+    static void print_above(std::FILE* out, const std::string& line);
     /// The call succeeded: draws `s` a last time and ends the line.
     void finish(const bar_state& s);
     /// The call failed: erases the bar for good.
     void abandon();
 
 private:
-    void write(const std::string& text) const;
+    void release() noexcept;
 
     bool active_ = false;
-    bool drawn_ = false;
     std::chrono::steady_clock::time_point last_draw_{};
 };
 

@@ -3,13 +3,18 @@
 //
 // Usage: progress_bar_probe SCENARIO MODE
 //   SCENARIO  success (60 tasks of 5 ms), unknown (the same from a generator: length unknown),
-//             error (task 20 throws), verbose (success with verbose=5)
+//             error (task 20 throws), verbose (success with verbose=5), concurrent (success,
+//             and once it has begun a second call beside it, 10 tasks with a bar and verbose=5,
+//             on the same pool)
 //   MODE      off, on or automatic
 #include <cojob/cojob.hpp>
+
+#include <atomic>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -39,14 +44,30 @@ int main(int argc, char** argv) {
                                            : cojob::progress_bar::off;
     if (scenario == "verbose") o.verbose = 5;
     const int fail_at = scenario == "error" ? 20 : -1;
-    cojob::parallel par(o);
+    std::atomic<bool> begun{false};
+    std::thread beside;
+    cojob::pool workers{2};
+    if (scenario == "concurrent") {
+        o.progress = [&begun](const cojob::progress_event&) { begun = true; };
+        beside = std::thread([&workers, &begun, bar = o.progress_bar] {
+            for (int i = 0; i < 2000 && !begun; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            cojob::parallel other{workers, {.verbose = 5, .batch_size = 1, .progress_bar = bar}};
+            other(std::views::iota(0, 10) | std::views::transform([](int i) { return cojob::delayed(nap)(i, -1); }));
+        });
+    }
+    std::optional<cojob::parallel> par;
+    if (scenario == "concurrent")
+        par.emplace(workers, o);
+    else
+        par.emplace(o);
     try {
         if (scenario == "unknown")
-            par(numbers(60) | std::views::transform([](int i) { return cojob::delayed(nap)(i, -1); }));
+            (*par)(numbers(60) | std::views::transform([](int i) { return cojob::delayed(nap)(i, -1); }));
         else
-            par(std::views::iota(0, 60) | std::views::transform([fail_at](int i) { return cojob::delayed(nap)(i, fail_at); }));
+            (*par)(std::views::iota(0, 60) | std::views::transform([fail_at](int i) { return cojob::delayed(nap)(i, fail_at); }));
     } catch (const std::runtime_error&) {
     }
+    if (beside.joinable()) beside.join();
     std::printf("after\n");
     return 0;
 }

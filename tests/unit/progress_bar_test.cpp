@@ -135,3 +135,19 @@ TEST_CASE("progress bar: nothing when standard error is not a terminal, unless f
     // In a terminal, automatic stays off when verbose lines are asked for.
     CHECK(drawings(in_terminal("verbose", "automatic").output) == 0);
 }
+
+TEST_CASE("progress bar: two calls at once share the line: one bar, the other's verbose lines above it",
+          "[progress_bar][concurrent]") {
+    const auto lines = screen(in_terminal("concurrent", "on").output);
+    REQUIRE(lines.size() >= 3);
+    CHECK(lines.back() == "after");
+    int bars = 0;
+    for (std::size_t i = 0; i + 1 < lines.size(); ++i) {
+        INFO(lines[i]);
+        if (std::regex_match(lines[i], final_bar))
+            ++bars;
+        else
+            CHECK(std::regex_match(lines[i], std::regex(R"(\[Parallel\(n_jobs=2\)\]: (Using backend .*|Done .*))")));
+    }
+    CHECK(bars == 1);  // the first call's; the second drew none
+}
