@@ -95,7 +95,16 @@ void engine::set_last_failure(std::optional<task_failure> f) {
     std::optional<task_failure>* slot = nullptr;
     {
         std::lock_guard lock(mutex_);
-        slot = &failures_[std::this_thread::get_id()];
+        const auto id = std::this_thread::get_id();
+        if (f) {
+            slot = &failures_[id];
+        } else {
+            // A thread gets a slot only once a call of its own fails: a service whose handlers
+            // come and go on fresh threads leaves no slot behind for each of them.
+            const auto it = failures_.find(id);
+            if (it == failures_.end()) return;
+            slot = &it->second;
+        }
     }
     *slot = std::move(f);  // only this thread writes its slot
 }

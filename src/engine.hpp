@@ -71,7 +71,8 @@ private:
     /// The running calls; the address is kept beside the weak pointer so that forgetting a call
     /// never locks it (the lock could be the call's last owner, and end it under mutex_).
     std::vector<std::pair<const call_state*, std::weak_ptr<call_state>>> calls_;
-    /// Nodes of a std::map stay where they are: a thread may read its own slot unlocked.
+    /// Nodes of a std::map stay where they are: a thread may read its own slot unlocked. A
+    /// thread has a slot once one of its calls failed (threads that only succeed add none).
     std::map<std::thread::id, std::optional<task_failure>> failures_;
 };
 
