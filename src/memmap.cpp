@@ -42,9 +42,9 @@ namespace {
     fail(path, std::string(what) + ": " + std::strerror(errno));
 }
 
-struct fd_closer {
+struct closing_fd {
     int fd;
-    ~fd_closer() {
+    ~closing_fd() {
         if (fd >= 0) ::close(fd);
     }
 };
@@ -64,7 +64,7 @@ std::shared_ptr<file_mapping> file_mapping::open(const std::string& path, mmap_m
         case mmap_mode::r_plus: flags |= O_RDWR; break;
         case mmap_mode::w_plus: flags |= O_RDWR | O_CREAT; break;
     }
-    fd_closer fd{::open(path.c_str(), flags, 0644)};
+    closing_fd fd{::open(path.c_str(), flags, 0644)};
     if (fd.fd < 0) fail_errno(path, "cannot be opened");
     struct stat st{};
     if (::fstat(fd.fd, &st) != 0) fail_errno(path, "cannot be examined");

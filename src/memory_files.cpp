@@ -19,7 +19,7 @@ namespace cojob::detail {
 
 namespace {
 
-constexpr char magic[8] = {'C', 'O', 'J', 'O', 'B', 'M', 'E', 'M'};
+constexpr char entry_magic[8] = {'C', 'O', 'J', 'O', 'B', 'M', 'E', 'M'};
 constexpr std::size_t map_threshold = 64 * 1024;  // smaller files are read: mapping costs more
 constexpr std::uint64_t max_payload = std::uint64_t(1) << 40;
 
@@ -92,7 +92,7 @@ entry_file::status entry_file::open(const std::string& path, const key128& key, 
         data = buffer_.data();
     }
     std::memcpy(&header_, data, sizeof header_);
-    if (std::memcmp(header_.magic, magic, sizeof magic) != 0) {
+    if (std::memcmp(header_.magic, entry_magic, sizeof entry_magic) != 0) {
         why_ = "is not a cojob cache entry (bad magic)";
         return status::corrupt;
     }
@@ -167,7 +167,7 @@ void stamp_use(const std::string& path) noexcept {
 std::string seal_entry(byte_sink& sink, const key128& key, int level, std::chrono::system_clock::time_point time,
                        std::chrono::duration<double> took) {
     entry_header h{};
-    std::memcpy(h.magic, magic, sizeof magic);
+    std::memcpy(h.magic, entry_magic, sizeof entry_magic);
     h.format = entry_format;
     h.key_low = key.low;
     h.key_high = key.high;

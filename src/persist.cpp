@@ -3,13 +3,13 @@
 // optionally zstd-compressed; atomic writes, checked reads, array lookup for mmap.
 #include <cojob/persist.hpp>
 
+#include <cojob/detail/describe.hpp>
 #include <cojob/errors.hpp>
 
 #include "dump_format.hpp"
 #include "pieces.hpp"
 #include "util.hpp"
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,15 +29,7 @@ namespace cojob::detail {
 
 namespace {
 
-constexpr char magic[8] = {'C', 'O', 'J', 'O', 'B', 'D', 'M', 'P'};
-
-std::string demangle(const char* mangled) {
-    int status = 0;
-    char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-    std::string out = status == 0 && s ? s : mangled;
-    std::free(s);
-    return out;
-}
+constexpr char magic_bytes[8] = {'C', 'O', 'J', 'O', 'B', 'D', 'M', 'P'};
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
     dump_failure("cojob::load", path, what);
@@ -45,7 +37,7 @@ std::string demangle(const char* mangled) {
 
 }  // namespace
 
-const char* dump_magic() noexcept { return magic; }
+const char* dump_magic() noexcept { return magic_bytes; }
 
 std::uint64_t dump_header_checksum(const dump_header& h) noexcept {
     return XXH3_64bits(&h, offsetof(dump_header, header_checksum));
@@ -80,7 +72,7 @@ dump_header read_dump_header(const char* who, const std::filesystem::path& path,
     dump_header h{};
     if (file_size < dump_header_bytes || !read_at(fd.fd, &h, sizeof h, 0))
         dump_failure(who, path, "is not a cojob dump (shorter than its header)");
-    if (std::memcmp(h.magic, magic, sizeof magic) != 0) dump_failure(who, path, "is not a cojob dump (bad magic)");
+    if (std::memcmp(h.magic, magic_bytes, sizeof magic_bytes) != 0) dump_failure(who, path, "is not a cojob dump (bad magic)");
     if (h.format < 1 || h.format > dump_format_version)
         dump_failure(who, path, "has dump format " + std::to_string(h.format) + "; this build reads formats 1 to " +
                                     std::to_string(dump_format_version));
@@ -115,7 +107,7 @@ void write_dump(const std::filesystem::path& path, byte_sink& sink, int level, c
         throw error("cojob::dump: compress=" + std::to_string(level) + " is not valid; expected 0 (raw, mappable) or a zstd level 1.." +
                     std::to_string(max_level));
     dump_header h{};
-    std::memcpy(h.magic, magic, sizeof magic);
+    std::memcpy(h.magic, magic_bytes, sizeof magic_bytes);
     h.format = dump_format_version;
     h.type_key = type.type_key;
     h.element_key = type.element_key;

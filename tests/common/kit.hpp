@@ -23,6 +23,7 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <ostream>
 #include <set>
 #include <stdexcept>
@@ -34,13 +35,28 @@
 
 namespace kit {
 
+// The sanitizer a build runs under: GCC defines __SANITIZE_ADDRESS__ and __SANITIZE_THREAD__,
+// clang answers __has_feature.
+#if defined(__has_feature)
+#define KIT_HAS_FEATURE(name) __has_feature(name)
+#else
+#define KIT_HAS_FEATURE(name) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || KIT_HAS_FEATURE(address_sanitizer)
+inline constexpr bool asan = true;
+#else
+inline constexpr bool asan = false;
+#endif
+#if defined(__SANITIZE_THREAD__) || KIT_HAS_FEATURE(thread_sanitizer)
+inline constexpr bool tsan = true;
+#else
+inline constexpr bool tsan = false;
+#endif
+#undef KIT_HAS_FEATURE
+
 /// Built with ASan or TSan: stress tests scale their counts down (a sanitized debug build runs
 /// them 10-50x slower), keeping what they check.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
+inline constexpr bool sanitized = asan || tsan;
 
 // ---------------------------------------------------------------------------------------------
 // counted: a value that reports every copy, move and destruction to a `counts` record.
@@ -112,6 +128,15 @@ private:
     bool holds_ = false;
 };
 
+/// 0, 1, ..., n - 1.
+inline auto iota(int n) { return std::views::iota(0, n); }
+
+/// A task that reads its counted argument.
+inline int read_value(const counted& c) { return c.value(); }
+
+/// A task that returns `i`, or throws std::invalid_argument("bad <i>") when `i == bad`.
+[[nodiscard]] long fails_on(long i, long bad);
+
 // ---------------------------------------------------------------------------------------------
 // Threads and streams.
 
@@ -141,6 +166,9 @@ private:
 
 /// The lines of `text`, without their '\n'.
 [[nodiscard]] std::vector<std::string> lines_of(const std::string& text);
+
+/// The whole content of the file at `path` ("" when it cannot be read).
+[[nodiscard]] std::string raw_bytes(const std::string& path);
 
 // ---------------------------------------------------------------------------------------------
 // A gate: tasks wait on it (boundedly) until the test opens it.

@@ -8,6 +8,7 @@
 #include <cojob/cojob.hpp>
 
 #include "children.hpp"
+#include "kit.hpp"
 #include "scratch_dir.hpp"
 #include "sharing.hpp"
 
@@ -39,15 +40,15 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
-constexpr auto processes = cojob::backend::processes;
+using cojob::backend::processes;
 
-std::vector<double> ramp(std::size_t n, double from = 1.0) {
+std::vector<double> kept_ramp(std::size_t n, double from = 1.0) {
     std::vector<double> v(n);
     std::iota(v.begin(), v.end(), from);
     return v;
 }
-double sum_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
-auto iota(int n) { return std::views::iota(0, n); }
+double total_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+using kit::iota;
 
 /// Descriptors and mappings of this process on files under `dir` (deleted ones included).
 struct held {
@@ -102,16 +103,16 @@ using namespace ktest;
 TEST_CASE("arrays: a segment kept across calls is brought up to date, never served stale", "[arrays][process][kept]") {
     kit::scratch_dir dir("cojob-kept");
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .temp_folder = dir.path().string()}};
-    auto data = ramp(3 << 18);  // 6 MiB: several compared chunks
+    auto data = kept_ramp(3 << 18);  // 6 MiB: several compared chunks
     const auto sums = [&] { return par(iota(4) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(data); })); };
 
     auto before = cojob::detail::sharing_totals();
-    CHECK(sums() == std::vector<double>(4, sum_of(data)));
+    CHECK(sums() == std::vector<double>(4, total_of(data)));
     auto after = cojob::detail::sharing_totals();
     CHECK(after.segments == before.segments + 1);
 
     before = after;
-    CHECK(sums() == std::vector<double>(4, sum_of(data)));  // unchanged: compared, not copied
+    CHECK(sums() == std::vector<double>(4, total_of(data)));  // unchanged: compared, not copied
     after = cojob::detail::sharing_totals();
     CHECK(after.segments == before.segments);
     CHECK(after.bytes == before.bytes);
@@ -127,15 +128,15 @@ TEST_CASE("arrays: a segment kept across calls is brought up to date, never serv
     after = cojob::detail::sharing_totals();
     CHECK(after.bytes > before.bytes);
     CHECK(after.bytes - before.bytes < data.size() * sizeof(double));  // only the chunks that changed
-    CHECK(sums() == std::vector<double>(4, sum_of(data)));
+    CHECK(sums() == std::vector<double>(4, total_of(data)));
 
     // Rewritten whole, then freed and allocated again (often at the same address).
     std::iota(data.begin(), data.end(), 1000.0);
-    CHECK(sums() == std::vector<double>(4, sum_of(data)));
+    CHECK(sums() == std::vector<double>(4, total_of(data)));
     const std::size_t n = data.size();
     data = std::vector<double>();
-    data = ramp(n, -5.0);
-    CHECK(sums() == std::vector<double>(4, sum_of(data)));
+    data = kept_ramp(n, -5.0);
+    CHECK(sums() == std::vector<double>(4, total_of(data)));
     CHECK(held_in(dir.path()).fds <= 2);  // the new vector may live elsewhere: a second segment
 }
 
@@ -144,7 +145,7 @@ TEST_CASE("arrays: an array large enough for two filling threads arrives intact,
     kit::scratch_dir dir("cojob-kept");
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .temp_folder = dir.path().string()}};
     // 20 MiB and 3 elements: past the two-thread threshold (16 MiB), and a last chunk that is not whole.
-    auto data = ramp((std::size_t{20} << 17) + 3, 0.5);
+    auto data = kept_ramp((std::size_t{20} << 17) + 3, 0.5);
     const auto off = [&](double from) {
         return par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_off_ramp)(data, from); }));
     };
@@ -173,7 +174,7 @@ TEST_CASE("arrays: a folder that cannot hold a new segment gives a clear error a
           "[arrays][process][kept]") {
     kit::scratch_dir dir("cojob-kept");
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .temp_folder = dir.path().string()}};
-    const auto data = ramp(std::size_t{3} << 20);  // 24 MiB
+    const auto data = kept_ramp(std::size_t{3} << 20);  // 24 MiB
     const auto sums = [&] { return par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(data); })); };
     {
         // A full folder, simulated without privileges: past the file size limit (RLIMIT_FSIZE)
@@ -198,14 +199,14 @@ TEST_CASE("arrays: a folder that cannot hold a new segment gives a clear error a
     const held h = held_in(dir.path());
     CHECK(h.fds == 0);
     CHECK(h.maps == 0);
-    CHECK(sums() == std::vector<double>(2, sum_of(data)));  // the same object works once there is room
+    CHECK(sums() == std::vector<double>(2, total_of(data)));  // the same object works once there is room
 }
 
 TEST_CASE("arrays: a worker maps a shared array once for all its tasks, and keeps it for the next call on it",
           "[arrays][process][kept]") {
     kit::scratch_dir dir("cojob-kept");
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .temp_folder = dir.path().string()}};
-    const auto a = ramp(1 << 18), b = ramp(1 << 18, 3.0);
+    const auto a = kept_ramp(1 << 18), b = kept_ramp(1 << 18, 3.0);
     const auto where = [&](const std::vector<double>& v) {
         std::map<std::uint64_t, std::set<std::uint64_t>> at;  // pid -> addresses
         for (const auto& w : par(iota(8) | std::views::transform([&](int) { return cojob::delayed(kept_where)(v); })))
@@ -237,15 +238,15 @@ TEST_CASE("arrays: a memmap file replaced between calls is read afresh by the wo
     kit::scratch_dir dir("cojob-kept");
     cojob::parallel par{{.n_jobs = 1, .backend = processes}};
     const std::string file = dir.file("data.bin");
-    const auto v1 = ramp(1 << 16), v2 = ramp(1 << 16, 100.0);
+    const auto v1 = kept_ramp(1 << 16), v2 = kept_ramp(1 << 16, 100.0);
     cojob::dump(v1, file);
     const auto m1 = cojob::load_mmap<double>(file);
     CHECK(par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(m1); })) ==
-          std::vector<double>(2, sum_of(v1)));
+          std::vector<double>(2, total_of(v1)));
     cojob::dump(v2, file);  // a new file under the same name (dump renames into place)
     const auto m2 = cojob::load_mmap<double>(file);
     CHECK(par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(m2); })) ==
-          std::vector<double>(2, sum_of(v2)));
+          std::vector<double>(2, total_of(v2)));
     // Changed in place through a writable mapping: every mapping of the file sees it.
     auto w = cojob::load_mmap<double>(file, cojob::mmap_mode::r_plus);
     w[5] = -1.0;
@@ -256,21 +257,21 @@ TEST_CASE("arrays: kept segments go with the parallel object, after a crash too,
           "[arrays][process][kept][crash]") {
     kit::scratch_dir dir("cojob-kept");
     std::vector<std::vector<double>> arrays;
-    for (int i = 0; i < 10; ++i) arrays.push_back(ramp(1 << 17, i));  // 1 MiB each
+    for (int i = 0; i < 10; ++i) arrays.push_back(kept_ramp(1 << 17, i));  // 1 MiB each
     {
         cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1, .temp_folder = dir.path().string()}};
         for (int i = 0; i < 3; ++i)
             CHECK(par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(arrays[i]); })) ==
-                  std::vector<double>(2, sum_of(arrays[i])));
+                  std::vector<double>(2, total_of(arrays[i])));
         CHECK(held_in(dir.path()).fds == 3);
         CHECK_THROWS_AS(par(iota(4) | std::views::transform([&](int i) { return cojob::delayed(kept_crash_on_one)(arrays[0], i); })),
                         cojob::worker_died);
         CHECK(held_in(dir.path()).fds == 3);
         CHECK(par(iota(4) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(arrays[0]); })) ==
-              std::vector<double>(4, sum_of(arrays[0])));
+              std::vector<double>(4, total_of(arrays[0])));
         for (const auto& a : arrays)
             CHECK(par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(a); })) ==
-                  std::vector<double>(2, sum_of(a)));
+                  std::vector<double>(2, total_of(a)));
         CHECK(held_in(dir.path()).fds == 8);
         CHECK(dir.entries().empty());
     }
@@ -283,7 +284,7 @@ TEST_CASE("arrays: kept segments go with the parallel object, after a crash too,
 
 TEST_CASE("arrays: cancelling async_run leaves no file, descriptor, mapping or worker behind", "[arrays][process][kept][cancel]") {
     kit::scratch_dir dir("cojob-kept");
-    const auto data = ramp(1 << 18);
+    const auto data = kept_ramp(1 << 18);
     {
         // What the first async call on the system executor opens for good (its reactor: an
         // epoll, an eventfd and a timerfd) is not a leak.
@@ -315,7 +316,7 @@ TEST_CASE("arrays: cancelling async_run leaves no file, descriptor, mapping or w
         CHECK(held_in(dir.path()).fds <= 1);  // kept for the next call
         CHECK(children::zombies() == 0);
         CHECK(par(iota(2) | std::views::transform([&](int) { return cojob::delayed(kept_sum)(data); })) ==
-              std::vector<double>(2, sum_of(data)));
+              std::vector<double>(2, total_of(data)));
     }
     const held h = held_in(dir.path());
     CHECK(h.fds == 0);

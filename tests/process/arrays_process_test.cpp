@@ -7,6 +7,7 @@
 #include <cojob/cojob.hpp>
 
 #include "engine.hpp"
+#include "kit.hpp"
 #include "scratch_dir.hpp"
 #include "sharing.hpp"
 
@@ -29,7 +30,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto processes = cojob::backend::processes;
+using cojob::backend::processes;
 
 std::vector<double> ramp(std::size_t n) {
     std::vector<double> v(n);
@@ -49,7 +50,7 @@ int fds_into(const std::filesystem::path& dir) {
     return n;
 }
 
-auto iota(int n) { return std::views::iota(0, n); }
+using kit::iota;
 
 }  // namespace
 

@@ -108,8 +108,8 @@ TEST_CASE("processes: a worker crash fails the call that had tasks on it; the ca
     CHECK(died);
     CHECK(ok);
     CHECK(par(squares(5)) == expected_squares(5));
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
-    CHECK(kit::eventually([] { return children().first == 2; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().first == 2; }, 3s));
 }
 
 TEST_CASE("processes: a timeout ends its own call; the call beside it completes", "[process][concurrent][timeout]") {
@@ -125,8 +125,8 @@ TEST_CASE("processes: a timeout ends its own call; the call beside it completes"
     });
     CHECK(timed_out);
     CHECK(ok);
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
-    CHECK(kit::eventually([] { return children().first == 2; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().first == 2; }, 3s));
 }
 
 TEST_CASE("processes: cancelling one async_run leaves the call beside it running to its end",
@@ -149,7 +149,7 @@ TEST_CASE("processes: cancelling one async_run leaves the call beside it running
     CHECK(is_operation_aborted(cancelled_error));
     CHECK(ok);
     CHECK(par(squares(5)) == expected_squares(5));
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
 }
 
 TEST_CASE("processes: a one-task call is served while a long call keeps every worker busy",
@@ -201,11 +201,11 @@ TEST_CASE("processes: 1,000 short calls from 8 coroutines and 4 threads leave th
         CHECK(done.load() == 1000);
         CHECK(wrong.load() == 0);
         CHECK(pool_pids(par) == pool);
-        CHECK(children().second == 0);
+        CHECK(running_and_zombies().second == 0);
     }
     // The object kept what concurrent calls need (an event loop per blocking caller) until its end.
     CHECK(open_fds() == fds_before);
-    CHECK(kit::eventually([] { return children().first + children().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().first + running_and_zombies().second == 0; }, 3s));
 }
 
 TEST_CASE("processes: async_submit from many coroutines runs each task on the pool", "[process][concurrent][submit]") {
@@ -266,7 +266,7 @@ TEST_CASE("processes: one Ctrl-C ends every blocking call running at once with c
     CHECK(first.load());
     CHECK(second.load());
     CHECK(kit::sigint_is_default());  // the default disposition is back
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
     cojob::parallel after{workers};
     CHECK(after(tagged(3, 7)) == expected(3, 7));
 }

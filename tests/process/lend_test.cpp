@@ -62,11 +62,6 @@ bool can_read_children() {
     return ok;
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
 
 /// The size of each worker's result arena (the memfd on the worker's descriptor 6).
 std::vector<long long> arena_sizes(const std::set<long>& pids) {
@@ -112,7 +107,7 @@ TEST_CASE("processes: large vector results are lent: read from the worker, never
         // 8 MB results never grew an arena past its first 2 MiB step. (Not checked under a
         // sanitizer, where every step is slower and the timing that decides what is lent is
         // not the one this check assumes.)
-        if (lending && !sanitized)
+        if (lending && !kit::sanitized)
             for (long long size : arena_sizes(pool)) CHECK(size < (4LL << 20));
     }
 }
@@ -147,5 +142,5 @@ TEST_CASE("processes: a lent result whose worker dies before it is taken fails w
     CHECK(holds(again[0], 0));
     CHECK(holds(again[1], 1));
     CHECK(pool_pids(par) != pool);
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
 }

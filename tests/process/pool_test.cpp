@@ -6,6 +6,7 @@
 #include <cojob/cojob.hpp>
 
 #include "children.hpp"
+#include "kit.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -27,14 +28,14 @@ int pid_after_ms(int ms) {
     return static_cast<int>(::getpid());
 }
 /// n doubles, each `i + k / n`: every element is checked on arrival.
-std::vector<double> block(int i, std::int64_t n) {
+std::vector<double> fraction_block(int i, std::int64_t n) {
     std::vector<double> v(static_cast<std::size_t>(n));
     for (std::int64_t k = 0; k < n; ++k) v[static_cast<std::size_t>(k)] = i + static_cast<double>(k) / static_cast<double>(n);
     return v;
 }
 std::vector<double> block_or_crash(int i, std::int64_t n) {
     if (i == 3) ::raise(SIGSEGV);
-    return block(i, n);
+    return fraction_block(i, n);
 }
 
 }  // namespace pool_test
@@ -43,7 +44,7 @@ using namespace pool_test;
 
 namespace {
 
-constexpr auto processes = cojob::backend::processes;
+using cojob::backend::processes;
 
 int open_descriptors() { return children::open_descriptors(); }
 int child_processes() { return children::all(); }
@@ -56,7 +57,7 @@ bool block_is_right(const std::vector<double>& v, int i, std::int64_t n) {
 }
 
 auto blocks(int count, std::int64_t n) {
-    return std::views::iota(0, count) | std::views::transform([n](int i) { return cojob::delayed(block)(i, n); });
+    return std::views::iota(0, count) | std::views::transform([n](int i) { return cojob::delayed(fraction_block)(i, n); });
 }
 
 }  // namespace
@@ -69,11 +70,8 @@ TEST_CASE("processes: a thousand pools created and destroyed leak no descriptor 
     const int fds = open_descriptors();
     REQUIRE(fds > 0);
     REQUIRE(child_processes() == 0);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    constexpr int cycles = 100;  // a sanitized worker takes ~20x longer to start; the sanitizers watch leaks too
-#else
-    constexpr int cycles = 1000;
-#endif
+    // A sanitized worker takes ~20x longer to start; the sanitizers watch leaks too.
+    constexpr int cycles = kit::sanitized ? 100 : 1000;
     for (int cycle = 0; cycle < cycles; ++cycle) {
         cojob::parallel par{{.n_jobs = 2, .backend = processes}};
         const auto r = par(std::views::iota(0, 2) | std::views::transform([](int i) { return cojob::delayed(root)(i * i); }));

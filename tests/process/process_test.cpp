@@ -41,7 +41,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
-constexpr auto processes = cojob::backend::processes;
+using cojob::backend::processes;
 
 }  // namespace
 
@@ -128,7 +128,7 @@ using namespace ptest;
 
 namespace {
 
-auto iota(int n) { return std::views::iota(0, n); }
+using kit::iota;
 
 int zombie_children() { return children::zombies(); }
 
@@ -258,14 +258,9 @@ TEST_CASE("processes: registered exception types come back as themselves, others
 
 TEST_CASE("processes: a worker that dies fails the call with worker_died; the pool recovers", "[process][crash]") {
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
-#if defined(__SANITIZE_ADDRESS__)
-    // AddressSanitizer catches the segmentation fault itself, reports it and exits with code 1.
-    constexpr const char* segv = "exited with code 1";
-#elif defined(__SANITIZE_THREAD__)
-    constexpr const char* segv = "exited with code 66";  // ThreadSanitizer's exit code
-#else
-    constexpr const char* segv = "SIGSEGV";
-#endif
+    // A sanitizer catches the segmentation fault itself, reports it and exits: AddressSanitizer
+    // with code 1, ThreadSanitizer with 66.
+    constexpr const char* segv = kit::asan ? "exited with code 1" : kit::tsan ? "exited with code 66" : "SIGSEGV";
     const std::pair<int, const char*> cases[] = {{0, segv}, {1, "SIGABRT"}, {2, "exited with code 3"}, {3, "SIGKILL"}};
     for (const auto& [how, text] : cases) {
         INFO("crash mode " << how);

@@ -45,7 +45,7 @@ TEST_CASE("pool of processes: two runners' calls at once run on its two workers 
     run(one_by_one);
     other.join();
     CHECK(pids.size() == 2);
-    CHECK(children().first == 2);
+    CHECK(running_and_zombies().first == 2);
 }
 
 TEST_CASE("pool of processes: each runner shares large arrays as its own max_nbytes says", "[process][pool][arrays]") {
@@ -88,9 +88,9 @@ TEST_CASE("pool of processes: a timeout on one runner replaces a worker; the oth
     t.join();
     CHECK(timed_out.load());
     CHECK(ok);
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
     CHECK(patient(pid_tasks(4)).size() == 4);
-    CHECK(children().first == 2);
+    CHECK(running_and_zombies().first == 2);
 }
 
 TEST_CASE("pool of processes: a runner asking for threads is refused", "[process][pool]") {

@@ -49,22 +49,22 @@ pid_t record_waitpid(pid_t pid, int*, int, struct rusage*) {
 }
 
 /// Swaps the process seam for the recorders for the duration of a test.
-struct seam_swap {
+struct process_seam_swap {
     process::process_calls saved = process::process_seam();
-    seam_swap() {
+    process_seam_swap() {
         calls.clear();
         process::process_seam() = process::process_calls{&record_kill, &record_waitpid};
     }
-    ~seam_swap() { process::process_seam() = saved; }
-    seam_swap(const seam_swap&) = delete;
-    seam_swap& operator=(const seam_swap&) = delete;
+    ~process_seam_swap() { process::process_seam() = saved; }
+    process_seam_swap(const process_seam_swap&) = delete;
+    process_seam_swap& operator=(const process_seam_swap&) = delete;
 };
 
 }  // namespace
 
 TEST_CASE("processes: a worker already reaped (pid -1) or no worker (pid 0) is never signalled nor waited for",
           "[process][spawn][error]") {
-    const seam_swap recorders;
+    const process_seam_swap recorders;
     // kill(-1, SIGKILL) would kill every process of this user, kill(0, ...) this process group;
     // waitpid(-1) or waitpid(0) would reap some other child.
     for (const pid_t none : {pid_t{-1}, pid_t{0}}) {

@@ -36,7 +36,7 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using stream_kit::watchdog;
 
-inline constexpr auto processes = cojob::backend::processes;
+using cojob::backend::processes;
 
 /// Values of `tracked` that hold a result in this process (moved-from husks do not count).
 inline std::atomic<int> tracked_values{0};
@@ -183,7 +183,7 @@ inline bool running(long pid) {
 }
 
 /// Children of this process, whichever of its threads spawned them: (running, zombies).
-inline std::pair<int, int> children() {
+inline std::pair<int, int> running_and_zombies() {
     std::pair<int, int> n{0, 0};
     std::set<long> pids;
     for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
@@ -212,8 +212,8 @@ inline void check_dropped_workers_stopped(cojob::parallel& par, const std::set<l
     CHECK(par(squares(6)) == expected_squares(6));  // the stuck tasks were not waited for
     const auto fresh = pool_pids(par);
     for (long pid : fresh) CHECK_FALSE(stuck.count(pid));
-    CHECK(kit::eventually([] { return children().second == 0; }, 3s));
-    CHECK(children().first <= 2);
+    CHECK(kit::eventually([] { return running_and_zombies().second == 0; }, 3s));
+    CHECK(running_and_zombies().first <= 2);
 }
 
 }  // namespace pstream

@@ -28,7 +28,7 @@ namespace {
 using task_events_process::pid_of_runner;
 using cojob::task_status;
 
-auto tasks(long n, long bad = -1) {
+auto event_tasks(long n, long bad = -1) {
     return std::views::iota(0L, n) | std::views::transform([bad](long i) { return cojob::delayed(pid_of_runner)(i, bad); });
 }
 
@@ -40,7 +40,7 @@ TEST_CASE("processes: on_task names the worker process and times the task on one
                          .backend = cojob::backend::processes,
                          .on_task = [&](const cojob::task_event& e) { by_task[e.index].push_back(e); }}};
     const auto before = std::chrono::steady_clock::now();
-    const auto pids = par(tasks(60));
+    const auto pids = par(event_tasks(60));
     const auto after = std::chrono::steady_clock::now();
     REQUIRE(by_task.size() == 60);
     for (const auto& [index, ev] : by_task) {
@@ -59,7 +59,7 @@ TEST_CASE("processes: on_task names the worker process and times the task on one
         CHECK(ev[2].ended_at <= after);
     }
     by_task.clear();
-    CHECK_THROWS_AS(par(tasks(30, 11)), std::invalid_argument);
+    CHECK_THROWS_AS(par(event_tasks(30, 11)), std::invalid_argument);
     REQUIRE(by_task.count(11) == 1);
     REQUIRE(by_task[11].size() == 3);
     CHECK(by_task[11][2].what == task_status::failed);

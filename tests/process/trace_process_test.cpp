@@ -28,7 +28,7 @@ long traced_pid(long i, long crash_at) {
 
 namespace {
 
-auto tasks(long n, long crash_at = -1) {
+auto traced_tasks(long n, long crash_at = -1) {
     return std::views::iota(0L, n) |
            std::views::transform([crash_at](long i) { return cojob::delayed(trace_process::traced_pid)(i, crash_at); });
 }
@@ -39,10 +39,10 @@ TEST_CASE("processes: the trace puts each task on its worker process's track", "
     kit::scratch_dir dir;
     const std::string path = dir.file("processes.json");
     cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes, .trace = path}};
-    const auto pids = par(tasks(80));
+    const auto pids = par(traced_tasks(80));
     // A stream: its results stay in the workers until taken, their times come at once.
     std::vector<long> streamed;
-    for (long pid : par.stream(tasks(40))) streamed.push_back(pid);
+    for (long pid : par.stream(traced_tasks(40))) streamed.push_back(pid);
     const auto trace = kit::read_trace(path);
     const auto by_task = trace.tasks();
     REQUIRE(by_task.size() == 120);
@@ -65,8 +65,8 @@ TEST_CASE("processes: after a worker crash the trace is valid and no task is tra
     kit::scratch_dir dir;
     const std::string path = dir.file("crash.json");
     cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes, .batch_size = 1, .trace = path}};
-    CHECK_THROWS_AS(par(tasks(60, 25)), cojob::worker_died);
-    const auto pids = par(tasks(10));  // the pool recovered; this call adds to the file
+    CHECK_THROWS_AS(par(traced_tasks(60, 25)), cojob::worker_died);
+    const auto pids = par(traced_tasks(10));  // the pool recovered; this call adds to the file
     const auto trace = kit::read_trace(path);
     const auto by_task = trace.tasks();
     for (const auto& [task, list] : by_task) {
@@ -86,7 +86,7 @@ TEST_CASE("processes: a stream dropped early leaves a valid trace", "[process][t
     const std::string path = dir.file("dropped.json");
     {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes, .trace = path}};
-        auto results = par.stream(tasks(400));
+        auto results = par.stream(traced_tasks(400));
         int taken = 0;
         for (long pid : results) {
             (void)pid;

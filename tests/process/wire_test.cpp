@@ -23,23 +23,23 @@ using namespace cojob::detail;
 double twice(double x) { return 2 * x; }
 
 /// Swaps the pipe seam for the duration of a test.
-struct seam_swap {
+struct pipe_seam_swap {
     pipe_io saved = pipe_seam();
-    seam_swap(decltype(pipe_io::read) r, decltype(pipe_io::write) w) { pipe_seam() = pipe_io{r, w}; }
-    ~seam_swap() { pipe_seam() = saved; }
+    pipe_seam_swap(decltype(pipe_io::read) r, decltype(pipe_io::write) w) { pipe_seam() = pipe_io{r, w}; }
+    ~pipe_seam_swap() { pipe_seam() = saved; }
 };
 
-int calls = 0;
+int read_calls = 0;
 // Every other call fails with EINTR; the others move at most 3 bytes.
 ssize_t flaky_read(int fd, void* buf, std::size_t n) {
-    if (++calls % 2) {
+    if (++read_calls % 2) {
         errno = EINTR;
         return -1;
     }
     return ::read(fd, buf, std::min<std::size_t>(n, 3));
 }
 ssize_t flaky_write(int fd, const void* buf, std::size_t n) {
-    if (++calls % 2) {
+    if (++read_calls % 2) {
         errno = EINTR;
         return -1;
     }
@@ -62,7 +62,7 @@ TEST_CASE("wire: a frame round-trips through a pipe under EINTR and short reads 
     REQUIRE(::pipe(p) == 0);
     const auto frame = frame_of("hello through a flaky pipe");
     {
-        seam_swap faults(&flaky_read, &flaky_write);
+        pipe_seam_swap faults(&flaky_read, &flaky_write);
         write_all(p[1], frame.data(), frame.size());
         char head[sizeof(frame_header)];
         REQUIRE(read_exact(p[0], head, sizeof head));

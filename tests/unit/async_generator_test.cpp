@@ -52,7 +52,7 @@ cojob::async_generator<int> ticking(int n, std::chrono::milliseconds gap, int* m
 }
 
 /// Yields 0..n-1 and throws instead of yielding `fail_at`, after a timer each time.
-cojob::async_generator<int> failing_at(int n, int fail_at) {
+cojob::async_generator<int> failing_async_generator(int n, int fail_at) {
     asio::steady_timer t(co_await asio::this_coro::executor);
     for (int i = 0; i < n; ++i) {
         t.expires_after(1ms);
@@ -128,7 +128,7 @@ TEST_CASE("async_generator: what the body throws comes out of next(), at any ite
         std::vector<int> got;
         std::string message;
         run_coroutine([&]() -> asio::awaitable<void> {
-            auto g = failing_at(5, fail_at);
+            auto g = failing_async_generator(5, fail_at);
             try {
                 while (auto v = co_await g.next()) got.push_back(*v);
             } catch (const std::runtime_error& e) {

@@ -39,10 +39,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-long square(long i) { return i * i; }
+long async_square(long i) { return i * i; }
 
-auto squares(long n) {
-    return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(square)(i); });
+auto async_squares(long n) {
+    return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(async_square)(i); });
 }
 
 auto failing_at(long n, long bad) {
@@ -85,7 +85,7 @@ TEST_CASE("async_run with use_awaitable delivers every result in input order", "
         cojob::parallel par{{.n_jobs = n_jobs}};
         std::vector<long> results;
         run_coroutine([&]() -> asio::awaitable<void> {
-            auto tasks = squares(500);
+            auto tasks = async_squares(500);
             results = co_await par.async_run(tasks, asio::use_awaitable);
         });
         CHECK(results == expected_squares(500));
@@ -114,7 +114,7 @@ TEST_CASE("async_run with use_awaitable rethrows a task's exception with its ori
 
 TEST_CASE("async_run with use_future gives a future of the results", "[async][future]") {
     cojob::parallel par{{.n_jobs = 2}};
-    auto tasks = squares(300);
+    auto tasks = async_squares(300);
     std::future<std::vector<long>> f = par.async_run(tasks, asio::use_future);
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
     CHECK(f.get() == expected_squares(300));
@@ -133,7 +133,7 @@ TEST_CASE("async_run with deferred, the default token, is launched by co_await",
     std::vector<long> by_default;
     std::vector<long> explicit_deferred;
     run_coroutine([&]() -> asio::awaitable<void> {
-        auto tasks = squares(64);
+        auto tasks = async_squares(64);
         auto op = par.async_run(tasks);  // nothing runs yet
         by_default = co_await std::move(op)(asio::use_awaitable);
         auto op2 = par.async_run(tasks, asio::deferred);
@@ -163,7 +163,7 @@ TEST_CASE("a deferred async_run does not start until it is launched", "[async][d
 
 TEST_CASE("async_run with a plain callback gets (exception_ptr, results)", "[async][callback]") {
     cojob::parallel par{{.n_jobs = 2}};
-    auto tasks = squares(100);
+    auto tasks = async_squares(100);
     std::promise<std::vector<long>> got;
     par.async_run(tasks, [&got](std::exception_ptr e, std::vector<long> r) {
         if (e)
@@ -235,8 +235,8 @@ TEST_CASE("a failing void task completes the callback with its exception", "[asy
 TEST_CASE("an rvalue range given to async_run is kept by the operation", "[async][input]") {
     cojob::parallel par{{.n_jobs = 2}};
     auto make = [] {
-        std::vector<decltype(cojob::delayed(square)(0L))> tasks;
-        for (long i = 0; i < 50; ++i) tasks.push_back(cojob::delayed(square)(i));
+        std::vector<decltype(cojob::delayed(async_square)(0L))> tasks;
+        for (long i = 0; i < 50; ++i) tasks.push_back(cojob::delayed(async_square)(i));
         return tasks;
     };
     auto f = par.async_run(make(), asio::use_future);
@@ -265,7 +265,7 @@ TEST_CASE("a second async_run while one runs is served beside it; each gets its 
                         return k;
                     })(i);
                 });
-    auto quick = squares(3);
+    auto quick = async_squares(3);
     std::optional<std::vector<int>> first;
     std::exception_ptr second;
     bool second_done = false;
@@ -290,7 +290,7 @@ TEST_CASE("several parallel objects run async calls at once on an io_context wit
     constexpr int objects = 3;
     std::vector<std::unique_ptr<cojob::parallel>> pars;
     for (int i = 0; i < objects; ++i) pars.push_back(std::make_unique<cojob::parallel>(cojob::options{.n_jobs = 2, .batch_size = 4}));
-    auto tasks = squares(2000);
+    auto tasks = async_squares(2000);
     std::atomic<int> correct{0};
     std::atomic<int> done{0};
     for (auto& p : pars) {
@@ -315,7 +315,7 @@ TEST_CASE("the progress callback of an async call runs on the thread that drives
                              finished = finished || e.finished;
                          }}};
     run_coroutine([&]() -> asio::awaitable<void> {
-        auto tasks = squares(30);
+        auto tasks = async_squares(30);
         (void)co_await par.async_run(tasks, asio::use_awaitable);
     });
     CHECK(finished);
@@ -325,7 +325,7 @@ TEST_CASE("the progress callback of an async call runs on the thread that drives
 TEST_CASE("the parallel object may be destroyed from its own completion handler", "[async][callback]") {
     asio::io_context ctx;
     auto par = std::make_unique<cojob::parallel>(cojob::options{.n_jobs = 2});
-    auto tasks = squares(100);
+    auto tasks = async_squares(100);
     std::size_t size = 0;
     bool done = false;
     par->async_run(tasks, asio::bind_executor(ctx, [&](std::exception_ptr e, std::vector<long> r) {
@@ -383,7 +383,7 @@ TEST_CASE("cancelling through a bound cancellation slot completes with operation
     // The object is usable afterwards.
     std::vector<long> again;
     run_coroutine([&]() -> asio::awaitable<void> {
-        auto tasks = squares(20);
+        auto tasks = async_squares(20);
         again = co_await par.async_run(tasks, asio::use_awaitable);
     });
     CHECK(again == expected_squares(20));

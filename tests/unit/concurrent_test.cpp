@@ -46,11 +46,6 @@ std::vector<long> expected(long n, long base) {
     return v;
 }
 
-long fails_on(long i, long bad) {
-    if (i == bad) throw std::invalid_argument("bad " + std::to_string(i));
-    return i;
-}
-
 long nap(long i, long ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return i;
@@ -119,7 +114,7 @@ TEST_CASE("concurrent: an error ends its own call; the others complete, and each
     std::thread failing([&] {
         try {
             (void)par(std::views::iota(0L, 50L) |
-                      std::views::transform([](long i) { return cojob::delayed(fails_on)(i, 7); }));
+                      std::views::transform([](long i) { return cojob::delayed(kit::fails_on)(i, 7); }));
         } catch (const std::invalid_argument& e) {
             failed_message = e.what();
             if (par.last_failure()) failed_index = par.last_failure()->index;

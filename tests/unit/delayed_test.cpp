@@ -24,8 +24,6 @@ int add(int a, int b) { return a + b; }
 
 namespace {
 
-int read_value(const kit::counted& c) { return c.value(); }
-
 struct scale_by {
     int factor;
     int operator()(int x) const { return factor * x; }
@@ -47,7 +45,7 @@ std::pair<double, double> split(double x) {
 TEST_CASE("delayed copies an lvalue argument into the task and leaves the original intact", "[delayed][capture]") {
     kit::counts n;
     kit::counted original(n, 7);
-    auto t = cojob::delayed(read_value)(original);
+    auto t = cojob::delayed(kit::read_value)(original);
     CHECK(n.copies == 1);
     CHECK(original.value() == 7);
     CHECK(std::get<0>(t.arguments()).value() == 7);
@@ -56,7 +54,7 @@ TEST_CASE("delayed copies an lvalue argument into the task and leaves the origin
 
 TEST_CASE("delayed moves an rvalue argument into the task without copying it", "[delayed][capture]") {
     kit::counts n;
-    auto t = cojob::delayed(read_value)(kit::counted(n, 3));
+    auto t = cojob::delayed(kit::read_value)(kit::counted(n, 3));
     CHECK(n.copies == 0);
     CHECK(n.moves >= 1);
     CHECK(t() == 3);
@@ -74,7 +72,7 @@ TEST_CASE("a task owns its arguments: changing the original afterwards does not 
 
 TEST_CASE("running a task passes its stored arguments as lvalues, without copying them", "[delayed][capture]") {
     kit::counts n;
-    auto t = cojob::delayed(read_value)(kit::counted(n, 11));
+    auto t = cojob::delayed(kit::read_value)(kit::counted(n, 11));
     const int copies_before = n.copies;
     CHECK(t() == 11);
     CHECK(n.copies == copies_before);
@@ -85,7 +83,7 @@ TEST_CASE("destroying a task destroys every copy of its arguments", "[delayed][c
     kit::counts n;
     {
         kit::counted original(n, 1);
-        auto t = cojob::delayed(read_value)(original);
+        auto t = cojob::delayed(kit::read_value)(original);
         auto u = t;  // tasks are values
         CHECK(u() == 1);
     }
@@ -199,7 +197,7 @@ TEST_CASE("describe shows an unprintable argument as its type and size", "[delay
 
 TEST_CASE("describe uses a printable type's own operator<<", "[delayed][describe]") {
     kit::counts n;
-    auto t = cojob::delayed(read_value)(kit::counted(n, 5));
+    auto t = cojob::delayed(kit::read_value)(kit::counted(n, 5));
     CHECK(t.describe_arguments() == "counted{5}");
 }
 

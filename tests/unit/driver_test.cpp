@@ -26,7 +26,7 @@ namespace {
 
 int triple(int x) { return 3 * x; }
 
-auto tasks(int n) {
+auto triple_tasks(int n) {
     return std::views::iota(0, n) | std::views::transform([](int i) { return cojob::delayed(triple)(i); });
 }
 
@@ -65,7 +65,7 @@ TEST_CASE("driver: a call dispatches its window, then a batch for each one back,
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome o;
-    start(par, tasks(6), ex, o);
+    start(par, triple_tasks(6), ex, o);
     ex.step();
     auto& be = scope.backend();
     CHECK(be.queued() == 4);  // pre_dispatch = 2*n_jobs batches of one task
@@ -84,7 +84,7 @@ TEST_CASE("driver: a batch the backend could not run ends the call with its erro
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome o;
-    start(par, tasks(6), ex, o);
+    start(par, triple_tasks(6), ex, o);
     ex.step();
     auto& be = scope.backend();
     be.run_next();
@@ -98,7 +98,7 @@ TEST_CASE("driver: a batch the backend could not run ends the call with its erro
     CHECK(be.calls_ended() == 1);
 
     outcome next;
-    start(par, tasks(3), ex, next);
+    start(par, triple_tasks(3), ex, next);
     ex.step();
     while (be.run_next()) ex.step();
     REQUIRE(next.done);
@@ -111,7 +111,7 @@ TEST_CASE("driver: a batch lost with its worker ends the call with cojob::worker
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome o;
-    start(par, tasks(4), ex, o);
+    start(par, triple_tasks(4), ex, o);
     ex.step();
     scope.backend().lose_next();
     ex.step();
@@ -126,7 +126,7 @@ TEST_CASE("driver: cancelling through the slot stops the running batches once an
     kit::manual_executor ex;
     asio::cancellation_signal cancel;
     outcome o;
-    start(par, tasks(100), ex, o, cancel.slot());
+    start(par, triple_tasks(100), ex, o, cancel.slot());
     ex.step();
     auto& be = scope.backend();
     be.run_next();
@@ -146,7 +146,7 @@ TEST_CASE("driver: batches that cannot be stopped are waited for after an error,
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome o;
-    start(par, tasks(6), ex, o);
+    start(par, triple_tasks(6), ex, o);
     ex.step();
     auto& be = scope.backend();
     be.fail_next(std::make_exception_ptr(std::runtime_error("first")));
@@ -166,7 +166,7 @@ TEST_CASE("driver: destroying the object while an async call waits completes it 
     outcome o;
     {
         cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
-        start(par, tasks(10), ex, o);
+        start(par, triple_tasks(10), ex, o);
         ex.step();
     }
     ex.step();
@@ -180,12 +180,12 @@ TEST_CASE("driver: a backend that refuses a call ends it before any batch, and t
     cojob::parallel par{{.n_jobs = 2}};
     kit::manual_executor ex;
     outcome o;
-    start(par, tasks(5), ex, o);
+    start(par, triple_tasks(5), ex, o);
     ex.step();
     REQUIRE(o.done);
     CHECK(message(o.error) == "scripted: not today");
     CHECK(scope.backend().queued() == 0);
-    CHECK_THROWS_WITH(par(tasks(2)), "scripted: not today");  // refused again, not "already running"
+    CHECK_THROWS_WITH(par(triple_tasks(2)), "scripted: not today");  // refused again, not "already running"
 }
 
 TEST_CASE("driver: two calls run at once on one object, each with its own results", "[driver][concurrent]") {
@@ -193,8 +193,8 @@ TEST_CASE("driver: two calls run at once on one object, each with its own result
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome first, second;
-    start(par, tasks(5), ex, first);
-    start(par, tasks(3), ex, second);
+    start(par, triple_tasks(5), ex, first);
+    start(par, triple_tasks(3), ex, second);
     ex.step();
     CHECK_FALSE(first.done);
     CHECK_FALSE(second.done);
@@ -212,11 +212,11 @@ TEST_CASE("driver: an error ends its own call only; the call beside it completes
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1}};
     kit::manual_executor ex;
     outcome failing, healthy;
-    start(par, tasks(4), ex, failing);
+    start(par, triple_tasks(4), ex, failing);
     ex.step();
     auto& be = scope.backend();
     be.fail_next(std::make_exception_ptr(std::runtime_error("only mine")));
-    start(par, tasks(4), ex, healthy);
+    start(par, triple_tasks(4), ex, healthy);
     while (be.run_next()) ex.step();
     REQUIRE(failing.done);
     REQUIRE(healthy.done);
@@ -234,8 +234,8 @@ TEST_CASE("threads: a pool that cannot start its threads ends the call with cojo
     struct restore {
         ~restore() { cojob::detail::before_thread_start = nullptr; }
     } restore_hook;
-    CHECK_THAT(kit::message_of<cojob::error>([&] { par(tasks(20)); }),
+    CHECK_THAT(kit::message_of<cojob::error>([&] { par(triple_tasks(20)); }),
                Catch::Contains("could not start its worker threads"));
     cojob::detail::before_thread_start = nullptr;
-    CHECK(par(tasks(20)).at(19) == 57);
+    CHECK(par(triple_tasks(20)).at(19) == 57);
 }

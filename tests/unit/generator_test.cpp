@@ -25,7 +25,7 @@ cojob::generator<int> count_to(int n) {
 }
 
 /// Yields 0, 1, ... and throws instead of yielding `fail_at` (never when it is negative).
-cojob::generator<int> failing_at(int n, int fail_at) {
+cojob::generator<int> failing_generator(int n, int fail_at) {
     for (int i = 0; i < n; ++i) {
         if (i == fail_at) throw std::runtime_error("producer failed at " + std::to_string(i));
         co_yield i;
@@ -108,7 +108,7 @@ TEST_CASE("generator: an exception from the body comes out of the step that resu
     const int fail_at = GENERATE(0, 2, 4);
     INFO("the body throws instead of yielding item " << fail_at);
     SECTION("read directly") {
-        auto g = failing_at(5, fail_at);
+        auto g = failing_generator(5, fail_at);
         std::vector<int> seen;
         CHECK_THROWS_WITH(
             [&] {
@@ -119,7 +119,7 @@ TEST_CASE("generator: an exception from the body comes out of the step that resu
     }
     SECTION("as the input of a call, which fails with it") {
         cojob::parallel par{{.n_jobs = 2}};
-        CHECK_THROWS_WITH(par(twice_each(failing_at(5, fail_at))), "producer failed at " + std::to_string(fail_at));
+        CHECK_THROWS_WITH(par(twice_each(failing_generator(5, fail_at))), "producer failed at " + std::to_string(fail_at));
         CHECK(par(twice_each(count_to(3))) == std::vector<int>{0, 2, 4});  // the object is usable again
     }
 }

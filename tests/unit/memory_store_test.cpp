@@ -31,7 +31,7 @@ extern char** environ;
 namespace {
 
 std::atomic<int> ramp_calls{0};
-std::vector<double> ramp(int n) {
+std::vector<double> counted_ramp(int n) {
     ++ramp_calls;
     std::vector<double> v(static_cast<std::size_t>(n));
     std::iota(v.begin(), v.end(), 1.0);
@@ -44,7 +44,7 @@ std::string label(int x, const std::string& prefix) {
     return prefix + std::to_string(x);
 }
 
-/// The output.bin of `ramp(n)`'s entry, stored by calling it through `cached`.
+/// The output.bin of `counted_ramp(n)`'s entry, stored by calling it through `cached`.
 template <class C>
 fs::path stored_output(const C& cached, int n) {
     return fs::path(cached.call_and_shelve(n).path()) / "output.bin";
@@ -73,7 +73,7 @@ TEST_CASE("entries live under location/cojob/function/key with output, metadata 
 
 TEST_CASE("arrays in a stored result start on a 64-byte boundary of the entry file", "[memory][layout]") {
     memkit::temp_dir dir;
-    auto cached = cojob::memory{dir.path(), {.verbose = 0}}.cache(ramp);
+    auto cached = cojob::memory{dir.path(), {.verbose = 0}}.cache(counted_ramp);
     const std::string bytes = memkit::read_bytes(stored_output(cached, 100));
     // header (128) + element count (8), then padding up to 192, then the doubles.
     REQUIRE(bytes.size() == 192 + 100 * sizeof(double));
@@ -89,14 +89,14 @@ TEST_CASE("arrays in a stored result start on a 64-byte boundary of the entry fi
     std::memcpy(&last, large.data() + 192 + 19999 * sizeof(double), sizeof last);
     CHECK(last == 20000.0);
     ramp_calls = 0;
-    CHECK(cached(20000) == ramp(20000));
+    CHECK(cached(20000) == counted_ramp(20000));
     CHECK(ramp_calls == 1);  // the direct call above only
 }
 
 TEST_CASE("mmap_mode loads large results from a mapped entry file", "[memory][mmap]") {
     memkit::temp_dir dir;
     for (const char* mode : {"r", "c"}) {
-        auto cached = cojob::memory{dir.path(), {.verbose = 0, .mmap_mode = mode}}.cache(ramp);
+        auto cached = cojob::memory{dir.path(), {.verbose = 0, .mmap_mode = mode}}.cache(counted_ramp);
         ramp_calls = 0;
         const auto a = cached(100000);  // 800 KB: mapped
         const auto b = cached(100000);
@@ -109,10 +109,10 @@ TEST_CASE("mmap_mode loads large results from a mapped entry file", "[memory][mm
 
 TEST_CASE("compressed entries load back and take less room", "[memory][compress]") {
     memkit::temp_dir plain_dir, packed_dir;
-    auto plain = cojob::memory{plain_dir.path(), {.verbose = 0}}.cache(ramp);
-    auto packed = cojob::memory{packed_dir.path(), {.verbose = 0, .compress = 3}}.cache(ramp);
+    auto plain = cojob::memory{plain_dir.path(), {.verbose = 0}}.cache(counted_ramp);
+    auto packed = cojob::memory{packed_dir.path(), {.verbose = 0, .compress = 3}}.cache(counted_ramp);
     ramp_calls = 0;
-    CHECK(packed(50000) == ramp(50000));
+    CHECK(packed(50000) == counted_ramp(50000));
     CHECK(packed(50000) == plain(50000));
     CHECK(ramp_calls == 3);
     CHECK(fs::file_size(stored_output(packed, 50000)) < fs::file_size(stored_output(plain, 50000)) / 2);
@@ -131,7 +131,7 @@ TEST_CASE("invalid options are rejected when the memory is built", "[memory][err
 
 namespace {
 
-/// Damages the stored entry of ramp(n) with `damage`, then checks that the next call
+/// Damages the stored entry of counted_ramp(n) with `damage`, then checks that the next call
 /// recomputes the right value with exactly one warning naming the problem, and that the entry
 /// is valid again afterwards. `n` = 1000 (8 KB) is read; 100000 (800 KB) with `mmap_mode` is
 /// mapped.
@@ -139,15 +139,15 @@ template <class Damage>
 void check_recovers(Damage damage, const char* expected_warning, int n = 1000, std::string mmap_mode = {}) {
     memkit::temp_dir dir;
     memkit::warnings w;
-    auto cached = cojob::memory{dir.path(), {.verbose = 0, .mmap_mode = mmap_mode, .on_warning = w.sink()}}.cache(ramp);
+    auto cached = cojob::memory{dir.path(), {.verbose = 0, .mmap_mode = mmap_mode, .on_warning = w.sink()}}.cache(counted_ramp);
     const fs::path output = stored_output(cached, n);
     std::string bytes = memkit::read_bytes(output);
     damage(bytes);
     memkit::write_bytes(output, bytes);
     ramp_calls = 0;
-    CHECK(cached(n) == ramp(n));
+    CHECK(cached(n) == counted_ramp(n));
     CHECK(ramp_calls == 2);  // recomputed once (plus the reference call)
-    CHECK(cached(n) == ramp(n));
+    CHECK(cached(n) == counted_ramp(n));
     CHECK(ramp_calls == 3);  // and stored again
     const auto warnings = w.list();
     REQUIRE(warnings.size() == 1);
@@ -278,8 +278,8 @@ TEST_CASE("(child of the full disk test)", "[.memory-full-disk-child]") {
     limit.rlim_cur = 16 * 1024;
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
     memkit::warnings w;
-    auto cached = cojob::memory{fs::path(where) / "cache", {.verbose = 0, .on_warning = w.sink()}}.cache(ramp);
-    const auto small = ramp(100), big = ramp(50000);
+    auto cached = cojob::memory{fs::path(where) / "cache", {.verbose = 0, .on_warning = w.sink()}}.cache(counted_ramp);
+    const auto small = counted_ramp(100), big = counted_ramp(50000);
     ramp_calls = 0;
     CHECK(cached(100) == small);  // 1 KB: fits, stored
     CHECK(cached(100) == small);

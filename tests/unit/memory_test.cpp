@@ -365,8 +365,10 @@ TEST_CASE("verbose lines name a lambda after its enclosing function, without its
     (void)cached(3);
     const auto lines = kit::lines_of(out.text());
     REQUIRE(lines.size() == 4);
-    CHECK_THAT(lines[2], Catch::Contains("{lambda(int)#") && Catch::EndsWith("}(3)"));
-    CHECK_THAT(lines[3], Catch::EndsWith("} - 0.0s, 0.0min"));
+    // A lambda's name is the compiler's: GCC's `{lambda(int)#1}`, clang's `$_0`.
+    const std::string lambda = R"((\{lambda\(int\)#\d+\}|\$_\d+))";
+    CHECK_THAT(lines[2], Catch::Matches(".*::" + lambda + R"(\(3\))"));
+    CHECK_THAT(lines[3], Catch::Matches(".*::" + lambda + R"( - 0\.0s, 0\.0min)"));
 }
 
 TEST_CASE("verbose 0 prints nothing; verbose 1 prints computations only", "[memory][verbose]") {

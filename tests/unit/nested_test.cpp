@@ -22,7 +22,7 @@
 namespace {
 
 template <class Make>
-auto tasks_of(int n, Make make) {
+auto nested_tasks_of(int n, Make make) {
     return std::views::iota(0, n) | std::views::transform(make);
 }
 
@@ -31,14 +31,10 @@ auto tasks_of(int n, Make make) {
 // The process's thread count once `outer`'s pool has started: its workers, the caller, and
 // whatever a runtime starts along with the first thread (ThreadSanitizer starts a background
 // thread then). Nested calls must never add to it.
-#if defined(__SANITIZE_THREAD__)
-constexpr long runtime_threads = 1;  // ThreadSanitizer's background thread, started with the first thread
-#else
-constexpr long runtime_threads = 0;
-#endif
+constexpr long runtime_threads = kit::tsan ? 1 : 0;  // ThreadSanitizer's background thread
 
 static long started_pool_threads(cojob::parallel& outer) {
-    (void)outer(tasks_of(4, [](int i) { return cojob::delayed([](int x) { return x; })(i); }));
+    (void)outer(nested_tasks_of(4, [](int i) { return cojob::delayed([](int x) { return x; })(i); }));
     return static_cast<long>(kit::thread_count());
 }
 
@@ -53,13 +49,13 @@ TEST_CASE("inner blocking calls inside a two-thread outer call complete on the o
     };
     auto middle = [&leaf](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
-        const std::vector<int> r = inner(tasks_of(16, [&leaf, i](int j) { return cojob::delayed(leaf)(i, j); }));
+        const std::vector<int> r = inner(nested_tasks_of(16, [&leaf, i](int j) { return cojob::delayed(leaf)(i, j); }));
         if (r.size() != 16) throw std::logic_error("inner call lost results");
         for (int j = 0; j < 16; ++j)
             if (r[static_cast<std::size_t>(j)] != 100 * i + j) throw std::logic_error("inner call out of order");
         return std::accumulate(r.begin(), r.end(), 0);
     };
-    const std::vector<int> sums = outer(tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
+    const std::vector<int> sums = outer(nested_tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 16);
     for (int i = 0; i < 16; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 1600 * i + 120);
     CHECK(most_threads > 0);
@@ -72,7 +68,7 @@ TEST_CASE("inner calls with batch_size 1 and a tight pre_dispatch still complete
     std::atomic<long> most_threads{0};
     auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2, .pre_dispatch = 1, .batch_size = 1}};
-        const std::vector<int> r = inner(tasks_of(16, [&most_threads, i](int j) {
+        const std::vector<int> r = inner(nested_tasks_of(16, [&most_threads, i](int j) {
             return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a + b;
@@ -80,7 +76,7 @@ TEST_CASE("inner calls with batch_size 1 and a tight pre_dispatch still complete
         }));
         return std::accumulate(r.begin(), r.end(), 0);
     };
-    const std::vector<int> sums = outer(tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
+    const std::vector<int> sums = outer(nested_tasks_of(16, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 16);
     for (int i = 0; i < 16; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 16 * i + 120);
     CHECK(most_threads <= before);
@@ -98,15 +94,15 @@ TEST_CASE("three levels of nested calls complete without adding threads", "[nest
     };
     auto level2 = [&](int a, int b) {
         cojob::parallel p{{.n_jobs = 2}};
-        const std::vector<int> r = p(tasks_of(4, [&, a, b](int c) { return cojob::delayed(leaf)(a, b, c); }));
+        const std::vector<int> r = p(nested_tasks_of(4, [&, a, b](int c) { return cojob::delayed(leaf)(a, b, c); }));
         return std::accumulate(r.begin(), r.end(), 0);
     };
     auto level1 = [&](int a) {
         cojob::parallel p{{.n_jobs = 2}};
-        const std::vector<int> r = p(tasks_of(4, [&, a](int b) { return cojob::delayed(level2)(a, b); }));
+        const std::vector<int> r = p(nested_tasks_of(4, [&, a](int b) { return cojob::delayed(level2)(a, b); }));
         return std::accumulate(r.begin(), r.end(), 0);
     };
-    const std::vector<int> sums = outer(tasks_of(4, [&](int a) { return cojob::delayed(level1)(a); }));
+    const std::vector<int> sums = outer(nested_tasks_of(4, [&](int a) { return cojob::delayed(level1)(a); }));
     REQUIRE(sums.size() == 4);
     // sum over b, c in 0..3 of (100a + 10b + c) = 1600a + 240 + 24
     for (int a = 0; a < 4; ++a) CHECK(sums[static_cast<std::size_t>(a)] == 1600 * a + 264);
@@ -118,7 +114,7 @@ TEST_CASE("an exception thrown by an inner task reaches the outer caller with it
     cojob::parallel outer{{.n_jobs = 2, .batch_size = 1}};
     auto middle = [](int i) {
         cojob::parallel inner{{.n_jobs = 2, .batch_size = 1}};
-        const std::vector<int> r = inner(tasks_of(16, [i](int j) {
+        const std::vector<int> r = inner(nested_tasks_of(16, [i](int j) {
             return cojob::delayed([](int a, int b) {
                 if (a == 3 && b == 7) throw std::range_error("inner 3/7");
                 return a + b;
@@ -126,14 +122,14 @@ TEST_CASE("an exception thrown by an inner task reaches the outer caller with it
         }));
         return static_cast<int>(r.size());
     };
-    auto tasks = tasks_of(8, [&middle](int i) { return cojob::delayed(middle)(i); });
+    auto tasks = nested_tasks_of(8, [&middle](int i) { return cojob::delayed(middle)(i); });
     CHECK_THROWS_MATCHES(outer(tasks), std::range_error, Catch::Message("inner 3/7"));
     REQUIRE(outer.last_failure().has_value());
     CHECK(outer.last_failure()->index == 3);
     CHECK(outer.last_failure()->exception == "std::range_error");
 
     // The outer object, and its pool, are still usable.
-    const std::vector<int> sizes = outer(tasks_of(8, [](int i) { return cojob::delayed([](int k) { return k; })(i); }));
+    const std::vector<int> sizes = outer(nested_tasks_of(8, [](int i) { return cojob::delayed([](int k) { return k; })(i); }));
     CHECK(sizes.size() == 8);
 }
 
@@ -143,7 +139,7 @@ TEST_CASE("an inner call under a sequential outer call uses its own pool and rel
     std::atomic<long> most_threads{0};
     auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
-        const std::vector<int> r = inner(tasks_of(8, [&most_threads, i](int j) {
+        const std::vector<int> r = inner(nested_tasks_of(8, [&most_threads, i](int j) {
             return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a * b;
@@ -151,7 +147,7 @@ TEST_CASE("an inner call under a sequential outer call uses its own pool and rel
         }));
         return std::accumulate(r.begin(), r.end(), 0);
     };
-    const std::vector<int> sums = outer(tasks_of(4, [&middle](int i) { return cojob::delayed(middle)(i); }));
+    const std::vector<int> sums = outer(nested_tasks_of(4, [&middle](int i) { return cojob::delayed(middle)(i); }));
     REQUIRE(sums.size() == 4);
     for (int i = 0; i < 4; ++i) CHECK(sums[static_cast<std::size_t>(i)] == 28 * i);
     CHECK(most_threads <= before + 2 + runtime_threads);
@@ -163,7 +159,7 @@ TEST_CASE("a blocking call inside a task of an async call completes on the pool'
     std::atomic<long> most_threads{0};
     auto middle = [&most_threads](int i) {
         cojob::parallel inner{{.n_jobs = 2}};
-        const std::vector<int> r = inner(tasks_of(8, [&most_threads, i](int j) {
+        const std::vector<int> r = inner(nested_tasks_of(8, [&most_threads, i](int j) {
             return cojob::delayed([&most_threads](int a, int b) {
                 kit::raise_to(most_threads, static_cast<long>(kit::thread_count()));
                 return a + b;
@@ -171,7 +167,7 @@ TEST_CASE("a blocking call inside a task of an async call completes on the pool'
         }));
         return std::accumulate(r.begin(), r.end(), 0);
     };
-    auto tasks = tasks_of(8, [&middle](int i) { return cojob::delayed(middle)(i); });
+    auto tasks = nested_tasks_of(8, [&middle](int i) { return cojob::delayed(middle)(i); });
     boost::asio::io_context ctx;
     std::vector<int> sums;
     bool done = false;

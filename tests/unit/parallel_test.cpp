@@ -26,9 +26,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-long square(long i) { return i * i; }
-
-int read_value(const kit::counted& c) { return c.value(); }
+long long_square(long i) { return i * i; }
 
 // A task whose duration varies a little, so that batches complete out of input order.
 long uneven_square(long i) {
@@ -36,7 +34,7 @@ long uneven_square(long i) {
     return i * i;
 }
 
-auto squares(long n) {
+auto uneven_squares(long n) {
     return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(uneven_square)(i); });
 }
 
@@ -59,7 +57,7 @@ TEST_CASE("a blocking call returns every result in input order for any n_jobs an
             for (long n : {0L, 1L, 1000L}) {
                 INFO("n_jobs=" << n_jobs << " batch_size=" << batch_names[b] << " tasks=" << n);
                 cojob::parallel par{{.n_jobs = n_jobs, .batch_size = batch_sizes[b]}};
-                const std::vector<long> r = par(squares(n));
+                const std::vector<long> r = par(uneven_squares(n));
                 REQUIRE(r.size() == static_cast<std::size_t>(n));
                 for (long i = 0; i < n; ++i) REQUIRE(r[static_cast<std::size_t>(i)] == i * i);
             }
@@ -73,7 +71,7 @@ TEST_CASE("a hundred thousand tiny tasks all come back in order", "[parallel][or
         INFO("n_jobs=" << n_jobs);
         cojob::parallel par{{.n_jobs = n_jobs}};
         const std::vector<long> r =
-            par(std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(square)(i); }));
+            par(std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(long_square)(i); }));
         REQUIRE(r.size() == static_cast<std::size_t>(n));
         bool in_order = true;
         for (long i = 0; i < n; ++i) in_order = in_order && r[static_cast<std::size_t>(i)] == i * i;
@@ -160,8 +158,8 @@ TEST_CASE("results that can be constructed but not assigned come back in order",
 // --- input ranges ------------------------------------------------------------------------------
 
 TEST_CASE("an lvalue vector of tasks is run and left intact for another call", "[parallel][input]") {
-    std::vector<decltype(cojob::delayed(square)(0L))> tasks;
-    for (long i = 0; i < 100; ++i) tasks.push_back(cojob::delayed(square)(i));
+    std::vector<decltype(cojob::delayed(long_square)(0L))> tasks;
+    for (long i = 0; i < 100; ++i) tasks.push_back(cojob::delayed(long_square)(i));
     cojob::parallel par{{.n_jobs = 2, .batch_size = 5}};
     const std::vector<long> first = par(tasks);
     REQUIRE(tasks.size() == 100);
@@ -173,8 +171,8 @@ TEST_CASE("an lvalue vector of tasks is run and left intact for another call", "
 
 TEST_CASE("an rvalue vector of tasks is run", "[parallel][input]") {
     auto make = [] {
-        std::vector<decltype(cojob::delayed(square)(0L))> tasks;
-        for (long i = 0; i < 100; ++i) tasks.push_back(cojob::delayed(square)(i));
+        std::vector<decltype(cojob::delayed(long_square)(0L))> tasks;
+        for (long i = 0; i < 100; ++i) tasks.push_back(cojob::delayed(long_square)(i));
         return tasks;
     };
     cojob::parallel par{{.n_jobs = 2}};
@@ -187,8 +185,8 @@ TEST_CASE("an rvalue vector of tasks is run", "[parallel][input]") {
 TEST_CASE("tasks holding counted arguments are all destroyed after the call", "[parallel][input]") {
     kit::counts n;
     {
-        std::vector<decltype(cojob::delayed(read_value)(kit::counted(n, 0)))> tasks;
-        for (int i = 0; i < 30; ++i) tasks.push_back(cojob::delayed(read_value)(kit::counted(n, i)));
+        std::vector<decltype(cojob::delayed(kit::read_value)(kit::counted(n, 0)))> tasks;
+        for (int i = 0; i < 30; ++i) tasks.push_back(cojob::delayed(kit::read_value)(kit::counted(n, i)));
         cojob::parallel par{{.n_jobs = 2, .batch_size = 4}};
         const std::vector<int> r = par(tasks);
         REQUIRE(r.size() == 30);
@@ -212,7 +210,7 @@ TEST_CASE("an input-only range without a size is run in order", "[parallel][inpu
 }
 
 TEST_CASE("tasks made from lambdas with captures run", "[parallel][input]") {
-    const long offset = 10;
+    long offset = 10;  // not const: a constant would need no capture
     auto add = [offset](long i) { return i + offset; };
     cojob::parallel par{{.n_jobs = 2, .batch_size = 3}};
     std::vector<decltype(cojob::delayed(add)(0L))> tasks;
@@ -336,10 +334,10 @@ TEST_CASE("a parallel object keeps its workers across calls and releases them wh
     const std::size_t before = kit::thread_count();
     {
         cojob::parallel par{{.n_jobs = 2}};
-        REQUIRE(par(squares(100)).size() == 100);
+        REQUIRE(par(uneven_squares(100)).size() == 100);
         const std::size_t after_first = kit::thread_count();
         CHECK(after_first <= before + 2);
-        for (int call = 0; call < 5; ++call) REQUIRE(par(squares(100)).size() == 100);
+        for (int call = 0; call < 5; ++call) REQUIRE(par(uneven_squares(100)).size() == 100);
         CHECK(kit::thread_count() <= after_first);  // no new threads per call
     }
     CHECK(kit::eventually([&] { return kit::thread_count() <= before; }, 5s));
@@ -359,7 +357,7 @@ TEST_CASE("the progress callback sees completed counts rise to the total and fin
                                  events.push_back(e);
                                  threads.insert(std::this_thread::get_id());
                              }}};
-        REQUIRE(par(squares(25)).size() == 25);
+        REQUIRE(par(uneven_squares(25)).size() == 25);
         REQUIRE_FALSE(events.empty());
         for (std::size_t i = 1; i < events.size(); ++i) CHECK(events[i].completed >= events[i - 1].completed);
         for (const auto& e : events) {
@@ -393,7 +391,7 @@ TEST_CASE("for an unsized input the progress total is known once the input ran o
 TEST_CASE("an empty call still reports that it finished", "[parallel][progress]") {
     std::vector<cojob::progress_event> events;
     cojob::parallel par{{.n_jobs = 2, .progress = [&](const cojob::progress_event& e) { events.push_back(e); }}};
-    CHECK(par(squares(0)).empty());
+    CHECK(par(uneven_squares(0)).empty());
     REQUIRE_FALSE(events.empty());
     CHECK(events.back().finished);
     CHECK(events.back().completed == 0);

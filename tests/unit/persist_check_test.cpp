@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "kit.hpp"
 #include "scratch_dir.hpp"
 
 #include <cstdint>
@@ -20,14 +21,9 @@
 
 namespace {
 
-std::string raw_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
-std::vector<double> ramp(std::size_t n) {
+std::vector<double> half_ramp_of(std::size_t n) {
     std::vector<double> v(n);
     for (std::size_t i = 0; i < n; ++i) v[i] = 0.5 + static_cast<double>(i);
     return v;
@@ -58,8 +54,8 @@ std::string encode(const T& value) {
 
 TEST_CASE("a single bit flipped in a raw dump's data is refused by load, naming the file", "[persist][checksum][error]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(1000), dir.file("good"));
-    const std::string good = raw_bytes(dir.file("good"));
+    cojob::dump(half_ramp_of(1000), dir.file("good"));
+    const std::string good = kit::raw_bytes(dir.file("good"));
     for (std::size_t at : {cojob::detail::dump_header_bytes + 64, good.size() / 2, good.size() - 1}) {
         for (int bit : {0, 7}) {
             CAPTURE(at, bit);
@@ -71,16 +67,16 @@ TEST_CASE("a single bit flipped in a raw dump's data is refused by load, naming 
             CHECK_THROWS_WITH(cojob::verify(dir.file("flipped")), Catch::Contains("flipped") && Catch::Contains("checksum"));
         }
     }
-    CHECK(cojob::load<std::vector<double>>(dir.file("good")) == ramp(1000));
+    CHECK(cojob::load<std::vector<double>>(dir.file("good")) == half_ramp_of(1000));
 }
 
 TEST_CASE("values other than arrays are checksummed too", "[persist][checksum][error]") {
     kit::scratch_dir dir;
     using value = std::map<std::string, std::vector<double>>;
-    const value v{{"a", ramp(3)}, {"b", {}}, {"c", ramp(100)}};
+    const value v{{"a", half_ramp_of(3)}, {"b", {}}, {"c", half_ramp_of(100)}};
     cojob::dump(v, dir.file("map"));
     CHECK(cojob::load<value>(dir.file("map")) == v);
-    std::string bytes = raw_bytes(dir.file("map"));
+    std::string bytes = kit::raw_bytes(dir.file("map"));
     bytes[bytes.size() - 5] ^= 0x10;
     write_bytes(dir.file("map"), bytes);
     CHECK_THROWS_WITH(cojob::load<value>(dir.file("map")), Catch::Contains("checksum mismatch"));
@@ -88,8 +84,8 @@ TEST_CASE("values other than arrays are checksummed too", "[persist][checksum][e
 
 TEST_CASE("verify checks raw and compressed dumps in full and says when it checked a checksum", "[persist][verify]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(50000), dir.file("raw"));
-    cojob::dump(ramp(50000), dir.file("packed"), 3);
+    cojob::dump(half_ramp_of(50000), dir.file("raw"));
+    cojob::dump(half_ramp_of(50000), dir.file("packed"), 3);
     cojob::dump(std::tuple<int, std::string>{3, "three"}, dir.file("tuple"));
     cojob::dump(std::vector<double>{}, dir.file("empty"));
     CHECK(cojob::verify(dir.file("raw")));
@@ -98,7 +94,7 @@ TEST_CASE("verify checks raw and compressed dumps in full and says when it check
     CHECK(cojob::verify(dir.file("empty")));
 
     CHECK_THROWS_WITH(cojob::verify(dir.file("none")), Catch::Contains("cojob::verify") && Catch::Contains("cannot be opened"));
-    std::string bytes = raw_bytes(dir.file("packed"));
+    std::string bytes = kit::raw_bytes(dir.file("packed"));
     write_bytes(dir.file("cut"), bytes.substr(0, bytes.size() - 1));
     CHECK_THROWS_WITH(cojob::verify(dir.file("cut")), Catch::Contains("cut") && Catch::Contains("truncated"));
     bytes[bytes.size() - 2] ^= 1;
@@ -108,8 +104,8 @@ TEST_CASE("verify checks raw and compressed dumps in full and says when it check
 
 TEST_CASE("load_mmap checks only the header; verify finds what it does not read", "[persist][verify][mmap]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(100), dir.file("d"));
-    std::string bytes = raw_bytes(dir.file("d"));
+    cojob::dump(half_ramp_of(100), dir.file("d"));
+    std::string bytes = kit::raw_bytes(dir.file("d"));
     bytes[bytes.size() - 8] ^= 0x01;  // the last element's low byte
     write_bytes(dir.file("d"), bytes);
     const auto m = cojob::load_mmap<double>(dir.file("d"));
@@ -122,7 +118,7 @@ TEST_CASE("mapping a dump for writing drops its checksum, so changed files still
     kit::scratch_dir dir;
     for (const auto mode : {cojob::mmap_mode::r_plus, cojob::mmap_mode::w_plus}) {
         CAPTURE(cojob::to_string(mode));
-        cojob::dump(ramp(100), dir.file("d"));
+        cojob::dump(half_ramp_of(100), dir.file("d"));
         {
             auto w = cojob::load_mmap<double>(dir.file("d"), mode);
             w[5] = -1;
@@ -131,7 +127,7 @@ TEST_CASE("mapping a dump for writing drops its checksum, so changed files still
         CHECK_FALSE(cojob::verify(dir.file("d")));
     }
     // Read-only and copy-on-write maps leave the file and its checksum alone.
-    cojob::dump(ramp(100), dir.file("kept"));
+    cojob::dump(half_ramp_of(100), dir.file("kept"));
     {
         auto c = cojob::load_mmap<double>(dir.file("kept"), cojob::mmap_mode::c);
         c[5] = -1;
@@ -160,6 +156,6 @@ TEST_CASE("lengths a payload cannot hold are refused before anything is allocate
     CHECK_THROWS_WITH(decode<std::vector<std::string>>(payload), Catch::Contains("truncated"));
     // Round trips are unchanged.
     using value = std::tuple<std::vector<std::string>, std::map<std::string, std::vector<double>>>;
-    const value v{{"x", "", "yz"}, {{"k", ramp(9)}}};
+    const value v{{"x", "", "yz"}, {{"k", half_ramp_of(9)}}};
     CHECK(decode<value>(encode(v)) == v);
 }

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "kit.hpp"
 #include "scratch_dir.hpp"
 
 #include <unistd.h>
@@ -25,7 +26,7 @@
 
 namespace {
 
-struct point {
+struct stored_point {
     double x = 0;
     int tag = 0;
     std::string label;
@@ -33,7 +34,7 @@ struct point {
     void serialize(Ar& ar) {
         ar(x, tag, label);
     }
-    friend bool operator==(const point&, const point&) = default;
+    friend bool operator==(const stored_point&, const stored_point&) = default;
 };
 
 template <class T>
@@ -45,15 +46,10 @@ void round_trip(const T& value, int compress = 0) {
     CHECK(dir.entries() == std::vector<std::string>{"value.cojob"});  // no temporary file left
 }
 
-std::vector<double> ramp(std::size_t n) {
+std::vector<double> half_ramp(std::size_t n) {
     std::vector<double> v(n);
     std::iota(v.begin(), v.end(), 0.5);
     return v;
-}
-
-std::string raw_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace
@@ -62,7 +58,7 @@ TEST_CASE("dump then load gives back every supported kind of value", "[persist][
     round_trip(42);
     round_trip(3.25);
     round_trip(std::string("hello, memmap"));
-    round_trip(ramp(1000));
+    round_trip(half_ramp(1000));
     round_trip(std::vector<double>{});
     round_trip(std::vector<std::int16_t>{1, -2, 3});
     round_trip(std::vector<std::string>{"a", "", "ccc"});
@@ -70,8 +66,8 @@ TEST_CASE("dump then load gives back every supported kind of value", "[persist][
     round_trip(std::map<std::string, int>{{"one", 1}, {"two", 2}});
     round_trip(std::tuple<int, std::string, double>{7, "x", 1.5});
     round_trip(std::array<std::uint8_t, 5>{1, 2, 3, 4, 5});
-    round_trip(point{1.5, 3, "p"});
-    round_trip(std::vector<point>{{1, 2, "a"}, {3, 4, "b"}});
+    round_trip(stored_point{1.5, 3, "p"});
+    round_trip(std::vector<stored_point>{{1, 2, "a"}, {3, 4, "b"}});
 }
 
 TEST_CASE("compressed dumps load back and are smaller for repetitive data", "[persist][compress]") {
@@ -89,8 +85,8 @@ TEST_CASE("large arrays are written from the value itself, in the same file form
     // are; the bytes must be those a copying sink makes, whatever sits between the arrays.
     using value = std::tuple<std::string, std::vector<double>, int, std::vector<std::int16_t>,
                              std::vector<std::vector<float>>, std::vector<double>>;
-    const value v{"head", ramp(20000), 7, std::vector<std::int16_t>(40001, -3),
-                  {std::vector<float>(17000, 1.5f), {}, std::vector<float>(3, 2.f)}, ramp(9000)};
+    const value v{"head", half_ramp(20000), 7, std::vector<std::int16_t>(40001, -3),
+                  {std::vector<float>(17000, 1.5f), {}, std::vector<float>(3, 2.f)}, half_ramp(9000)};
     cojob::detail::byte_sink copied(cojob::detail::dump_header_bytes);
     {
         cojob::detail::cache_output_archive ar(copied);
@@ -99,20 +95,20 @@ TEST_CASE("large arrays are written from the value itself, in the same file form
     const std::string expected = copied.buffer().substr(cojob::detail::dump_header_bytes);
     kit::scratch_dir dir;
     cojob::dump(v, dir.file("raw"));
-    CHECK(raw_bytes(dir.file("raw")).substr(cojob::detail::dump_header_bytes) == expected);
+    CHECK(kit::raw_bytes(dir.file("raw")).substr(cojob::detail::dump_header_bytes) == expected);
     CHECK(cojob::load<value>(dir.file("raw")) == v);
     for (int level : {1, 19}) {
         CAPTURE(level);
         round_trip(v, level);
     }
-    cojob::dump(ramp(100000), dir.file("array"));
+    cojob::dump(half_ramp(100000), dir.file("array"));
     const cojob::memmap<double> m = cojob::load_mmap<double>(dir.file("array"));
-    CHECK(std::equal(m.view().begin(), m.view().end(), ramp(100000).begin()));
+    CHECK(std::equal(m.view().begin(), m.view().end(), half_ramp(100000).begin()));
 }
 
 TEST_CASE("an array dumped from a span or a memmap loads as a vector", "[persist][dump]") {
     kit::scratch_dir dir;
-    const auto data = ramp(300);
+    const auto data = half_ramp(300);
     cojob::dump(std::span<const double>(data), dir.file("span"));
     CHECK(cojob::load<std::vector<double>>(dir.file("span")) == data);
     cojob::dump(data, dir.file("vec"));
@@ -134,7 +130,7 @@ TEST_CASE("loading a dump as another type names both types", "[persist][error]")
     CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("s")),
                       Catch::Contains("holds a std::__cxx11::basic_string") && Catch::Contains("not a std::vector<double"));
     CHECK_THROWS_WITH(cojob::load_mmap<double>(dir.file("s")), Catch::Contains("not a std::vector<double"));
-    cojob::dump(ramp(10), dir.file("d"));
+    cojob::dump(half_ramp(10), dir.file("d"));
     CHECK_THROWS_WITH(cojob::load_mmap<float>(dir.file("d")), Catch::Contains("not a std::vector<float"));
 }
 
@@ -145,15 +141,15 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
         std::ofstream(dir.file("foreign")) << std::string(400, 'x');
     }
     CHECK_THROWS_WITH(cojob::load<int>(dir.file("foreign")), Catch::Contains("not a cojob dump"));
-    cojob::dump(ramp(1000), dir.file("good"));
-    std::string bytes = raw_bytes(dir.file("good"));
+    cojob::dump(half_ramp(1000), dir.file("good"));
+    std::string bytes = kit::raw_bytes(dir.file("good"));
     {
         std::ofstream(dir.file("short"), std::ios::binary) << bytes.substr(0, bytes.size() - 8);
     }
     CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("short")), Catch::Contains("truncated"));
     CHECK_THROWS_WITH(cojob::load_mmap<double>(dir.file("short")), Catch::Contains("truncated"));
-    cojob::dump(ramp(1000), dir.file("packed"), 3);
-    bytes = raw_bytes(dir.file("packed"));
+    cojob::dump(half_ramp(1000), dir.file("packed"), 3);
+    bytes = kit::raw_bytes(dir.file("packed"));
     bytes[bytes.size() - 3] ^= 0x40;
     {
         std::ofstream(dir.file("flipped"), std::ios::binary) << bytes;
@@ -161,7 +157,7 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
     CHECK_THROWS_WITH(cojob::load<std::vector<double>>(dir.file("flipped")), Catch::Contains("checksum"));
     // A raw file's element count claims more than the file holds: refused before any
     // allocation, by the payload checksum (load) or by the header's sizes (load_mmap).
-    bytes = raw_bytes(dir.file("good"));
+    bytes = kit::raw_bytes(dir.file("good"));
     for (const std::uint64_t count : {std::uint64_t{1001}, std::uint64_t{1} << 61, ~std::uint64_t{0}}) {
         CAPTURE(count);
         std::memcpy(bytes.data() + cojob::detail::dump_header_bytes, &count, sizeof count);
@@ -175,23 +171,23 @@ TEST_CASE("missing, foreign, truncated and corrupt files are clear errors", "[pe
 
 TEST_CASE("a compressed dump asked for with mmap is an error that says how to load it", "[persist][compress][error]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(1000), dir.file("packed"), 3);
+    cojob::dump(half_ramp(1000), dir.file("packed"), 3);
     CHECK_THROWS_WITH(cojob::load_mmap<double>(dir.file("packed")),
                       Catch::Contains("compressed") && Catch::Contains("cojob::load<std::vector<T>>"));
     CHECK_THROWS_WITH(cojob::load<double>(dir.file("packed"), cojob::mmap_mode::r), Catch::Contains("compressed"));
-    CHECK(cojob::load<std::vector<double>>(dir.file("packed")) == ramp(1000));
+    CHECK(cojob::load<std::vector<double>>(dir.file("packed")) == half_ramp(1000));
 }
 
 TEST_CASE("load_mmap maps the dumped array in place, 64-byte aligned", "[persist][mmap]") {
     kit::scratch_dir dir;
-    const auto data = ramp(5000);
+    const auto data = half_ramp(5000);
     cojob::dump(data, dir.file("d"));
     const auto m = cojob::load<double>(dir.file("d"), cojob::mmap_mode::r);
     REQUIRE(m.size() == data.size());
     CHECK(m.shape() == std::vector<std::size_t>{5000});
     CHECK(m.offset() % 64 == 0);
     CHECK(std::equal(m.begin(), m.end(), data.begin()));
-    const auto small = ramp(3);
+    const auto small = half_ramp(3);
     cojob::dump(small, dir.file("small"));
     const auto s = cojob::load_mmap<double>(dir.file("small"));
     CHECK(std::vector<double>(s.begin(), s.end()) == small);
@@ -201,7 +197,7 @@ TEST_CASE("load_mmap maps the dumped array in place, 64-byte aligned", "[persist
 
 TEST_CASE("mode r refuses writes: mutable_span throws and the kernel refuses the pages", "[persist][mmap]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(100), dir.file("d"));
+    cojob::dump(half_ramp(100), dir.file("d"));
     auto m = cojob::load_mmap<double>(dir.file("d"), cojob::mmap_mode::r);
     CHECK_FALSE(m.writable());
     CHECK_THROWS_WITH(m.mutable_span(), Catch::Contains("read-only (mode r)"));
@@ -219,7 +215,7 @@ TEST_CASE("mode r refuses writes: mutable_span throws and the kernel refuses the
 
 TEST_CASE("mode r+ writes reach the file and other mappings", "[persist][mmap]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(100), dir.file("d"));
+    cojob::dump(half_ramp(100), dir.file("d"));
     auto a = cojob::load_mmap<double>(dir.file("d"), cojob::mmap_mode::r_plus);
     const auto b = cojob::load_mmap<double>(dir.file("d"), cojob::mmap_mode::r);
     a.mutable_span()[7] = -1;
@@ -234,7 +230,7 @@ TEST_CASE("mode r+ writes reach the file and other mappings", "[persist][mmap]")
 
 TEST_CASE("mode w+ on a dump zeroes the array in place and keeps the header", "[persist][mmap]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(100), dir.file("d"));
+    cojob::dump(half_ramp(100), dir.file("d"));
     auto w = cojob::load_mmap<double>(dir.file("d"), cojob::mmap_mode::w_plus);
     REQUIRE(w.size() == 100);
     CHECK(std::all_of(w.begin(), w.end(), [](double x) { return x == 0; }));
@@ -246,7 +242,7 @@ TEST_CASE("mode w+ on a dump zeroes the array in place and keeps the header", "[
 
 TEST_CASE("mode c writes stay private to the mapping", "[persist][mmap]") {
     kit::scratch_dir dir;
-    cojob::dump(ramp(100), dir.file("d"));
+    cojob::dump(half_ramp(100), dir.file("d"));
     auto c = cojob::load_mmap<double>(dir.file("d"), cojob::mmap_mode::c);
     CHECK(c.writable());
     c.mutable_span()[0] = 123;

@@ -49,11 +49,6 @@ auto tid_tasks(long n) {
     return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(tid_of)(i); });
 }
 
-long fails_on(long i, long bad) {
-    if (i == bad) throw std::invalid_argument("bad " + std::to_string(i));
-    return i;
-}
-
 /// Checks the values of a tid_tasks(n) call and adds the threads it ran on to `tids`.
 bool collect(const std::vector<ran_on>& out, long n, std::set<long>& tids, std::mutex& m) {
     if (static_cast<long>(out.size()) != n) return false;
@@ -127,7 +122,7 @@ TEST_CASE("pool: a task's exception ends its own runner's call only", "[pool][er
     std::thread t([&] {
         try {
             (void)failing(std::views::iota(0L, 60L) |
-                          std::views::transform([](long i) { return cojob::delayed(fails_on)(i, 9); }));
+                          std::views::transform([](long i) { return cojob::delayed(kit::fails_on)(i, 9); }));
         } catch (const std::invalid_argument& e) {
             message = e.what();
             if (failing.last_failure()) failed_index = failing.last_failure()->index;

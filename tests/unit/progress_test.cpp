@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-auto numbered(int n) {
+auto numbered_tasks(int n) {
     return std::views::iota(0, n) | std::views::transform([](int i) { return cojob::delayed([](int k) { return k; })(i); });
 }
 
@@ -61,7 +61,7 @@ TEST_CASE("the stream capture of the test kit sees what is written and restores 
 TEST_CASE("verbose=0 prints nothing", "[progress][verbose]") {
     for (int n_jobs : {1, 2}) {
         INFO("n_jobs=" << n_jobs);
-        const output o = capture({.n_jobs = n_jobs, .verbose = 0}, [](cojob::parallel& par) { (void)par(numbered(10)); });
+        const output o = capture({.n_jobs = n_jobs, .verbose = 0}, [](cojob::parallel& par) { (void)par(numbered_tasks(10)); });
         CHECK(o.err.empty());
         CHECK(o.out.empty());
     }
@@ -69,7 +69,7 @@ TEST_CASE("verbose=0 prints nothing", "[progress][verbose]") {
 
 TEST_CASE("verbose=5 on threads prints joblib's lines to stderr, ending with the finished line", "[progress][verbose]") {
     const output o =
-        capture({.n_jobs = 2, .verbose = 5, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered(10)); });
+        capture({.n_jobs = 2, .verbose = 5, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered_tasks(10)); });
     CHECK(o.out.empty());
     const auto lines = kit::lines_of(o.err);
     REQUIRE(lines.size() >= 2);
@@ -82,7 +82,7 @@ TEST_CASE("verbose=5 on threads prints joblib's lines to stderr, ending with the
 
 TEST_CASE("verbose=50 prints to stdout instead of stderr", "[progress][verbose]") {
     const output o =
-        capture({.n_jobs = 2, .verbose = 50, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered(10)); });
+        capture({.n_jobs = 2, .verbose = 50, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered_tasks(10)); });
     CHECK(o.err.empty());
     const auto lines = kit::lines_of(o.out);
     REQUIRE_FALSE(lines.empty());
@@ -111,7 +111,7 @@ TEST_CASE("verbose=100 over an unsized input prints 'Done   1 tasks      | elaps
 
 TEST_CASE("verbose=100 over a sized input prints 'Done  1 out of 12' lines, then remaining times", "[progress][verbose]") {
     const output o =
-        capture({.n_jobs = 2, .verbose = 100, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered(12)); });
+        capture({.n_jobs = 2, .verbose = 100, .batch_size = 1}, [](cojob::parallel& par) { (void)par(numbered_tasks(12)); });
     const auto lines = kit::lines_of(o.out);
     REQUIRE_FALSE(lines.empty());
     CHECK(any_line_matches(lines, R"(\[Parallel\(n_jobs=2\)\]: Done  1 out of 12 \| elapsed: +[0-9]+\.[0-9]s)"));
@@ -121,7 +121,7 @@ TEST_CASE("verbose=100 over a sized input prints 'Done  1 out of 12' lines, then
 }
 
 TEST_CASE("n_jobs=1 prints no 'Using backend' line but does print the finished line", "[progress][verbose]") {
-    const output o = capture({.n_jobs = 1, .verbose = 5}, [](cojob::parallel& par) { (void)par(numbered(10)); });
+    const output o = capture({.n_jobs = 1, .verbose = 5}, [](cojob::parallel& par) { (void)par(numbered_tasks(10)); });
     CHECK(o.out.empty());
     const auto lines = kit::lines_of(o.err);
     REQUIRE_FALSE(lines.empty());
@@ -132,7 +132,7 @@ TEST_CASE("n_jobs=1 prints no 'Using backend' line but does print the finished l
 }
 
 TEST_CASE("the prefix shows n_jobs as the user wrote it", "[progress][verbose]") {
-    const output o = capture({.n_jobs = -1, .verbose = 5}, [](cojob::parallel& par) { (void)par(numbered(4)); });
+    const output o = capture({.n_jobs = -1, .verbose = 5}, [](cojob::parallel& par) { (void)par(numbered_tasks(4)); });
     const auto lines = kit::lines_of(o.err);
     REQUIRE_FALSE(lines.empty());
     for (const auto& l : lines) CHECK_THAT(l, Catch::StartsWith("[Parallel(n_jobs=-1)]: "));

@@ -25,7 +25,7 @@ int twice_or_throw(int x, int bad) {
     return 2 * x;
 }
 
-auto tasks(int n, int bad = -1) {
+auto event_tasks(int n, int bad = -1) {
     return std::views::iota(0, n) | std::views::transform([bad](int i) { return cojob::delayed(twice_or_throw)(i, bad); });
 }
 
@@ -70,7 +70,7 @@ TEST_CASE("on_task: every task dispatched, started and finished, on the driving 
         INFO("n_jobs=" << n_jobs);
         event_log log;
         cojob::parallel par{{.n_jobs = n_jobs, .on_task = log.callback()}};
-        const auto out = par(tasks(200));
+        const auto out = par(event_tasks(200));
         REQUIRE(out.size() == 200);
         REQUIRE(log.by_task.size() == 200);
         const auto kind = n_jobs == 1 ? cojob::backend::sequential : cojob::backend::threads;
@@ -90,7 +90,7 @@ TEST_CASE("on_task: every task dispatched, started and finished, on the driving 
 TEST_CASE("on_task: a failing task is reported failed, after the tasks that ran before it", "[task_events]") {
     event_log log;
     cojob::parallel par{{.n_jobs = 2, .batch_size = 1, .on_task = log.callback()}};
-    CHECK_THROWS_AS(par(tasks(40, 7)), std::invalid_argument);
+    CHECK_THROWS_AS(par(event_tasks(40, 7)), std::invalid_argument);
     REQUIRE(log.by_task.count(7) == 1);
     check_ran(log.by_task[7], task_status::failed, cojob::backend::threads);
     for (const auto& [index, ev] : log.by_task) {
@@ -108,7 +108,7 @@ TEST_CASE("on_task: an async call reports on its executor's thread", "[task_even
     std::thread::id loop_thread;
     kit::run_coroutine([&]() -> asio::awaitable<void> {
         loop_thread = std::this_thread::get_id();
-        const auto out = co_await par.async_run(tasks(50), asio::use_awaitable);
+        const auto out = co_await par.async_run(event_tasks(50), asio::use_awaitable);
         CHECK(out.size() == 50);
     });
     REQUIRE(log.by_task.size() == 50);

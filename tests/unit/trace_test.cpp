@@ -35,7 +35,7 @@ namespace {
 using trace_unit::runs;
 using trace_unit::tid_of_runner;
 
-auto tasks(int n, int bad = -1) {
+auto traced_tasks(int n, int bad = -1) {
     return std::views::iota(0, n) | std::views::transform([bad](int i) { return cojob::delayed(tid_of_runner)(i, bad); });
 }
 
@@ -64,12 +64,12 @@ TEST_CASE("trace: threads and sequential calls add to one file, a slice per task
     const std::string path = dir.file("run.json");
     {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads, .trace = path}};
-        const auto first = par(tasks(300));
+        const auto first = par(traced_tasks(300));
         auto trace = kit::read_trace(path);  // valid after each call
         check_tasks(trace, 1, first);
-        const auto second = par(tasks(50));
+        const auto second = par(traced_tasks(50));
         cojob::parallel seq{{.n_jobs = 1, .trace = path}};
-        const auto third = seq(tasks(20));
+        const auto third = seq(traced_tasks(20));
         trace = kit::read_trace(path);
         check_tasks(trace, 1, first);
         check_tasks(trace, 2, second);
@@ -88,7 +88,7 @@ TEST_CASE("trace: a failing call leaves a valid file with its failed task", "[tr
     kit::scratch_dir dir;
     const std::string path = dir.file("failed.json");
     cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads, .batch_size = 1, .trace = path}};
-    CHECK_THROWS_AS(par(tasks(40, 17)), std::invalid_argument);
+    CHECK_THROWS_AS(par(traced_tasks(40, 17)), std::invalid_argument);
     const auto trace = kit::read_trace(path);
     const auto by_task = trace.tasks();
     REQUIRE(by_task.count({1, 17}) == 1);
@@ -101,7 +101,7 @@ TEST_CASE("trace: a stream dropped early still gets a slice for every task that 
     runs = 0;
     {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads, .batch_size = 2, .trace = path}};
-        auto results = par.stream(tasks(400));
+        auto results = par.stream(traced_tasks(400));
         int taken = 0;
         for (long tid : results) {
             (void)tid;
@@ -120,7 +120,7 @@ TEST_CASE("trace: COJOB_TRACE names the file when options::trace is unset", "[tr
     std::vector<long> tids;
     try {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads}};
-        tids = par(tasks(30));
+        tids = par(traced_tasks(30));
     } catch (...) {
         ::unsetenv("COJOB_TRACE");
         throw;
