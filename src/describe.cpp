@@ -139,6 +139,7 @@ std::string task_failure::report() const {
         if (peak_rss_bytes) r += ", peak RSS " + detail::megabytes(peak_rss_bytes);
         if (oom_suspected) r += "; the OOM killer acted in its memory cgroup";
         r += "\n";
+        if (!stderr_tail.empty()) r += "Its last lines of standard error:\n" + stderr_tail + "\n";
     }
     r += "...........................................................................\n";
     r += "task #" + std::to_string(index) + ": " + function + "(" + arguments + ")\n";

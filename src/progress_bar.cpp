@@ -154,14 +154,16 @@ void progress_bar_line::update(const bar_state& s, bool force) {
     write_err("\r" + render_bar(s, terminal_width()) + "\033[K");
 }
 
-void progress_bar_line::print_above(std::FILE* out, const std::string& line) {
+void progress_bar_line::print_above(std::FILE* out, const std::string& line) { write_above(out, line + "\n"); }
+
+void progress_bar_line::write_above(std::FILE* out, std::string_view bytes) noexcept {
     auto& t = terminal();
     std::lock_guard lock(t.mutex);
     if (t.drawn) {
         t.drawn = false;
         write_err(erase_line);
     }
-    std::fprintf(out, "%s\n", line.c_str());
+    std::fwrite(bytes.data(), 1, bytes.size(), out);
     std::fflush(out);
 }
 

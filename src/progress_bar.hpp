@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace cojob::detail {
 
@@ -49,6 +50,8 @@ public:
     /// Writes `line` and a newline to `out` where the bar is (any call's bar), erasing it
     /// first; the next update of the bar draws it again below.
     static void print_above(std::FILE* out, const std::string& line);
+    /// Writes `bytes` (whole lines) to `out` the same way.
+    static void write_above(std::FILE* out, std::string_view bytes) noexcept;
     /// The call succeeded: draws `s` a last time and ends the line.
     void finish(const bar_state& s);
     /// The call failed: erases the bar for good.

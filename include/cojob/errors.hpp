@@ -82,6 +82,9 @@ struct task_failure {
     /// It was killed by SIGKILL while the kernel's OOM killer acted in its memory cgroup (the
     /// cgroup's `oom_kill` count rose since the worker started).
     bool oom_suspected = false;
+    /// The last lines the worker wrote to standard error (at most 20 lines and 4 KiB), such as
+    /// a sanitizer's report or `terminate called after throwing...`; empty when it wrote none.
+    std::string stderr_tail;
 
     /// A multi-line report in the spirit of joblib's "Sub-process traceback".
     [[nodiscard]] std::string report() const;

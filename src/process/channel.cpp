@@ -45,8 +45,17 @@ channel::channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_gu
       oom_kills_at_start_(cgroup_oom_kills()),
       guard_(std::move(guard)) {
     try {
+        output_ = std::make_shared<worker_output>(w.out, w.err, guard_, io);
+    } catch (...) {
+        ::close(w.out);
+        ::close(w.err);
+        retire();
+        throw;
+    }
+    try {
         rd_ = std::make_unique<asio::posix::stream_descriptor>(io, from_);
         wr_ = std::make_unique<asio::posix::stream_descriptor>(io, to_);
+        output_->start();
     } catch (...) {
         retire();  // nothing of the worker stays behind
         throw;
@@ -272,6 +281,7 @@ bool channel::take_frames() {
                     job j = std::move(jobs_.front());
                     jobs_.pop_front();
                     owner_->batch_took(batch_base::now_ns() - j.batch->dispatched_ns);
+                    output_->drain();  // what its tasks printed comes before their results
                     // Killed just after it answered: the answer stands, the process goes.
                     if (interrupted_ && jobs_.empty()) retire();
                     guard_->give_back(std::move(j));
@@ -319,13 +329,15 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     struct rusage usage{};
     const bool reaped = pid > 0 && memory_->reap(st, 0, &usage) == pid;
     pid_ = -1;
+    output_->close();  // all it wrote is in the pipes now
     const bool greeted = greeted_;
     const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
     drop();
     std::deque<job> jobs = std::move(jobs_);
     jobs_.clear();
     const long oom_kills = reaped && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? cgroup_oom_kills() : -1;
-    const worker_end end = describe_end(reaped, st, usage, oom_kills > oom_kills_at_start_ && oom_kills_at_start_ >= 0);
+    worker_end end = describe_end(reaped, st, usage, oom_kills > oom_kills_at_start_ && oom_kills_at_start_ >= 0);
+    end.stderr_tail = output_->stderr_tail();
     const std::string& how = end.how;
     if (answered && !jobs.empty()) {
         job a = std::move(jobs.front());
@@ -383,6 +395,7 @@ void channel::drop() noexcept {
     if (to_ >= 0) ::close(to_);
     if (from_ >= 0) ::close(from_);
     to_ = from_ = -1;
+    if (output_) output_->close();
     status_.reset();
     arena_.reset();
 }

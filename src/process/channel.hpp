@@ -12,6 +12,7 @@
 #include "arena.hpp"
 #include "pool_guard.hpp"
 #include "spawn.hpp"
+#include "worker_output.hpp"
 
 #include <cojob/detail/batch.hpp>
 #include <cojob/detail/wire.hpp>
@@ -142,6 +143,7 @@ private:
     std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
 
     std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< on the I/O thread's io_context
+    std::shared_ptr<worker_output> output_;  ///< its standard output and error, relayed
 
     std::shared_ptr<pool_guard> guard_;
     std::deque<job> jobs_;  ///< sent, in order; the front one runs; all of one call

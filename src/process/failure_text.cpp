@@ -79,12 +79,22 @@ long cgroup_oom_kills() noexcept try {
     return -1;
 }
 
+namespace {
+/// "; its last line of standard error: ..." when it wrote one, else "".
+std::string last_words(const worker_end& end) {
+    const std::string& t = end.stderr_tail;
+    if (t.empty()) return {};
+    const auto nl = t.rfind('\n');
+    return "; its last line of standard error: \"" + (nl == std::string::npos ? t : t.substr(nl + 1)) + "\"";
+}
+}  // namespace
+
 std::exception_ptr worker_ended(pid_t pid, const worker_end& end, bool greeted, const batch_base& b,
                                 std::size_t running) {
     if (!greeted)
         return std::make_exception_ptr(worker_died(
-            "cojob: worker process " + std::to_string(pid) + " " + end.how +
-            " before its handshake; does main() call cojob::init(argc, argv) before anything else?"));
+            "cojob: worker process " + std::to_string(pid) + " " + end.how + " before its handshake" + last_words(end) +
+            "; does main() call cojob::init(argc, argv) before anything else?"));
     const std::size_t i = std::min(running, b.size ? b.size - 1 : 0);
     std::string task;
     try {
@@ -99,7 +109,7 @@ std::exception_ptr worker_ended(pid_t pid, const worker_end& end, bool greeted, 
                             : "; a segmentation fault, an abort or the OOM killer are the usual causes";
     return std::make_exception_ptr(worker_died("cojob: worker process " + std::to_string(pid) + " " + end.how + facts +
                                                " while running task #" + std::to_string(b.first + i) + ": " + task +
-                                               cause + "; the pool replaces the worker"));
+                                               last_words(end) + cause + "; the pool replaces the worker"));
 }
 
 task_failure death_facts(pid_t pid, const worker_end& end, const batch_base& b, std::size_t running,
@@ -122,6 +132,7 @@ task_failure death_facts(pid_t pid, const worker_end& end, const batch_base& b, 
     f.exit_code = end.exit_code;
     f.peak_rss_bytes = end.peak_rss_bytes;
     f.oom_suspected = end.oom_suspected;
+    f.stderr_tail = end.stderr_tail;
     return f;
 }
 

@@ -26,6 +26,7 @@ struct worker_end {
     std::optional<int> exit_code;
     std::size_t peak_rss_bytes = 0;
     bool oom_suspected = false;
+    std::string stderr_tail;  ///< its last lines of standard error (worker_output.hpp)
 };
 /// `status` and `usage` from wait4 (when `reaped`); `oom_kills_rose`: the memory cgroup's OOM
 /// kill count rose while the worker lived.

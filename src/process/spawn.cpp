@@ -1,5 +1,6 @@
 // src/process/spawn.cpp - starting a worker process: its pipes (1 MiB, when the system allows),
 // its status page (a memfd), its result arena, the descriptors placed on 3 to 6 in the child,
+// pipes for its standard output and error (relayed by worker_output.hpp),
 // a clean signal state, and an environment that marks it as a worker and caps the native
 // thread pools inside it; posix_spawn itself runs on one thread that lasts as long as the
 // process (spawn_thread). Also the only calls that signal or reap a worker.
@@ -162,6 +163,11 @@ spawned_worker spawn_worker(int inner_threads) {
     fd_guard req_r(req[0]), req_w(req[1]);
     if (::pipe2(resp, O_CLOEXEC) != 0) throw_errno("cojob: pipe2");
     fd_guard resp_r(resp[0]), resp_w(resp[1]);
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw_errno("cojob: pipe2");
+    fd_guard out_r(out[0]), out_w(out[1]);
+    if (::pipe2(err, O_CLOEXEC) != 0) throw_errno("cojob: pipe2");
+    fd_guard err_r(err[0]), err_w(err[1]);
     (void)::fcntl(req_w.fd, F_SETPIPE_SZ, pipe_bytes);  // best effort: pipe-max-size may forbid it
     (void)::fcntl(resp_w.fd, F_SETPIPE_SZ, pipe_bytes);
     fd_guard mem(::memfd_create("cojob-worker-status", MFD_CLOEXEC));
@@ -182,6 +188,7 @@ spawned_worker spawn_worker(int inner_threads) {
     if (arena_dup < 0) throw_errno("cojob: fcntl(F_DUPFD_CLOEXEC)");
     fd_guard child_arena(arena_dup);
     fd_guard child_in(lift(req_r.release())), child_out(lift(resp_w.release())), child_mem(lift(mem.release()));
+    fd_guard child_stdout(lift(out_w.release())), child_stderr(lift(err_w.release()));
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -189,6 +196,8 @@ spawned_worker spawn_worker(int inner_threads) {
     posix_spawn_file_actions_adddup2(&actions, child_out.fd, worker_response_fd);
     posix_spawn_file_actions_adddup2(&actions, child_mem.fd, worker_status_fd);
     posix_spawn_file_actions_adddup2(&actions, child_arena.fd, worker_arena_fd);
+    posix_spawn_file_actions_adddup2(&actions, child_stdout.fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, child_stderr.fd, STDERR_FILENO);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t none, defaults;
@@ -238,8 +247,12 @@ spawned_worker spawn_worker(int inner_threads) {
     w.memory = std::make_shared<worker_memory>(pid);
     ::fcntl(req_w.fd, F_SETFL, ::fcntl(req_w.fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(resp_r.fd, F_SETFL, ::fcntl(resp_r.fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(out_r.fd, F_SETFL, ::fcntl(out_r.fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(err_r.fd, F_SETFL, ::fcntl(err_r.fd, F_GETFL) | O_NONBLOCK);
     w.to = req_w.release();
     w.from = resp_r.release();
+    w.out = out_r.release();
+    w.err = err_r.release();
     w.status = std::shared_ptr<worker_status>(status, [](worker_status* p) { ::munmap(p, sizeof(worker_status)); });
     page_guard.p = nullptr;
     w.arena = std::move(arena);

@@ -44,6 +44,8 @@ struct spawned_worker {
     pid_t pid = -1;
     int to = -1;    ///< request pipe, parent's end (non-blocking)
     int from = -1;  ///< response pipe, parent's end (non-blocking)
+    int out = -1;   ///< the read end of its standard output (non-blocking)
+    int err = -1;   ///< the read end of its standard error (non-blocking)
     /// The shared status page (mapped) and the result arena (mapped read-only when read).
     std::shared_ptr<worker_status> status;
     std::shared_ptr<shared_arena> arena;

@@ -69,6 +69,9 @@ void wait_for_request(int fd) {
 
 [[noreturn]] void serve_parent(int parent) {
     enter_worker_mode();
+    // Standard output is a pipe to the parent (worker_output.hpp): a line a task prints goes at
+    // once, not when a block fills.
+    std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
     keep_worker_mappings();  // this loop releases them after every request (src/sharing.hpp)
     // Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     ::signal(SIGINT, SIG_IGN);
