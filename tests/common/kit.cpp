@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,7 +13,29 @@
 #include <sstream>
 #include <system_error>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#include <sanitizer/common_interface_defs.h>
+#define KIT_EXTERNAL_SYMBOLIZER 1
+#endif
+#endif
+
 namespace kit {
+
+#ifdef KIT_EXTERNAL_SYMBOLIZER
+namespace {
+// clang's ThreadSanitizer names functions through an llvm-symbolizer child process, started at
+// the first report it must match against the suppressions. Started here, before any test
+// counts this process's children and descriptors (children.hpp leaves it out); worker
+// processes, which are this program started again, go without.
+[[maybe_unused]] const bool symbolizer_started = [] {
+    if (std::getenv("COJOB_WORKER")) return false;
+    char where[256];
+    __sanitizer_symbolize_pc(__builtin_return_address(0), "%p %F %L", where, sizeof where);
+    return true;
+}();
+}  // namespace
+#endif
 
 std::size_t thread_count() {
     std::size_t n = 0;

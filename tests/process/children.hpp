@@ -11,6 +11,12 @@
 
 namespace children {
 
+/// Whether a /proc/<pid>/stat line is that of the llvm-symbolizer a clang sanitizer starts as a
+/// child of the program (kit.cpp): not one of cojob's.
+inline bool is_symbolizer(const std::string& stat_line) {
+    return stat_line.find("(llvm-symbolizer") != std::string::npos;
+}
+
 /// This process's children by state: all of them, and the zombies among them.
 struct counts {
     int all = 0;
@@ -33,7 +39,7 @@ inline counts of_this_process() {
         char state = 0;
         int ppid = 0;
         rest >> state >> ppid;
-        if (ppid != self) continue;
+        if (ppid != self || is_symbolizer(line)) continue;
         ++c.all;
         c.zombies += state == 'Z';
     }

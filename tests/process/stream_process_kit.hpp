@@ -5,6 +5,7 @@
 #pragma once
 
 #include "../unit/stream_kit.hpp"
+#include "children.hpp"
 #include "kit.hpp"
 
 #include <catch2/catch.hpp>
@@ -184,14 +185,8 @@ inline bool running(long pid) {
 
 /// Children of this process, whichever of its threads spawned them: (running, zombies).
 inline std::pair<int, int> running_and_zombies() {
-    std::pair<int, int> n{0, 0};
-    std::set<long> pids;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::ifstream f(task.path() / "children");
-        for (long p; f >> p;) pids.insert(p);
-    }
-    for (long p : pids) (running(p) ? n.first : n.second)++;
-    return n;
+    const children::counts c = children::of_this_process();
+    return {c.all - c.zombies, c.zombies};
 }
 
 /// The pids of the pool's workers: two tasks long enough that each worker takes one.
