@@ -34,7 +34,7 @@ void cpu_relax() noexcept {
 #endif
 }
 
-struct job {
+struct queued_batch {
     std::unique_ptr<batch_base> batch;
     std::shared_ptr<call_state> call;
 };
@@ -44,7 +44,7 @@ struct job {
 struct pool_core {
     std::mutex mutex;
     std::condition_variable wakeup;
-    fair_queue<job> queue;  ///< shared between concurrent calls batch by batch
+    fair_queue<queued_batch> queue;  ///< shared between concurrent calls batch by batch
     std::atomic<std::size_t> queued{0};
     int sleepers = 0;
     bool stopping = false;
@@ -53,7 +53,7 @@ struct pool_core {
 thread_local pool_core* current_pool = nullptr;
 thread_local long current_worker = -1;  ///< this pool thread's index; -1 on other threads
 
-void execute(job& j) {
+void execute(queued_batch& j) {
     j.batch->worker = current_worker;
     if (j.batch->record_times) j.batch->thread = this_thread_id();
     j.batch->run(j.call->stop_flag(), j.call->tracks_tasks());
@@ -74,7 +74,7 @@ void worker_main(std::shared_ptr<pool_core> core, long index) {
             }
             cpu_relax();
         }
-        job j;
+        queued_batch j;
         {
             std::unique_lock lock(core->mutex);
             ++core->sleepers;
@@ -130,7 +130,7 @@ public:
         {
             std::lock_guard lock(core->mutex);
             const void* key = call.get();
-            core->queue.push(key, job{std::move(batch), std::move(call)});
+            core->queue.push(key, queued_batch{std::move(batch), std::move(call)});
             core->queued.fetch_add(1, std::memory_order_release);
             wake = core->sleepers > 0;
         }
@@ -140,7 +140,7 @@ public:
     bool help(const call_state& call) override {
         pool_core* core = current_pool;
         if (!core) return false;
-        std::optional<job> j;
+        std::optional<queued_batch> j;
         {
             std::lock_guard lock(core->mutex);
             j = core->queue.take(&call);

@@ -71,7 +71,7 @@ std::string hex(const key128& k) {
 
 namespace {
 
-struct segment {
+struct elf_segment {
     std::uintptr_t begin = 0;
     std::uintptr_t end = 0;
     unsigned flags = 0;  // PF_R | PF_W | PF_X
@@ -81,7 +81,7 @@ struct module_info {
     bool found = false;
     std::uintptr_t bias = 0;    // load bias: run-time address minus ELF address
     std::string path;           // the file, "/proc/self/exe" for the program itself
-    std::vector<segment> segments;
+    std::vector<elf_segment> segments;
     std::string build_id;       // hex, "" when the module has none
 };
 
@@ -212,7 +212,7 @@ std::optional<symbol> symbol_of(const void* address, const module_info& m) {
     return symbol_from_file(m, reinterpret_cast<std::uintptr_t>(address));
 }
 
-const segment* segment_of(const module_info& m, std::uintptr_t address) {
+const elf_segment* segment_of(const module_info& m, std::uintptr_t address) {
     for (const auto& s : m.segments)
         if (address >= s.begin && address < s.end) return &s;
     return nullptr;
@@ -258,7 +258,7 @@ key128 hash_code(const symbol& s, const module_info& m) {
             const std::uintptr_t t = displacement_target(i + 1, i + 5);
             if (!outside(t)) continue;
             if (u(i - 1) != 0x8D) {  // not lea: the instruction reads what is there
-                const segment* seg = segment_of(m, t);
+                const elf_segment* seg = segment_of(m, t);
                 if (seg && seg->flags == PF_R && t + 8 <= seg->end)
                     constants.append(reinterpret_cast<const char*>(t), 8);
             }

@@ -141,7 +141,7 @@ void write_all(int fd, const void* buf, std::size_t n) {
 
 namespace {
 
-struct module_info {
+struct loaded_module {
     std::uint64_t name_hash = 0;
     std::uintptr_t base = 0;
     std::vector<std::pair<std::uintptr_t, std::uintptr_t>> code;  ///< executable [begin, end)
@@ -168,11 +168,11 @@ std::string hex(const unsigned char* p, std::size_t n) {
     return s;
 }
 
-std::vector<module_info> scan_modules() {
-    std::vector<module_info> mods;
+std::vector<loaded_module> scan_modules() {
+    std::vector<loaded_module> mods;
     dl_iterate_phdr(
         [](dl_phdr_info* info, std::size_t, void* out) -> int {
-            module_info m;
+            loaded_module m;
             const char* name = info->dlpi_name ? info->dlpi_name : "";
             m.name_hash = fnv1a(name, std::strlen(name));
             m.base = info->dlpi_addr;
@@ -196,7 +196,7 @@ std::vector<module_info> scan_modules() {
                     }
                 }
             }
-            static_cast<std::vector<module_info>*>(out)->push_back(std::move(m));
+            static_cast<std::vector<loaded_module>*>(out)->push_back(std::move(m));
             return 0;
         },
         &mods);
@@ -206,7 +206,7 @@ std::vector<module_info> scan_modules() {
 class module_table {
 public:
     /// The module whose code holds `address`, or null (rescans once: a library may be new).
-    const module_info* by_address(std::uintptr_t address) {
+    const loaded_module* by_address(std::uintptr_t address) {
         std::lock_guard lock(mutex_);
         for (int pass = 0; pass < 2; ++pass) {
             if (pass == 1 || mods_.empty()) mods_ = scan_modules();
@@ -216,7 +216,7 @@ public:
         }
         return nullptr;
     }
-    const module_info* by_name(std::uint64_t name_hash) {
+    const loaded_module* by_name(std::uint64_t name_hash) {
         std::lock_guard lock(mutex_);
         for (int pass = 0; pass < 2; ++pass) {
             if (pass == 1 || mods_.empty()) mods_ = scan_modules();
@@ -228,7 +228,7 @@ public:
 
 private:
     std::mutex mutex_;
-    std::vector<module_info> mods_;
+    std::vector<loaded_module> mods_;
 };
 
 module_table& modules() {
@@ -243,7 +243,7 @@ std::uint64_t fingerprint(std::uintptr_t address, std::uintptr_t segment_end) no
     return fnv1a(reinterpret_cast<const void*>(address), n);
 }
 
-std::uintptr_t segment_end_of(const module_info& m, std::uintptr_t address) noexcept {
+std::uintptr_t segment_end_of(const loaded_module& m, std::uintptr_t address) noexcept {
     for (const auto& [b, e] : m.code)
         if (address >= b && address < e) return e;
     return 0;
@@ -260,7 +260,7 @@ void encode_function(wire_out& out, std::uintptr_t address) {
     // Batches carry the same function over and over: remember the last one per thread.
     thread_local identity last;
     if (last.address != address || address == 0) {
-        const module_info* m = modules().by_address(address);
+        const loaded_module* m = modules().by_address(address);
         if (!m) throw error("cojob: the task's function is not in the code of any loaded module");
         last = {address, m->name_hash, address - m->base, fingerprint(address, segment_end_of(*m, address))};
     }
@@ -272,7 +272,7 @@ std::uintptr_t decode_function(wire_in& in) {
     in(module, offset, print);
     thread_local identity last;
     if (last.module == module && last.offset == offset && last.print == print && last.address) return last.address;
-    const module_info* m = modules().by_name(module);
+    const loaded_module* m = modules().by_name(module);
     if (!m) throw wire_error("cojob: a task names a module this worker has not loaded");
     const std::uintptr_t address = m->base + offset;
     const std::uintptr_t end = segment_end_of(*m, address);

@@ -11,7 +11,7 @@
 #include <thread>
 
 namespace {
-int pid_after(int ms) {
+int role_pid_after(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return static_cast<int>(::getpid());
 }
@@ -28,7 +28,7 @@ namespace roles {
 int orphan_maker() {
     cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes, .batch_size = 1}};
     // Learn the worker pids first, then block both workers in long tasks.
-    auto pids = par(std::views::iota(0, 2) | std::views::transform([](int) { return cojob::delayed(pid_after)(100); }));
+    auto pids = par(std::views::iota(0, 2) | std::views::transform([](int) { return cojob::delayed(role_pid_after)(100); }));
     std::printf("%d %d\n", pids[0], pids[1]);
     std::fflush(stdout);
     (void)par(std::views::iota(0, 2) | std::views::transform([](int i) { return cojob::delayed(report_pid)(i); }));
@@ -38,7 +38,7 @@ int orphan_maker() {
 int forgetful_main() {
     try {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
-        (void)par(std::views::iota(0, 2) | std::views::transform([](int i) { return cojob::delayed(pid_after)(i); }));
+        (void)par(std::views::iota(0, 2) | std::views::transform([](int i) { return cojob::delayed(role_pid_after)(i); }));
         std::printf("ok\n");
         return 0;
     } catch (const cojob::worker_died& e) {

@@ -168,11 +168,7 @@ inline auto bulky_tasks(long n, long ms) {
     return std::views::iota(0L, n) | std::views::transform([ms](long i) { return cojob::delayed(bulky_after)(i, ms); });
 }
 
-inline std::vector<long> expected_squares(long n) {
-    std::vector<long> v;
-    for (long i = 0; i < n; ++i) v.push_back(i * i);
-    return v;
-}
+using stream_kit::expected_squares;
 
 /// Whether `pid` is a process that still runs (a zombie does not: its memory is gone).
 inline bool running(long pid) {

@@ -30,11 +30,10 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kit::run_coroutine;
-using stream_kit::square;
 
 namespace {
 
-using square_task = decltype(cojob::delayed(square)(0L));
+using square_task = decltype(cojob::delayed(stream_kit::square)(0L));
 
 /// What a producer saw: tasks it made, how far it ran ahead of `done`, how it was stopped.
 struct producer_log {
@@ -50,7 +49,7 @@ struct mark_gone {
     ~mark_gone() { log->gone = true; }
 };
 
-/// Yields delayed(square)(i) for i < n, waiting `gap` on a timer before each; throws instead of
+/// Yields delayed(stream_kit::square)(i) for i < n, waiting `gap` on a timer before each; throws instead of
 /// yielding `fail_at`; from `stall_at` on, waits a minute before the next task.
 cojob::async_generator<square_task> producer(producer_log* log, long n, std::chrono::milliseconds gap,
                                              long fail_at = -1, long stall_at = -1) {
@@ -67,7 +66,7 @@ cojob::async_generator<square_task> producer(producer_log* log, long n, std::chr
         if (i == fail_at) throw std::runtime_error("producer failed at " + std::to_string(i));
         ++log->made;
         log->max_ahead = std::max(log->max_ahead, log->made - log->done.load());
-        co_yield cojob::delayed(square)(i);
+        co_yield cojob::delayed(stream_kit::square)(i);
     }
 }
 

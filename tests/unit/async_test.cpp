@@ -45,7 +45,7 @@ auto async_squares(long n) {
     return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(async_square)(i); });
 }
 
-auto failing_at(long n, long bad) {
+auto async_failing_at(long n, long bad) {
     return std::views::iota(0L, n) | std::views::transform([bad](long i) {
                return cojob::delayed([bad](long k) {
                    if (k == bad) throw std::invalid_argument("bad " + std::to_string(k));
@@ -54,7 +54,7 @@ auto failing_at(long n, long bad) {
            });
 }
 
-std::vector<long> expected_squares(long n) {
+std::vector<long> expected_async_squares(long n) {
     std::vector<long> v;
     for (long i = 0; i < n; ++i) v.push_back(i * i);
     return v;
@@ -88,7 +88,7 @@ TEST_CASE("async_run with use_awaitable delivers every result in input order", "
             auto tasks = async_squares(500);
             results = co_await par.async_run(tasks, asio::use_awaitable);
         });
-        CHECK(results == expected_squares(500));
+        CHECK(results == expected_async_squares(500));
     }
 }
 
@@ -98,7 +98,7 @@ TEST_CASE("async_run with use_awaitable rethrows a task's exception with its ori
         cojob::parallel par{{.n_jobs = n_jobs}};
         std::string caught;
         run_coroutine([&]() -> asio::awaitable<void> {
-            auto tasks = failing_at(100, 30);
+            auto tasks = async_failing_at(100, 30);
             try {
                 (void)co_await par.async_run(tasks, asio::use_awaitable);
             } catch (const std::invalid_argument& e) {
@@ -117,12 +117,12 @@ TEST_CASE("async_run with use_future gives a future of the results", "[async][fu
     auto tasks = async_squares(300);
     std::future<std::vector<long>> f = par.async_run(tasks, asio::use_future);
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
-    CHECK(f.get() == expected_squares(300));
+    CHECK(f.get() == expected_async_squares(300));
 }
 
 TEST_CASE("async_run with use_future carries a task's exception with its original type", "[async][future][error]") {
     cojob::parallel par{{.n_jobs = 2}};
-    auto tasks = failing_at(50, 9);
+    auto tasks = async_failing_at(50, 9);
     auto f = par.async_run(tasks, asio::use_future);
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
     CHECK_THROWS_MATCHES(f.get(), std::invalid_argument, Catch::Message("bad 9"));
@@ -139,8 +139,8 @@ TEST_CASE("async_run with deferred, the default token, is launched by co_await",
         auto op2 = par.async_run(tasks, asio::deferred);
         explicit_deferred = co_await std::move(op2)(asio::use_awaitable);
     });
-    CHECK(by_default == expected_squares(64));
-    CHECK(explicit_deferred == expected_squares(64));
+    CHECK(by_default == expected_async_squares(64));
+    CHECK(explicit_deferred == expected_async_squares(64));
 }
 
 TEST_CASE("a deferred async_run does not start until it is launched", "[async][deferred]") {
@@ -173,13 +173,13 @@ TEST_CASE("async_run with a plain callback gets (exception_ptr, results)", "[asy
     });
     auto f = got.get_future();
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
-    CHECK(f.get() == expected_squares(100));
+    CHECK(f.get() == expected_async_squares(100));
 }
 
 TEST_CASE("a callback bound to an io_context runs on that io_context's thread", "[async][callback]") {
     asio::io_context ctx;
     cojob::parallel par{{.n_jobs = 2}};
-    auto tasks = failing_at(40, 12);
+    auto tasks = async_failing_at(40, 12);
     bool done = false;
     std::thread::id ran_on;
     std::exception_ptr error;
@@ -241,7 +241,7 @@ TEST_CASE("an rvalue range given to async_run is kept by the operation", "[async
     };
     auto f = par.async_run(make(), asio::use_future);
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
-    CHECK(f.get() == expected_squares(50));
+    CHECK(f.get() == expected_async_squares(50));
 }
 
 TEST_CASE("async_run consumes the input range on the thread that runs the handler's executor", "[async][input]") {
@@ -296,7 +296,7 @@ TEST_CASE("several parallel objects run async calls at once on an io_context wit
     for (auto& p : pars) {
         asio::co_spawn(ctx, [&, par = p.get()]() -> asio::awaitable<void> {
             for (int round = 0; round < 3; ++round)
-                if (co_await par->async_run(tasks, asio::use_awaitable) == expected_squares(2000)) ++correct;
+                if (co_await par->async_run(tasks, asio::use_awaitable) == expected_async_squares(2000)) ++correct;
             ++done;
         }, asio::detached);
     }
@@ -386,7 +386,7 @@ TEST_CASE("cancelling through a bound cancellation slot completes with operation
         auto tasks = async_squares(20);
         again = co_await par.async_run(tasks, asio::use_awaitable);
     });
-    CHECK(again == expected_squares(20));
+    CHECK(again == expected_async_squares(20));
 }
 
 TEST_CASE("cancelling a co_await'ed async_run throws operation_aborted in the coroutine", "[async][cancel]") {

@@ -34,7 +34,7 @@ long uneven_square(long i) {
     return i * i;
 }
 
-auto uneven_squares(long n) {
+auto varied_squares(long n) {
     return std::views::iota(0L, n) | std::views::transform([](long i) { return cojob::delayed(uneven_square)(i); });
 }
 
@@ -57,7 +57,7 @@ TEST_CASE("a blocking call returns every result in input order for any n_jobs an
             for (long n : {0L, 1L, 1000L}) {
                 INFO("n_jobs=" << n_jobs << " batch_size=" << batch_names[b] << " tasks=" << n);
                 cojob::parallel par{{.n_jobs = n_jobs, .batch_size = batch_sizes[b]}};
-                const std::vector<long> r = par(uneven_squares(n));
+                const std::vector<long> r = par(varied_squares(n));
                 REQUIRE(r.size() == static_cast<std::size_t>(n));
                 for (long i = 0; i < n; ++i) REQUIRE(r[static_cast<std::size_t>(i)] == i * i);
             }
@@ -334,10 +334,10 @@ TEST_CASE("a parallel object keeps its workers across calls and releases them wh
     const std::size_t before = kit::thread_count();
     {
         cojob::parallel par{{.n_jobs = 2}};
-        REQUIRE(par(uneven_squares(100)).size() == 100);
+        REQUIRE(par(varied_squares(100)).size() == 100);
         const std::size_t after_first = kit::thread_count();
         CHECK(after_first <= before + 2);
-        for (int call = 0; call < 5; ++call) REQUIRE(par(uneven_squares(100)).size() == 100);
+        for (int call = 0; call < 5; ++call) REQUIRE(par(varied_squares(100)).size() == 100);
         CHECK(kit::thread_count() <= after_first);  // no new threads per call
     }
     CHECK(kit::eventually([&] { return kit::thread_count() <= before; }, 5s));
@@ -357,7 +357,7 @@ TEST_CASE("the progress callback sees completed counts rise to the total and fin
                                  events.push_back(e);
                                  threads.insert(std::this_thread::get_id());
                              }}};
-        REQUIRE(par(uneven_squares(25)).size() == 25);
+        REQUIRE(par(varied_squares(25)).size() == 25);
         REQUIRE_FALSE(events.empty());
         for (std::size_t i = 1; i < events.size(); ++i) CHECK(events[i].completed >= events[i - 1].completed);
         for (const auto& e : events) {
@@ -391,7 +391,7 @@ TEST_CASE("for an unsized input the progress total is known once the input ran o
 TEST_CASE("an empty call still reports that it finished", "[parallel][progress]") {
     std::vector<cojob::progress_event> events;
     cojob::parallel par{{.n_jobs = 2, .progress = [&](const cojob::progress_event& e) { events.push_back(e); }}};
-    CHECK(par(uneven_squares(0)).empty());
+    CHECK(par(varied_squares(0)).empty());
     REQUIRE_FALSE(events.empty());
     CHECK(events.back().finished);
     CHECK(events.back().completed == 0);

@@ -99,15 +99,15 @@ TEST_CASE("a stream over an empty input ends at once", "[stream]") {
 TEST_CASE("a stream takes a range by value and a one-pass input lazily", "[stream]") {
     watchdog dog(30s, "lazy input");
     cojob::parallel par{{.n_jobs = 2, .pre_dispatch = 3, .batch_size = 1}};
-    std::vector<decltype(cojob::delayed(square)(0L))> owned;
-    for (long i = 0; i < 10; ++i) owned.push_back(cojob::delayed(square)(i));
+    std::vector<decltype(cojob::delayed(stream_kit::square)(0L))> owned;
+    for (long i = 0; i < 10; ++i) owned.push_back(cojob::delayed(stream_kit::square)(i));
     auto s = par.stream(std::move(owned));
     long sum = 0;
     for (auto&& r : s) sum += r;
     CHECK(sum == 285);
 
     kit::producer_log log;
-    kit::input_generator gen(50, [](std::size_t i) { return cojob::delayed(square)(static_cast<long>(i)); }, &log);
+    kit::input_generator gen(50, [](std::size_t i) { return cojob::delayed(stream_kit::square)(static_cast<long>(i)); }, &log);
     std::size_t seen = 0;
     for (auto&& r : par.stream(gen)) {
         (void)r;
