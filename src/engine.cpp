@@ -84,29 +84,62 @@ std::size_t engine::cancel_all() {
     return told;
 }
 
+namespace {
+
+/// The failure slots this thread has, erased when it ends.
+class thread_slots {
+public:
+    thread_slots() = default;
+    thread_slots(const thread_slots&) = delete;
+    thread_slots& operator=(const thread_slots&) = delete;
+    ~thread_slots() {
+        const auto id = std::this_thread::get_id();
+        for (auto& weak : held_)
+            if (auto slots = weak.lock()) {
+                std::lock_guard lock(slots->mutex);
+                slots->by_thread.erase(id);
+            }
+    }
+    void add(const std::shared_ptr<failure_slots>& slots) {
+        std::erase_if(held_, [](const auto& w) { return w.expired(); });  // engines gone since
+        held_.push_back(slots);
+    }
+
+private:
+    std::vector<std::weak_ptr<failure_slots>> held_;
+};
+
+thread_local thread_slots this_thread_slots;
+
+}  // namespace
+
 const std::optional<task_failure>& engine::last_failure() const {
     static const std::optional<task_failure> none;
-    std::lock_guard lock(mutex_);
-    const auto it = failures_.find(std::this_thread::get_id());
-    return it == failures_.end() ? none : it->second;
+    std::lock_guard lock(failures_->mutex);
+    const auto it = failures_->by_thread.find(std::this_thread::get_id());
+    return it == failures_->by_thread.end() ? none : it->second;
 }
 
 void engine::set_last_failure(std::optional<task_failure> f) {
     std::optional<task_failure>* slot = nullptr;
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(failures_->mutex);
         const auto id = std::this_thread::get_id();
-        if (f) {
-            slot = &failures_[id];
-        } else {
-            // A thread gets a slot only once a call of its own fails: a service whose handlers
-            // come and go on fresh threads leaves no slot behind for each of them.
-            const auto it = failures_.find(id);
-            if (it == failures_.end()) return;
-            slot = &it->second;
+        auto it = failures_->by_thread.find(id);
+        if (it == failures_->by_thread.end()) {
+            // A thread gets a slot only once a call of its own fails.
+            if (!f) return;
+            it = failures_->by_thread.try_emplace(id).first;
+            this_thread_slots.add(failures_);
         }
+        slot = &it->second;
     }
     *slot = std::move(f);  // only this thread writes its slot
+}
+
+std::size_t engine::failure_slot_count() const {
+    std::lock_guard lock(failures_->mutex);
+    return failures_->by_thread.size();
 }
 
 }  // namespace cojob::detail

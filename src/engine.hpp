@@ -25,6 +25,15 @@ namespace cojob::detail {
 
 class call_state;
 
+/// Each thread's last failure. Nodes of a std::map stay where they are, so a thread reads its own
+/// slot unlocked. A thread has a slot once one of its calls failed, and the slot goes when the
+/// thread ends (engine.cpp): threads that come and go leave none behind, and a new thread that
+/// gets an ended one's id does not see its failure.
+struct failure_slots {
+    std::mutex mutex;
+    std::map<std::thread::id, std::optional<task_failure>> by_thread;
+};
+
 class engine {
 public:
     /// With its own workers.
@@ -62,6 +71,8 @@ public:
     /// each thread has its own slot, which only that thread writes.
     [[nodiscard]] const std::optional<task_failure>& last_failure() const;
     void set_last_failure(std::optional<task_failure> f);
+    /// Threads that have a failure slot now.
+    [[nodiscard]] std::size_t failure_slot_count() const;
 
 private:
     mutable std::mutex mutex_;
@@ -71,9 +82,7 @@ private:
     /// The running calls; the address is kept beside the weak pointer so that forgetting a call
     /// never locks it (the lock could be the call's last owner, and end it under mutex_).
     std::vector<std::pair<const call_state*, std::weak_ptr<call_state>>> calls_;
-    /// Nodes of a std::map stay where they are: a thread may read its own slot unlocked. A
-    /// thread has a slot once one of its calls failed (threads that only succeed add none).
-    std::map<std::thread::id, std::optional<task_failure>> failures_;
+    std::shared_ptr<failure_slots> failures_ = std::make_shared<failure_slots>();
 };
 
 }  // namespace cojob::detail

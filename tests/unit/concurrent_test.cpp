@@ -2,6 +2,7 @@
 // several threads, async_run from many coroutines, each with its own results, errors,
 // cancellation and failure context; a short call served while long ones keep the workers busy;
 // a stress run; and the round-robin queue the backends share workers through.
+#include "engine.hpp"
 #include "fair_queue.hpp"
 #include "kit.hpp"
 
@@ -271,4 +272,25 @@ TEST_CASE("fair_queue: a batch given back goes first in its call's lane, and tha
     q.push_front(&b, 1);  // into an empty queue
     CHECK(q.pop() == 1);
     CHECK(q.empty());
+}
+
+TEST_CASE("concurrent: a thread's last_failure slot goes when the thread ends", "[concurrent][error]") {
+    cojob::detail::engine eng{cojob::detail::resolve({.n_jobs = 1})};
+    cojob::task_failure failed;
+    failed.index = 3;
+    std::size_t seen_index = 0;
+    std::thread([&] {
+        eng.set_last_failure(failed);
+        seen_index = eng.last_failure() ? eng.last_failure()->index : 0;
+    }).join();
+    CHECK(seen_index == 3);
+    CHECK(eng.failure_slot_count() == 0);  // its thread ended
+    std::thread([&] { eng.set_last_failure(std::nullopt); }).join();  // succeeded only: no slot
+    CHECK(eng.failure_slot_count() == 0);
+    eng.set_last_failure(failed);  // this thread lives on: its slot stays
+    CHECK(eng.failure_slot_count() == 1);
+    REQUIRE(eng.last_failure().has_value());
+    CHECK(eng.last_failure()->index == 3);
+    eng.set_last_failure(std::nullopt);  // a later success on the same thread empties it
+    CHECK_FALSE(eng.last_failure().has_value());
 }
