@@ -71,10 +71,10 @@ void worker_output::start() {
 void worker_output::wait(stream& s) {
     if (!s.watch) return;
     s.watch->async_wait(asio::posix::stream_descriptor::wait_read,
-                        [self = shared_from_this(), which = &s == &out_, epoch = epoch_](boost::system::error_code ec) {
+                        [self = shared_from_this(), which = &s == &out_](boost::system::error_code ec) {
                             const pool_guard::held lock(*self->guard_);
                             stream& s = which ? self->out_ : self->err_;
-                            if (ec || self->epoch_ != epoch || !s.watch) return;
+                            if (ec || !s.watch) return;  // shut since it was queued
                             if (self->read(s))
                                 self->wait(s);
                             else
@@ -144,7 +144,6 @@ void worker_output::drain() noexcept {
 
 void worker_output::close() noexcept {
     drain();
-    ++epoch_;
     shut(out_);
     shut(err_);
 }

@@ -9,7 +9,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -59,8 +58,7 @@ private:
 
     std::shared_ptr<pool_guard> guard_;
     stream out_, err_;
-    std::string err_seen_;     ///< the end of what went to stderr, for the tail
-    std::uint64_t epoch_ = 0;  ///< bumps at close(): handlers already queued see it
+    std::string err_seen_;  ///< the end of what went to stderr, for the tail
 };
 
 }  // namespace cojob::detail::process
