@@ -1,0 +1,336 @@
+// bench/bench_steady.cpp - steady speed: each figure next to the machine's floor for the same
+// work, measured in the same run, alternating the two, so that a ratio means the same on any
+// machine. With busy=on (the default runs both) a CPU-bound neighbour process, started and
+// stopped by this program, shares the machine while the one-task cases run.
+//
+// Figures (median of `runs` alternated runs unless said otherwise):
+//   threads   1e6 tiny tasks, n_jobs=2 threads, warm   / two plain threads filling fresh storage
+//   jitter    max / median over `calls` consecutive calls of one new object (first included),
+//             the worst of three objects
+//   seq       1e6 tiny tasks, n_jobs=1, new object      / a plain loop filling a fresh vector
+//   proc_call one trivial task, processes, warm pool    / a one-byte pipe round trip between two
+//             processes (quiet, and beside the busy neighbour)
+// Arguments, key=value: n=1000000 runs=9 calls=25 one_task=2000 busy=both|on|off tsv=FILE
+#include <cojob/cojob.hpp>
+
+#include "bench_kit.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace steady {
+
+[[gnu::noinline]] double root(double x) { return std::sqrt(x); }
+[[gnu::noinline]] int next(int x) { return x + 1; }
+
+}  // namespace steady
+
+namespace {
+
+using bench_kit::clock_type;
+using bench_kit::median;
+using bench_kit::seconds_since;
+
+volatile double sink = 0;  // results are folded in, so no run can be optimized away
+
+auto tiny(int n) {
+    return std::views::iota(0, n) | std::views::transform([](int i) { return cojob::delayed(steady::root)(double(i)); });
+}
+
+void expect_roots(const double* out, std::size_t size, int n, const char* what) {
+    if (size != static_cast<std::size_t>(n)) throw std::runtime_error(std::string(what) + ": wrong result count");
+    for (int i : {0, n / 3, n - 1})
+        if (out[i] != std::sqrt(double(i))) throw std::runtime_error(std::string(what) + ": wrong result");
+    sink = sink + out[n - 1];
+}
+
+// --- floors -------------------------------------------------------------------------------------
+
+// A plain loop filling a fresh vector (ns/task).
+double plain_loop(int n) {
+    const auto t0 = clock_type::now();
+    std::vector<double> out;
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) out.push_back(steady::root(double(i)));
+    const double s = seconds_since(t0);
+    expect_roots(out.data(), out.size(), n, "plain loop");
+    return s * 1e9 / n;
+}
+
+// Two plain threads, started for the run, each filling its half of fresh storage (ns/task).
+double plain_threads(int n) {
+    const auto t0 = clock_type::now();
+    std::unique_ptr<double[]> out(new double[static_cast<std::size_t>(n)]);
+    const auto fill = [&out](int from, int to) {
+        for (int i = from; i < to; ++i) out[static_cast<std::size_t>(i)] = steady::root(double(i));
+    };
+    std::thread a(fill, 0, n / 2), b(fill, n / 2, n);
+    a.join();
+    b.join();
+    const double s = seconds_since(t0);
+    expect_roots(out.get(), static_cast<std::size_t>(n), n, "two plain threads");
+    return s * 1e9 / n;
+}
+
+// One-byte round trips between this process and a child that echoes (µs per round trip).
+std::vector<double> pipe_round_trips(int count) {
+    int to_child[2], to_parent[2];
+    if (::pipe(to_child) != 0 || ::pipe(to_parent) != 0) throw std::runtime_error("pipe failed");
+    const pid_t child = ::fork();
+    if (child < 0) throw std::runtime_error("fork failed");
+    if (child == 0) {
+        ::close(to_child[1]);  // else its own copy would keep the read below from ever ending
+        ::close(to_parent[0]);
+        char c;
+        while (::read(to_child[0], &c, 1) == 1 && ::write(to_parent[1], &c, 1) == 1) {
+        }
+        ::_exit(0);
+    }
+    ::close(to_child[0]);
+    ::close(to_parent[1]);
+    std::vector<double> us;
+    char c = 'x';
+    for (int i = 0; i < count + count / 10; ++i) {
+        const auto t0 = clock_type::now();
+        if (::write(to_child[1], &c, 1) != 1 || ::read(to_parent[0], &c, 1) != 1) throw std::runtime_error("echo failed");
+        if (i >= count / 10) us.push_back(seconds_since(t0) * 1e6);
+    }
+    ::close(to_child[1]);
+    ::close(to_parent[0]);
+    ::waitpid(child, nullptr, 0);
+    return us;
+}
+
+// --- the busy neighbour -------------------------------------------------------------------------
+
+// A child process that spins on one CPU until this object goes.
+class busy_neighbour {
+public:
+    busy_neighbour() {
+        pid_ = ::fork();
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            volatile unsigned long spin = 0;
+            for (;;) spin = spin + 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it settle on a CPU
+    }
+    ~busy_neighbour() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    busy_neighbour(const busy_neighbour&) = delete;
+    busy_neighbour& operator=(const busy_neighbour&) = delete;
+
+private:
+    pid_t pid_ = -1;
+};
+
+// --- cases --------------------------------------------------------------------------------------
+
+double cojob_call(cojob::parallel& par, int n, const char* what) {
+    const auto t0 = clock_type::now();
+    std::vector<double> out = par(tiny(n));
+    const double s = seconds_since(t0);
+    expect_roots(out.data(), out.size(), n, what);
+    return s * 1e9 / n;
+}
+
+double fresh_sequential(int n) {
+    const auto t0 = clock_type::now();
+    std::vector<double> out;
+    {
+        cojob::parallel par{{.n_jobs = 1}};
+        out = par(tiny(n));
+    }
+    const double s = seconds_since(t0);
+    expect_roots(out.data(), out.size(), n, "n_jobs=1");
+    return s * 1e9 / n;
+}
+
+std::vector<double> one_task_calls(cojob::parallel& par, int count) {
+    const auto one = std::views::single(0) | std::views::transform([](int x) { return cojob::delayed(steady::next)(x); });
+    std::vector<double> us;
+    for (int i = 0; i < count + count / 10; ++i) {
+        const auto t0 = clock_type::now();
+        const std::vector<int> r = par(one);
+        const double s = seconds_since(t0);
+        if (r.size() != 1 || r[0] != 1) throw std::runtime_error("one task: wrong result");
+        if (i >= count / 10) us.push_back(s * 1e6);  // the first tenth warms up
+    }
+    return us;
+}
+
+struct figure {
+    std::string id, name;
+    double value = 0, floor = 0;  // the ratio is value / floor
+    std::string unit;
+    double target_ratio = 0;      // 0: none
+    double target_value = 0;      // 0: none (an absolute bound the issue also names)
+};
+
+struct config {
+    int n = 1'000'000, runs = 9, calls = 25, one_task = 2000;
+    std::string busy = "both", tsv;
+};
+
+config parse(int argc, char** argv) {
+    config c;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const auto eq = arg.find('=');
+        if (eq == std::string::npos) throw std::invalid_argument("expected key=value, got " + arg);
+        const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+        if (key == "busy") {
+            if (value != "both" && value != "on" && value != "off") throw std::invalid_argument("busy: both, on or off");
+            c.busy = value;
+        } else if (key == "tsv") {
+            c.tsv = value;
+        } else {
+            const int v = std::stoi(value);
+            if (v < 1) throw std::invalid_argument(key + " must be >= 1");
+            if (key == "n") c.n = v;
+            else if (key == "runs") c.runs = v;
+            else if (key == "calls") c.calls = v;
+            else if (key == "one_task") c.one_task = v;
+            else throw std::invalid_argument("unknown argument " + key + " (known: n, runs, calls, one_task, busy, tsv)");
+        }
+    }
+    return c;
+}
+
+// Runs `a` and `b` alternately `runs` times each (after one warm-up of each); their medians.
+std::pair<double, double> alternated(int runs, const std::function<double()>& a, const std::function<double()>& b) {
+    std::vector<double> va, vb;
+    a();
+    b();
+    for (int r = 0; r < runs; ++r) {
+        va.push_back(a());
+        vb.push_back(b());
+    }
+    return {median(va), median(vb)};
+}
+
+void per_task_figures(const config& c, std::vector<figure>& out) {
+    cojob::parallel warm{{.n_jobs = 2, .backend = cojob::backend::threads}};
+    const auto [threads, two_threads] =
+        alternated(c.runs, [&] { return cojob_call(warm, c.n, "threads"); }, [&] { return plain_threads(c.n); });
+    out.push_back({"threads", "1e6 tiny tasks, n_jobs=2 threads, warm (floor: two plain threads, fresh storage)",
+                   threads, two_threads, "ns/task", 2.0, 0});
+
+    double worst = 0, at_worst = 0;
+    for (int object = 0; object < 3; ++object) {
+        cojob::parallel fresh{{.n_jobs = 2, .backend = cojob::backend::threads}};
+        std::vector<double> v;
+        for (int i = 0; i < c.calls; ++i) v.push_back(cojob_call(fresh, c.n, "threads, new object"));
+        const double m = median(v), ratio = *std::max_element(v.begin(), v.end()) / m;
+        if (ratio > worst / std::max(at_worst, 1e-12) || object == 0) {
+            worst = *std::max_element(v.begin(), v.end());
+            at_worst = m;
+        }
+    }
+    out.push_back({"jitter", "slowest of " + std::to_string(c.calls) +
+                                 " consecutive calls of a new threads object (floor: their median; worst of 3)",
+                   worst, at_worst, "ns/task", 2.0, 0});
+
+    const auto [seq, loop] =
+        alternated(c.runs, [&] { return fresh_sequential(c.n); }, [&] { return plain_loop(c.n); });
+    out.push_back({"seq", "1e6 tiny tasks, n_jobs=1, new object (floor: a plain loop, fresh vector)", seq, loop,
+                   "ns/task", 2.0, 0});
+}
+
+void one_task_figures(const config& c, bool busy, std::vector<figure>& out) {
+    cojob::parallel procs{{.n_jobs = 2, .backend = cojob::backend::processes}};
+    cojob::parallel threads{{.n_jobs = 2, .backend = cojob::backend::threads}};
+    (void)one_task_calls(procs, 20);  // the workers start here
+    std::unique_ptr<busy_neighbour> neighbour;
+    if (busy) neighbour = std::make_unique<busy_neighbour>();
+    // Alternated in blocks of a tenth, so both see the same machine.
+    std::vector<double> p, t, floor;
+    const int block = std::max(c.one_task / 10, 1);
+    for (int k = 0; k < 10; ++k) {
+        for (double v : one_task_calls(procs, block)) p.push_back(v);
+        for (double v : one_task_calls(threads, block)) t.push_back(v);
+        for (double v : pipe_round_trips(block)) floor.push_back(v);
+    }
+    const std::string where = busy ? ", beside a busy process" : ", quiet";
+    out.push_back({busy ? "proc_call_busy" : "proc_call", "one task, processes, warm pool" + where +
+                                                               " (floor: a one-byte pipe round trip)",
+                   median(p), median(floor), "µs/call", 0, busy ? 20.0 : 0});
+    out.push_back({busy ? "thread_call_busy" : "thread_call",
+                   "one task, threads, warm pool" + where + " (floor: a one-byte pipe round trip)", median(t),
+                   median(floor), "µs/call", 0, 0});
+}
+
+double cpus_free() {
+    // CPU time two spinning threads get in 100 ms, per wall second.
+    std::atomic<bool> stop{false};
+    const auto cpu0 = std::clock();
+    const auto t0 = clock_type::now();
+    std::vector<std::thread> spin;
+    for (int i = 0; i < 2; ++i)
+        spin.emplace_back([&stop] {
+            while (!stop.load(std::memory_order_relaxed)) {
+            }
+        });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop = true;
+    for (auto& s : spin) s.join();
+    return double(std::clock() - cpu0) / CLOCKS_PER_SEC / seconds_since(t0);
+}
+
+int run(const config& c) {
+    std::printf("## cojob steady-speed benchmark\n\n- %d CPUs usable; %d alternated runs per per-task figure; "
+                "CPUs two spinning threads could get before: %.2f\n\n",
+                cojob::cpu_count(), c.runs, cpus_free());
+    std::vector<figure> figures;
+    per_task_figures(c, figures);
+    if (c.busy != "on") one_task_figures(c, false, figures);
+    if (c.busy != "off") one_task_figures(c, true, figures);
+    std::printf("| figure | value | floor | ratio | target | verdict |\n|---|---|---|---|---|---|\n");
+    for (const auto& f : figures) {
+        const double ratio = f.value / f.floor;
+        std::string target = "—", verdict = "—";
+        if (f.target_ratio > 0) {
+            target = "ratio ≤ " + std::to_string(f.target_ratio).substr(0, 3);
+            verdict = ratio <= f.target_ratio ? "met" : "**missed**";
+        } else if (f.target_value > 0) {
+            target = "≤ " + std::to_string(int(f.target_value)) + " " + f.unit;
+            verdict = f.value <= f.target_value ? "met" : "**missed**";
+        }
+        std::printf("| %s | %.2f %s | %.2f %s | %.2f× | %s | %s |\n", f.name.c_str(), f.value, f.unit.c_str(), f.floor,
+                    f.unit.c_str(), ratio, target.c_str(), verdict.c_str());
+    }
+    if (!c.tsv.empty()) {
+        std::ofstream tsv(c.tsv);
+        for (const auto& f : figures) tsv << f.id << '\t' << f.value << '\t' << f.floor << '\t' << f.unit << '\n';
+        if (!tsv) throw std::runtime_error("cannot write " + c.tsv);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    cojob::init(argc, argv);
+    try {
+        return run(parse(argc, argv));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_steady: %s\n", e.what());
+        return 1;
+    }
+}
