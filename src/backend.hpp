@@ -59,8 +59,10 @@ public:
     /// Never throws: a batch that cannot be run comes back through `call_state::finished` with
     /// its `error` set, as a failing task's would.
     virtual void submit(std::unique_ptr<batch_base> batch, std::shared_ptr<call_state> call) noexcept = 0;
-    /// Runs, on the calling thread, one queued batch of `call` if one waits (work helping
-    /// for blocking calls made from inside a worker). Returns whether it ran one.
+    /// Called by a blocking call's thread while it waits: does there, without waiting, work
+    /// that brings `call` closer to its end. Threads run one queued batch of `call` (work
+    /// helping for calls made from inside a worker); processes read the answers that came.
+    /// Returns whether it did any.
     virtual bool help(const call_state& /*call*/) { return false; }
 
     /// Before the first batch of a call (on its executor); may refuse the call by throwing.

@@ -46,8 +46,9 @@ public:
                call_hooks hooks);
 
     /// A blocking call: runs the engine's io_context on this thread until `ready()` holds.
-    /// Handlers first; then, inside a worker, queued batches of this call (work helping); then
-    /// a short spin, since completions often follow closely; then sleep until the next handler.
+    /// Handlers first; then what the backend can do for this call here (backend_base::help);
+    /// then a short spin doing the same, since completions often follow closely; then sleep
+    /// until the next handler.
     template <class Ready>
     void drive(Ready ready);
     /// A blocking call that has ended with batches still out: runs what came back meanwhile
@@ -82,11 +83,11 @@ void call_driver::drive(Ready ready) {
     if (watch_) ctx.poll();
     while (!ready()) {
         if (ctx.poll() > 0) continue;
-        if (call_ && eng_->backend->help(*call_)) continue;  // inside a worker: run our own queued batches
+        if (call_ && eng_->backend->help(*call_)) continue;
         const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
         bool ran = false;
         while (!ready() && std::chrono::steady_clock::now() < spin_until) {
-            if (ctx.poll() > 0) {
+            if (ctx.poll() > 0 || (call_ && eng_->backend->help(*call_))) {
                 ran = true;
                 break;
             }

@@ -1,15 +1,11 @@
 // src/fresh_storage.hpp - private: how cojob::detail::fresh_storage makes fresh storage cheap to
-// fill (compiled in src/elements.cpp; the two parts are declared here for the tests).
+// fill (compiled in src/elements.cpp; its helper is declared here for the tests; the huge-page
+// advice, in cojob/detail/elements.hpp).
 #pragma once
 
 #include <cstddef>
 
 namespace cojob::detail {
-
-/// Asks for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes): filling
-/// a fresh multi-megabyte vector then takes a few page faults instead of thousands, which
-/// halves its cost on this kind of machine. Best effort.
-void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
 /// While it lives, a helper thread faults in the back half of [p, p + bytes), fresh storage
 /// that the caller is about to fill from its front. The kernel clears a fresh page when it is

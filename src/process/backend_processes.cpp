@@ -123,6 +123,14 @@ public:
         pump();
     }
 
+    bool help(const call_state& call) override {
+        const pool_guard::held lock(*guard_);
+        bool answered = false;
+        for (auto& w : pool_)
+            if (!w->dead() && w->serves(call)) answered = w->poll_responses() || answered;
+        return answered;
+    }
+
     /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
     /// SIGINT for itself.
     std::unique_ptr<call_watch> watch_interrupts(asio::io_context& ctx, std::weak_ptr<call_state> call) override {

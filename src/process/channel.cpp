@@ -150,6 +150,7 @@ void channel::unbind() noexcept {
     // A wait that completed before release() still runs its handler (already queued on the
     // I/O thread): the new epoch makes it a no-op instead of a read through a null rd_.
     ++epoch_;
+    read_armed_ = false;
     if (rd_) (void)rd_->release();
     if (wr_) (void)wr_->release();
     rd_.reset();
@@ -180,11 +181,22 @@ void channel::write_more() {
 }
 
 void channel::wait_readable() {
+    if (read_armed_) return;  // poll_responses reads too, and finds the wait already pending
+    read_armed_ = true;
     rd_->async_wait(asio::posix::stream_descriptor::wait_read,
                     [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
                         const pool_guard::held lock(*self->guard_);
-                        if (!ec && self->epoch_ == epoch && !self->dead_) self->read_more();
+                        if (self->epoch_ != epoch) return;
+                        self->read_armed_ = false;
+                        if (!ec && !self->dead_) self->read_more();
                     });
+}
+
+bool channel::poll_responses() {
+    if (dead_ || jobs_.empty()) return false;
+    const std::size_t waiting = jobs_.size();
+    read_more();
+    return dead_ || jobs_.size() != waiting;
 }
 
 void channel::read_more() {

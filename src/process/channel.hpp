@@ -89,6 +89,10 @@ public:
     /// Kills the worker for its call (error, timeout, cancellation): its end of file brings
     /// its batches back.
     void interrupt() noexcept;
+    /// Reads the responses that have come, without waiting: a thread that waits for its call
+    /// does the I/O thread's work itself, which spares a hand-over between threads. Returns
+    /// whether a batch went back (answered, or lost with the worker).
+    bool poll_responses();
     /// Copies the task it runs, and since when, into its running batch if that is `call`'s.
     void publish_progress(const call_state& call) noexcept;
     /// An idle worker killed on purpose, or dead while nobody was looking (OOM killer, a
@@ -141,6 +145,7 @@ private:
     bool dead_ = false;         ///< reaped or being replaced
     bool interrupted_ = false;  ///< killed on purpose for its call
     std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
+    bool read_armed_ = false;   ///< a wait for its response pipe is pending (one at most)
 
     std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< on the I/O thread's io_context
     std::shared_ptr<worker_output> output_;  ///< its standard output and error, relayed

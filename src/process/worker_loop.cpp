@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -62,6 +63,8 @@ void wait_for_request(int fd) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
     while (std::chrono::steady_clock::now() < until) {
         if (::poll(&p, 1, 0) > 0) return;
+        // On a busy machine the parent may need this CPU to read the answer just written.
+        ::sched_yield();
     }
     while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
     }

@@ -5,6 +5,7 @@
 
 #include <cojob/delayed.hpp>
 #include <cojob/detail/describe.hpp>
+#include <cojob/detail/elements.hpp>
 #include <cojob/detail/wire.hpp>
 #include <cojob/errors.hpp>
 
@@ -256,6 +257,11 @@ protected:
         staging_.push_back(std::forward<U>(task));
         ++pulled;
     }
+    /// Stages one more task; the caller counts it in `pulled`.
+    template <class U>
+    void stage_one(U&& task) {
+        staging_.push_back(std::forward<U>(task));
+    }
     /// Room for n more tasks, in one allocation instead of regrowth per task.
     void reserve_more(std::size_t n) { staging_.reserve(staging_.size() + n); }
     /// Counts what fill staged.
@@ -287,27 +293,43 @@ public:
     }
 
     std::size_t fill(std::size_t n) override {
-        std::size_t got = 0;
+        if (this->exhausted || n == 0) return 0;
         const auto& total = this->total;
-        this->reserve_more(total ? std::min(n, *total - this->pulled) : std::min<std::size_t>(n, 1 << 16));
-        while (got < n && !this->exhausted) {
-            // Advance lazily, just before taking the next task, so a generator-like range
-            // produces nothing beyond what the window asks for.
-            if (!it_) it_.emplace(std::ranges::begin(range_));
-            else ++*it_;
-            if (*it_ == std::ranges::end(range_)) {
+        // A sized input needs no step past its end: at most what is left of it.
+        if (total) n = std::min(n, *total - this->pulled);
+        this->reserve_more(total ? n : std::min<std::size_t>(n, 1 << 16));
+        // Advance lazily, just before taking the next task, so a generator-like range produces
+        // nothing beyond what the window asks for. The iterator lives in a local while the loop
+        // runs: kept in the member, every step would store and reload it.
+        struct progress {  // written back however the loop ends (the input may throw)
+            range_source& self;
+            std::ranges::iterator_t<Range> it;
+            bool started;
+            std::size_t got = 0;
+            ~progress() {
+                if (started) self.it_.emplace(std::move(it));
+                self.pulled += got;
+                if (self.total && self.pulled == *self.total) self.exhausted = true;
+                self.staged_now();
+            }
+        };
+        const bool resumed = it_.has_value();
+        progress p{*this, resumed ? std::move(*it_) : std::ranges::begin(range_), resumed};
+        it_.reset();
+        const auto end = std::ranges::end(range_);
+        for (; p.got < n; ++p.got) {
+            if (p.started) ++p.it;
+            p.started = true;
+            if (p.it == end) {
                 this->exhausted = true;
                 break;
             }
             if constexpr (owns_elements)
-                this->stage(std::ranges::iter_move(*it_));  // an rvalue range: move its tasks out
+                this->stage_one(std::ranges::iter_move(p.it));  // an rvalue range: move its tasks out
             else
-                this->stage(**it_);
-            ++got;
-            if (total && this->pulled == *total) this->exhausted = true;  // no need to step past the end
+                this->stage_one(*p.it);
         }
-        this->staged_now();
-        return got;
+        return p.got;
     }
 
 private:
@@ -357,13 +379,21 @@ struct list_sink final : sink_base {
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> out;
 
     void expect(std::size_t results) override {
-        if constexpr (!std::is_void_v<result>) out.reserve(results);
+        if constexpr (!std::is_void_v<result>) {
+            out.reserve(results);
+            // Filled as batches come, on the caller's thread: fewer page faults there.
+            if (results * sizeof(result) >= huge_fill_bytes) advise_huge_pages(out.data(), results * sizeof(result));
+        }
     }
     void accept(batch_base& b) override {
         if constexpr (!std::is_void_v<result>) {
             auto& r = static_cast<typed_batch<Task>&>(b).results;
-            // push_back, not insert: results need not be assignable.
-            for (auto& v : r) out.push_back(std::move(v));
+            if constexpr (std::is_trivially_copyable_v<result> && std::is_copy_assignable_v<result>) {
+                out.insert(out.end(), r.begin(), r.end());  // one copy of the whole run
+            } else {
+                // push_back, not insert: results need not be assignable.
+                for (auto& v : r) out.push_back(std::move(v));
+            }
         }
     }
 };
