@@ -278,7 +278,8 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
             trace_load();
         }
     }
-    sizer_.completed(b->size, static_cast<double>(now_ns - b->dispatched_ns) * 1e-9);
+    const std::int64_t since_ns = b->started_ns ? b->started_ns : b->dispatched_ns;
+    sizer_.completed(b->size, static_cast<double>(now_ns - since_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && !sink_.streaming()) {
         report_failure(*b);  // a list: the first failure ends the call

@@ -185,6 +185,36 @@ TEST_CASE("concurrent: a one-task call is served while a long call keeps every w
     long_call.join();
 }
 
+TEST_CASE("concurrent: a call's auto batch size grows though its batches wait behind another call's",
+          "[concurrent][fair][batch]") {
+    kit::watchdog dog(120s, "batch sizing beside a long call");
+    // A long call of 5 ms tasks keeps both workers busy; round robin, every batch of the tiny call
+    // waits about one of them in the queue. Timed from its dispatch, each tiny batch would look
+    // 5 ms long and stay one task (2,000 batches); timed from its start, it grows.
+    cojob::pool workers{2, cojob::backend::threads};
+    std::atomic<std::size_t> last_batch{0};
+    cojob::parallel tiny{workers, {.on_task = [&last_batch](const cojob::task_event& e) {
+                                       if (e.batch > last_batch) last_batch = e.batch;
+                                   }}};
+    cojob::parallel slow{workers};
+    std::atomic<bool> tiny_done{false};
+    std::atomic<long> started{0};
+    std::thread long_call([&] {
+        (void)slow(std::views::iota(0L, 2000L) | std::views::transform([&](long i) {
+                       return cojob::delayed([&](long k) {
+                           ++started;
+                           if (!tiny_done) std::this_thread::sleep_for(5ms);
+                           return k;
+                       })(i);
+                   }));
+    });
+    REQUIRE(kit::eventually([&] { return started.load() >= 4; }, 20s));
+    CHECK(tiny(tagged(2000, 7)) == expected(2000, 7));
+    tiny_done = true;
+    long_call.join();
+    CHECK(last_batch.load() < 500);
+}
+
 TEST_CASE("concurrent: 1,000 short calls from 8 coroutines and 4 threads, nothing left behind", "[concurrent][stress]") {
     kit::watchdog dog(120s, "stress");
     kit::counts counts;

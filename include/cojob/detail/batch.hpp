@@ -50,6 +50,9 @@ struct batch_base {
     std::size_t completed = 0;       ///< tasks that returned (their results are stored)
     std::exception_ptr error;        ///< what task `completed` threw, if any
     std::int64_t dispatched_ns = 0;  ///< steady clock, set by the scheduler
+    /// When it began to run, where run() runs it (0: elsewhere, or not yet). Batch sizing measures
+    /// from here: the wait in a queue shared with other calls says nothing of the batch's size.
+    std::int64_t started_ns = 0;
     std::size_t number = 0;          ///< the batch's place in the call's dispatch order
 
     // With per-task events: when each task ran, and where.
@@ -85,7 +88,7 @@ protected:
     void reset_base() noexcept {
         first = size = completed = 0;
         error = nullptr;
-        dispatched_ns = 0;
+        dispatched_ns = started_ns = 0;
         number = 0;
         running.store(0, std::memory_order_relaxed);
         running_since.store(0, std::memory_order_relaxed);
@@ -126,6 +129,7 @@ struct typed_batch final : batch_base {
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> results;
 
     void run(const std::atomic<bool>& stop, bool track) noexcept override {
+        started_ns = now_ns();
         try {
             if constexpr (!std::is_void_v<result>) results.reserve(tasks.size());
             if (record_times) times.reserve(2 * tasks.size());  // no allocation between tasks
