@@ -15,6 +15,8 @@
 //   tsv=FILE         also write `id<TAB>value<TAB>unit` lines (for run_side_by_side.sh)
 #include <cojob/cojob.hpp>
 
+#include "bench_kit.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,25 +85,7 @@ std::string load_average() {
     return a + " " + b + " " + c;
 }
 
-// How many CPUs this process can actually get right now: as many threads as cpu_count() spin
-// for 100 ms, and the process CPU time they obtain is divided by the wall time. On a shared
-// machine this says more than the load average about what the threaded cases had to run on.
-double cpus_obtainable() {
-    std::atomic<bool> stop{false};
-    const std::clock_t c0 = std::clock();
-    const auto t0 = clock_type::now();
-    std::vector<std::thread> spinners;
-    for (int i = 0; i < cojob::cpu_count(); ++i)
-        spinners.emplace_back([&stop] {
-            while (!stop.load(std::memory_order_relaxed)) {
-            }
-        });
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    stop.store(true);
-    for (auto& t : spinners) t.join();
-    const double wall = seconds_since(t0);
-    return double(std::clock() - c0) / CLOCKS_PER_SEC / wall;
-}
+double cpus_obtainable() { return bench_kit::cpus_obtainable(cojob::cpu_count()); }
 
 std::string cpu_model() {
     std::ifstream in("/proc/cpuinfo");

@@ -276,27 +276,10 @@ void one_task_figures(const config& c, bool busy, std::vector<figure>& out) {
                    median(floor), "µs/call", 0, 0});
 }
 
-double cpus_free() {
-    // CPU time two spinning threads get in 100 ms, per wall second.
-    std::atomic<bool> stop{false};
-    const auto cpu0 = std::clock();
-    const auto t0 = clock_type::now();
-    std::vector<std::thread> spin;
-    for (int i = 0; i < 2; ++i)
-        spin.emplace_back([&stop] {
-            while (!stop.load(std::memory_order_relaxed)) {
-            }
-        });
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    stop = true;
-    for (auto& s : spin) s.join();
-    return double(std::clock() - cpu0) / CLOCKS_PER_SEC / seconds_since(t0);
-}
-
 int run(const config& c) {
     std::printf("## cojob steady-speed benchmark\n\n- %d CPUs usable; %d alternated runs per per-task figure; "
                 "CPUs two spinning threads could get before: %.2f\n\n",
-                cojob::cpu_count(), c.runs, cpus_free());
+                cojob::cpu_count(), c.runs, bench_kit::cpus_obtainable(2));
     std::vector<figure> figures;
     per_task_figures(c, figures);
     if (c.busy != "on") one_task_figures(c, false, figures);
