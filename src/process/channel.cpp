@@ -193,7 +193,7 @@ void channel::wait_readable() {
 }
 
 bool channel::poll_responses() {
-    if (dead_ || jobs_.empty()) return false;
+    if (dead_ || !rd_ || jobs_.empty()) return false;  // !rd_: shutting down
     const std::size_t waiting = jobs_.size();
     read_more();
     return dead_ || jobs_.size() != waiting;
