@@ -82,15 +82,13 @@ void call_driver::drive(Ready ready) {
     // Handlers first even when the caller is ready: an interrupt must not wait behind results.
     if (watch_) ctx.poll();
     while (!ready()) {
-        if (ctx.poll() > 0) continue;
-        if (call_ && eng_->backend->help(*call_)) continue;
+        // At least one look, however late the clock reads: a nested call's own queued batches
+        // must be run here before this thread sleeps.
         const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
         bool ran = false;
-        while (!ready() && std::chrono::steady_clock::now() < spin_until) {
-            if (ctx.poll() > 0 || (call_ && eng_->backend->help(*call_))) {
-                ran = true;
-                break;
-            }
+        for (;;) {
+            ran = ctx.poll() > 0 || (call_ && eng_->backend->help(*call_));
+            if (ran || ready() || std::chrono::steady_clock::now() >= spin_until) break;
             std::this_thread::yield();
         }
         if (!ran && !ready()) ctx.run_one();

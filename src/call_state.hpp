@@ -8,6 +8,7 @@
 #include "progress.hpp"
 
 #include <cojob/detail/batch.hpp>
+#include <cojob/detail/source.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>

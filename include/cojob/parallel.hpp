@@ -6,6 +6,7 @@
 #include <cojob/delayed.hpp>
 #include <cojob/detail/async_source.hpp>
 #include <cojob/detail/batch.hpp>
+#include <cojob/detail/source.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
 #include <cojob/pool.hpp>

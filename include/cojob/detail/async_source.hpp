@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cojob/async_generator.hpp>
-#include <cojob/detail/batch.hpp>
+#include <cojob/detail/source.hpp>
 
 #include <cstddef>
 #include <functional>

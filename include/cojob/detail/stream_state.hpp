@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cojob/detail/batch.hpp>
+#include <cojob/detail/source.hpp>
 #include <cojob/errors.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
