@@ -126,8 +126,12 @@ public:
     bool help(const call_state& call) override {
         const pool_guard::held lock(*guard_);
         bool answered = false;
-        for (auto& w : pool_)
+        // An answer refills its worker (pump), which may start or drop workers: no iterator
+        // into pool_ survives that, so by index, each channel held while it reads.
+        for (std::size_t i = 0; i < pool_.size(); ++i) {
+            const channel_ptr w = pool_[i];
             if (!w->dead() && w->serves(call)) answered = w->poll_responses() || answered;
+        }
         return answered;
     }
 
