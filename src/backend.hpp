@@ -28,6 +28,9 @@ struct dispatch_profile {
     /// Batches run inside submit(), on the scheduler's thread: nothing runs ahead, so the window
     /// holds one batch whatever its size.
     bool runs_in_submit = false;
+    /// stop_batch() stops a batch whose task ran too long (and it comes back); else the call
+    /// gives the batch up and its task's result is dropped when it returns.
+    bool stops_batches = false;
     /// Lower end of the ideal batch duration for batch_size="auto" (upper end: 10x).
     double min_ideal_batch_seconds = 0.2;
 };
@@ -79,6 +82,11 @@ public:
     /// is full): a backend that holds batches ahead on busy workers moves them to idle ones, so
     /// that no task waits behind a slow one while a worker has nothing to do (on its executor).
     virtual void rebalance(call_state& /*call*/) noexcept {}
+    /// Task `b.timed_out` of `b` passed the timeout in a call that outlives it: stop the batch
+    /// if the backend can (profile().stops_batches; it then comes back with its error), else
+    /// keep the workers' count up while the task keeps its worker (the call has given the batch
+    /// up: `b.fate` is batch_given_up). The batch may have come back meanwhile.
+    virtual void stop_batch(call_state& /*call*/, batch_base& /*b*/) noexcept {}
     /// Copies which task runs, and since when, into the in-flight batches (for timeouts).
     virtual void refresh_progress(call_state& /*call*/) noexcept {}
     /// A blocking call is about to run on `ctx`: watch for what should interrupt it (the process

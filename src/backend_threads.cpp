@@ -53,14 +53,22 @@ struct pool_core {
 thread_local pool_core* current_pool = nullptr;
 thread_local long current_worker = -1;  ///< this pool thread's index; -1 on other threads
 
-void execute(queued_batch& j) {
+/// Runs a batch and hands it back; returns whether its call had given it up meanwhile (a task
+/// past the timeout in a call that outlives it), in which case a replacement thread took this
+/// one's place.
+bool execute(queued_batch& j) {
     j.batch->worker = current_worker;
     if (j.batch->record_times) j.batch->thread = this_thread_id();
-    j.batch->run(j.call->stop_flag(), j.call->tracks_tasks());
+    const bool track = j.call->tracks_tasks();
+    j.batch->run(j.call->stop_flag(), track);
+    int running = 0;
+    const bool given_up =
+        track && !j.batch->fate.compare_exchange_strong(running, batch_back, std::memory_order_acq_rel);
     call_state::finished(std::move(j.call), std::move(j.batch));
+    return given_up;
 }
 
-void worker_main(std::shared_ptr<pool_core> core, long index) {
+void worker_main(std::shared_ptr<pool_core> core, long index, std::shared_ptr<std::atomic<bool>> done) {
     current_pool = core.get();
     current_worker = index;
     for (;;) {
@@ -84,7 +92,10 @@ void worker_main(std::shared_ptr<pool_core> core, long index) {
             j = core->queue.pop();
             core->queued.fetch_sub(1, std::memory_order_relaxed);
         }
-        execute(j);
+        if (execute(j)) {  // a replacement runs in this thread's place: leave
+            done->store(true, std::memory_order_release);
+            return;
+        }
     }
 }
 
@@ -105,9 +116,9 @@ public:
         const bool on_own_thread = current_pool == core_.get();
         for (auto& t : threads_) {
             if (on_own_thread)
-                t.detach();  // the threads hold the core and exit once the queue is drained
+                t.thread.detach();  // the threads hold the core and exit once the queue is drained
             else
-                t.join();
+                t.thread.join();
         }
     }
 
@@ -151,6 +162,25 @@ public:
         return true;
     }
 
+    /// A task that passed the timeout keeps its thread: another takes that thread's place, so
+    /// that n_jobs threads keep running tasks. The stuck one leaves when its task returns;
+    /// those that left are joined here, so the pool holds n_jobs threads plus the stuck ones.
+    void stop_batch(call_state& /*call*/, batch_base& b) noexcept override {
+        std::lock_guard lock(start_mutex_);
+        if (!core_) return;
+        std::erase_if(threads_, [](pool_thread& t) {
+            if (!t.done->load(std::memory_order_acquire)) return false;
+            t.thread.join();
+            return true;
+        });
+        try {
+            if (before_thread_start) before_thread_start();
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            threads_.push_back(pool_thread{std::thread(worker_main, core_, b.worker, done), done});
+        } catch (...) {  // no thread to spare: the pool runs one short until the task returns
+        }
+    }
+
 private:
     /// This pool's own threads, started on first use; those that could not start are tried
     /// again on the next batch. Concurrent calls may submit their first batches at once: the
@@ -163,7 +193,9 @@ private:
             threads_.reserve(static_cast<std::size_t>(workers_));
             while (threads_.size() < static_cast<std::size_t>(workers_)) {
                 if (before_thread_start) before_thread_start();
-                threads_.emplace_back(worker_main, core_, static_cast<long>(threads_.size()));
+                auto done = std::make_shared<std::atomic<bool>>(false);
+                threads_.push_back(
+                    pool_thread{std::thread(worker_main, core_, static_cast<long>(threads_.size()), done), done});
             }
         }
         ready_.store(core_.get(), std::memory_order_release);
@@ -174,7 +206,11 @@ private:
     dispatch_profile profile_;
     std::mutex start_mutex_;  ///< guards core_ and threads_ while the threads start
     std::shared_ptr<pool_core> core_;
-    std::vector<std::thread> threads_;
+    struct pool_thread {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;  ///< it left (see stop_batch)
+    };
+    std::vector<pool_thread> threads_;
     std::atomic<pool_core*> ready_{nullptr};  ///< core_, once every thread has started
 };
 

@@ -24,9 +24,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 
 namespace cojob::detail {
+
+/// batch_base::fate of a batch its call gave up (a task past the timeout it cannot stop), and
+/// of one that came back.
+inline constexpr int batch_given_up = 1;
+inline constexpr int batch_back = 2;
 
 /// All members are touched only on `executor()`, except where said otherwise.
 class call_state : public std::enable_shared_from_this<call_state> {
@@ -96,12 +102,40 @@ private:
     auto async_wait_event(Token&& token);
     void dispatch_more();
     void complete_batch(std::unique_ptr<batch_base> batch);
+    /// Takes a batch that completed or failed for good into the results, in the sink's order.
+    void accept_batch(std::unique_ptr<batch_base> batch);
+    /// Hands a batch to the backend; `fresh`: its tasks were never dispatched before.
+    void send(std::unique_ptr<batch_base> b, bool fresh, std::int64_t cut_ns = 0);
     template <class F>
     void guarded(F&& step) noexcept;
     /// Asks the backend to stop the call's running batches, once.
     void stop_running() noexcept;
     void fail(std::exception_ptr e, std::optional<task_failure> failure);
     void check_timeout();
+
+    // Failures the call outlives: cojob::keep_going and options::retry (src/call_failures.cpp).
+    /// A batch failed in a call that settles failures: its results go on, its failed task runs
+    /// again or becomes a failed outcome, the tasks after it (and those whose results a dead
+    /// worker lost) run again.
+    void settle(std::unique_ptr<batch_base> b);
+    /// cojob::timeout_error for task `index`, saying what became of it (`note`).
+    [[nodiscard]] std::exception_ptr timeout_at(std::size_t index, const std::string& note) const;
+    /// What is known of the failure of task i of `b`.
+    [[nodiscard]] task_failure describe_failure(const batch_base& b, std::size_t i) const;
+    /// Whether task `f` of `b` gets another attempt.
+    [[nodiscard]] bool worth_retry(const batch_base& b, const task_failure& f) const;
+    /// Runs the one task of `b` again once its backoff has passed.
+    void retry_later(std::unique_ptr<batch_base> b, const task_failure& f);
+    /// Moves the retries whose backoff has passed to again_.
+    void release_due();
+    /// Whether tasks wait to run again.
+    [[nodiscard]] bool tries_pending() const noexcept { return !again_.empty() || !backoff_.empty(); }
+    /// Whether task i of `b`, past the timeout, ends only itself (else it ends the call).
+    [[nodiscard]] bool outlives_timeout(const batch_base& b) const;
+    /// Task i of `b` is past the timeout: stop its batch, or give the batch up.
+    void time_out(batch_base& b, std::size_t i);
+    /// Sets the timer to the next timeout check or retry, whichever comes first.
+    void arm_timer();
     [[nodiscard]] bool can_dispatch() const;
     void report_failure(batch_base& b);
     bool deliver(std::unique_ptr<batch_base> b);
@@ -131,6 +165,15 @@ private:
     bool track_ = false;             ///< batches publish their running task (timeouts)
 
     std::deque<std::unique_ptr<batch_base>> finished_;
+    bool keep_going_ = false;  ///< the sink takes failed outcomes (cojob::keep_going)
+    bool settles_ = false;     ///< keep_going, or retries: failures go through settle()
+    /// A task past the timeout is given up, not stopped (a backend that cannot stop a batch):
+    /// batches then hold one task each.
+    bool gives_up_ = false;
+    bool gave_up_ = false;  ///< a batch was given up: it comes back after the call, maybe
+    std::deque<std::unique_ptr<batch_base>> again_;  ///< tasks to run again now
+    std::multimap<std::int64_t, std::unique_ptr<batch_base>> backoff_;  ///< retries, by due time (steady ns)
+    std::minstd_rand jitter_{std::random_device{}()};
     boost::asio::any_completion_handler<void()> waiter_;
     std::optional<boost::asio::steady_timer> timer_;
     std::map<std::size_t, std::unique_ptr<batch_base>> reorder_;
@@ -166,6 +209,10 @@ private:
     bool closed_ = false;
     bool left_batches_out_ = false;  ///< set by close()
 };
+
+/// Which task of a failed batch failed: the one that threw, passed the timeout, or ran when
+/// its worker died.
+[[nodiscard]] std::size_t failed_task(const batch_base& b);
 
 /// The coroutine that drives one call from its first batch to its end.
 boost::asio::awaitable<void> schedule(std::shared_ptr<call_state> call);

@@ -2,6 +2,7 @@
 #include <cojob/detail/batch.hpp>
 #include <cojob/detail/describe.hpp>
 #include <cojob/errors.hpp>
+#include <cojob/outcome.hpp>
 
 #include "util.hpp"
 
@@ -142,10 +143,17 @@ std::string task_failure::report() const {
         if (!stderr_tail.empty()) r += "Its last lines of standard error:\n" + stderr_tail + "\n";
     }
     r += "...........................................................................\n";
-    r += "task #" + std::to_string(index) + ": " + function + "(" + arguments + ")\n";
+    r += "task #" + std::to_string(index) + ": " + function + "(" + arguments + ")";
+    if (attempts > 1) r += ", attempt " + std::to_string(attempts);
+    if (kind == failure_kind::timeout) r += ", past the timeout";
+    r += "\n";
     r += exception + (message.empty() ? std::string() : ": " + message) + "\n";
     r += "___________________________________________________________________________";
     return r;
 }
+
+namespace detail {
+void throw_no_failure() { throw error("cojob::outcome::failure(): the task did not fail; check has_value() first"); }
+}  // namespace detail
 
 }  // namespace cojob

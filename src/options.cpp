@@ -5,6 +5,7 @@
 
 #include "resolved_options.hpp"
 #include "trace_file.hpp"
+#include "util.hpp"
 #include "worker.hpp"
 
 #include <sys/stat.h>
@@ -201,6 +202,8 @@ options parallel_config::current() {
         if (!merged.temp_folder) merged.temp_folder = d.temp_folder;
         if (!merged.max_nbytes) merged.max_nbytes = d.max_nbytes;
         if (!merged.mmap_mode) merged.mmap_mode = d.mmap_mode;
+        if (!merged.retry) merged.retry = d.retry;
+        if (!merged.worker_memory_limit) merged.worker_memory_limit = d.worker_memory_limit;
     }
     return merged;
 }
@@ -282,6 +285,20 @@ std::string kind_text(cojob::backend kind) {
     return std::to_string(static_cast<int>(kind));
 }
 
+retry_policy checked_retry(retry_policy p) {
+    auto bad = [](const std::string& what) { throw error("cojob::options: retry." + what); };
+    if (p.attempts < 1)
+        bad("attempts=" + std::to_string(p.attempts) + " is not valid; expected 1 (no retry) or more tries");
+    if (!(p.backoff.count() >= 0))
+        bad("backoff=" + format_seconds(p.backoff.count()) + " is not valid; expected a delay >= 0");
+    if (!(p.max_backoff >= p.backoff))
+        bad("max_backoff=" + format_seconds(p.max_backoff.count()) + " is not valid; expected at least backoff (" +
+            format_seconds(p.backoff.count()) + ")");
+    if (p.jitter != backoff_jitter::full && p.jitter != backoff_jitter::none)
+        bad("jitter=" + std::to_string(static_cast<int>(p.jitter)) + " is not valid; expected full or none");
+    return p;
+}
+
 // Everything but the workers, which `w` gives.
 resolved_options resolve_with(const options& o, const options& scope, const resolved_workers& w) {
     resolved_options r;
@@ -321,6 +338,11 @@ resolved_options resolve_with(const options& o, const options& scope, const reso
         throw error(std::string("cojob::options: mmap_mode=") +
                     (r.mmap_mode == cojob::mmap_mode::w_plus ? "w+" : std::to_string(static_cast<int>(r.mmap_mode))) +
                     " is not valid for shared arguments; expected r, r+ or c (w+ would clear them)");
+    r.retry = checked_retry(pick(o.retry, scope.retry).value_or(retry_policy{}));
+    r.worker_memory_limit = pick(o.worker_memory_limit, scope.worker_memory_limit);
+    if (r.worker_memory_limit && *r.worker_memory_limit == 0)
+        throw error("cojob::options: worker_memory_limit=0 is not valid; expected a number of bytes > 0, or leave "
+                    "it unset for no limit");
     if (r.kind == backend::processes) r.temp_folder = resolve_temp_folder(pick(o.temp_folder, scope.temp_folder));
     return r;
 }

@@ -96,6 +96,14 @@ void progress_printer::print(const std::string& message) {
     if (bar_.active() && !finished_printed_) bar_.update(bar_now(), true);
 }
 
+void progress_printer::retrying(std::size_t index, int attempt, int attempts, double delay, const std::string& why) {
+    if (!verbose_) return;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3g", delay);
+    print("Retrying task #" + std::to_string(index) + " (attempt " + std::to_string(attempt) + " of " +
+          std::to_string(attempts) + ") in " + seconds + " s: " + why);
+}
+
 void progress_printer::using_backend(const char* name, int workers) {
     print(std::string("Using backend ") + name + " with " + std::to_string(workers) + " concurrent workers.");
 }

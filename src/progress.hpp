@@ -51,6 +51,8 @@ public:
     void completed(std::size_t tasks);
     /// At the end of a call that succeeded: the "finished" line if it was not printed yet.
     void finish();
+    /// Task `index` failed (`why`) and runs again, attempt `attempt` of `attempts`, in `delay` s.
+    void retrying(std::size_t index, int attempt, int attempts, double delay, const std::string& why);
 
 
 private:

@@ -34,6 +34,9 @@ struct resolved_options {
     std::string temp_folder;                ///< resolved (processes backend only)
     std::optional<std::size_t> max_nbytes;  ///< nullopt: never share
     cojob::mmap_mode mmap_mode = cojob::mmap_mode::r;
+    // Failures.
+    cojob::retry_policy retry;                       ///< attempts = 1: no retry
+    std::optional<std::size_t> worker_memory_limit;  ///< processes: bytes of address space
 };
 
 /// n_jobs and backend resolved together: the workers a runner, or a `cojob::pool`, is made of.

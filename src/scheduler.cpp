@@ -110,7 +110,7 @@ void call_state::close() {
     for (const auto& b : finished_) drop_late(*b);
     finished_.clear();
     reorder_.clear();
-    left_batches_out_ = !in_flight_.empty();
+    left_batches_out_ = !in_flight_.empty() || gave_up_;
     in_flight_.clear();
     reorder_tasks_ = in_flight_tasks_ = 0;
 }
@@ -121,16 +121,7 @@ auto call_state::async_wait_event(Token&& token) {
         [this](auto handler) {
             boost::asio::any_completion_handler<void()> h(std::move(handler));
             waiter_.swap(h);
-            if (timer_) {
-                // Poll the running tasks' start times often enough to honour the timeout
-                // within a few percent, without waking more than every millisecond.
-                const auto tick = std::clamp(eng_->opts.timeout->count() / 20, 0.001, 0.1);
-                timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                    std::chrono::duration<double>(tick)));
-                timer_->async_wait([w = weak_from_this()](boost::system::error_code ec) {
-                    if (auto self = w.lock(); self && !ec) self->wake();
-                });
-            }
+            arm_timer();
         },
         token);
 }
@@ -160,18 +151,26 @@ void call_state::drop() {
 void call_state::consumer_took() { wake(); }
 
 bool call_state::can_dispatch() const {
-    if (stopping_ || held_back_ || (source_.exhausted && source_.staged == 0)) return false;
+    if (stopping_ || held_back_ || (again_.empty() && source_.exhausted && source_.staged == 0)) return false;
     return window_ == 0 || outstanding() < window_;
 }
 
 void call_state::dispatch_more() {
     backend_base& be = *eng_->backend;
     const std::size_t workers = be.profile().workers;
+    release_due();
     while (can_dispatch()) {
+        if (!again_.empty()) {  // tasks to run again go first
+            auto b = std::move(again_.front());
+            again_.pop_front();
+            send(std::move(b), false);
+            continue;
+        }
         if (source_.staged == 0) {
-            const std::size_t size = sizer_.next([this](bool fast, double d, std::size_t n) {
+            std::size_t size = sizer_.next([this](bool fast, double d, std::size_t n) {
                 printer_.batch_size_changed(fast, d, n);
             });
+            if (gives_up_) size = 1;  // a batch given up must hold only the task that ran too long
             std::size_t want = size * workers;
             if (window_) {
                 const std::size_t room = window_ - outstanding();
@@ -195,23 +194,34 @@ void call_state::dispatch_more() {
         const std::int64_t cut_ns = trace_ ? batch_base::now_ns() : 0;
         auto b = source_.take(k);
         b->first = first;
-        b->dispatched_ns = batch_base::now_ns();
-        b->number = batches_dispatched_++;
-        if (observed_) {
-            b->record_times = true;
-            if (eng_->opts.on_task) report_dispatched(eng_->opts.on_task, *b, eng_->opts.kind);
-        }
-        in_flight_.emplace(first, b.get());
-        in_flight_tasks_ += k;
-        printer_.dispatched(k);
-        const std::size_t number = b->number;
-        be.submit(std::move(b), shared_from_this());
-        if (trace_) {
-            trace_->dispatched(number, first, k, cut_ns, batch_base::now_ns());
-            trace_load();
-        }
+        send(std::move(b), true, cut_ns);
     }
     if (source_.exhausted && source_.staged == 0) printer_.dispatch_ended();
+}
+
+void call_state::send(std::unique_ptr<batch_base> b, bool fresh, std::int64_t cut_ns) {
+    b->dispatched_ns = batch_base::now_ns();
+    if (!cut_ns) cut_ns = b->dispatched_ns;
+    b->number = batches_dispatched_++;
+    if (observed_) {
+        b->record_times = true;
+        if (eng_->opts.on_task) report_dispatched(eng_->opts.on_task, *b, eng_->opts.kind);
+    }
+    if (gives_up_) {  // its task cannot be read once it runs
+        b->described_function = b->function_name(0);
+        b->described_arguments = b->arguments(0);
+    }
+    const std::size_t k = b->size;
+    const std::size_t first = b->first;
+    in_flight_.emplace(first, b.get());
+    in_flight_tasks_ += k;
+    if (fresh) printer_.dispatched(k);
+    const std::size_t number = b->number;
+    eng_->backend->submit(std::move(b), shared_from_this());
+    if (trace_) {
+        trace_->dispatched(number, first, k, cut_ns, batch_base::now_ns());
+        trace_load();
+    }
 }
 
 void call_state::stop_running() noexcept {
@@ -225,6 +235,8 @@ void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure)
         error_ = std::move(e);
         failure_ = std::move(failure);
     }
+    again_.clear();  // tasks waiting to run again never will
+    backoff_.clear();
     stopping_ = true;
     stop_.store(true, std::memory_order_relaxed);
     printer_.aborting();
@@ -233,22 +245,7 @@ void call_state::fail(std::exception_ptr e, std::optional<task_failure> failure)
 
 // Ends the call with the exception of the failed task of `b`, saying which task it was.
 void call_state::report_failure(batch_base& b) {
-    if (b.origin) {  // a worker process described it already
-        fail(b.error, std::move(b.origin));
-        return;
-    }
-    task_failure f;
-    f.index = b.first + b.completed;
-    try {
-        f.function = b.function_name(b.completed);
-        f.arguments = b.arguments(b.completed);
-    } catch (...) {
-        f.function = "<unknown>";
-    }
-    describe_exception(b.error, f.exception, f.message);
-    f.pid = current_pid();
-    f.host = host_name();
-    f.time = local_time_text();
+    task_failure f = describe_failure(b, failed_task(b));
     fail(b.error, std::move(f));
 }
 
@@ -258,7 +255,7 @@ bool call_state::deliver(std::unique_ptr<batch_base> b) {
     const std::int64_t begin_ns = trace_ ? batch_base::now_ns() : 0;
     sink_.accept(*b);
     if (trace_) trace_->delivered(b->number, begin_ns, batch_base::now_ns());
-    if (b->error) {
+    if (b->error && !sink_.keeps_going) {
         report_failure(*b);
         return false;
     }
@@ -268,6 +265,10 @@ bool call_state::deliver(std::unique_ptr<batch_base> b) {
 }
 
 void call_state::complete_batch(std::unique_ptr<batch_base> b) {
+    if (b->fate.load(std::memory_order_acquire) == batch_given_up) {  // its outcome was given already
+        drop_late(*b);
+        return;
+    }
     in_flight_.erase(b->first);
     in_flight_tasks_ -= b->size;
     const std::int64_t now_ns = batch_base::now_ns();
@@ -281,11 +282,20 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
     const std::int64_t since_ns = b->started_ns ? b->started_ns : b->dispatched_ns;
     sizer_.completed(b->size, static_cast<double>(now_ns - since_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
-    if (b->error && !sink_.streaming()) {
+    if (b->error && settles_) {
+        settle(std::move(b));  // src/call_failures.cpp
+        return;
+    }
+    accept_batch(std::move(b));
+}
+
+void call_state::accept_batch(std::unique_ptr<batch_base> b) {
+    const bool failed = b->error && !sink_.keeps_going;
+    if (failed && !sink_.streaming()) {
         report_failure(*b);  // a list: the first failure ends the call
         return;
     }
-    if (b->error)
+    if (failed)
         held_back_ = true;  // a stream: dispatch nothing more, deliver what comes before it first
     else
         printer_.completed(b->size);
@@ -311,22 +321,24 @@ void call_state::check_timeout() {
     const auto limit = static_cast<std::int64_t>(eng_->opts.timeout->count() * 1e9);
     eng_->backend->refresh_progress(*this);
     const auto now = batch_base::now_ns();
+    std::vector<std::pair<batch_base*, std::size_t>> late;
     for (const auto& [first, b] : in_flight_) {
         const auto since = b->running_since.load(std::memory_order_acquire);
-        if (since != 0 && now - since > limit) {
-            const auto index = first + b->running.load(std::memory_order_relaxed);
-            stop_.store(true, std::memory_order_relaxed);
-            stop_running();  // first: the backend says what became of the task
-            fail(std::make_exception_ptr(timeout_error("cojob: task #" + std::to_string(index) +
-                                                       " exceeded the timeout of " +
-                                                       format_seconds(eng_->opts.timeout->count()) +
-                                                       stop_effect_.timeout_note)),
-                 std::nullopt);
-            // A batch that cannot be stopped is not waited for: the call ends without it. A
-            // stopped one comes back at once, so the call waits for it.
-            abandoned_ = !stop_effect_.batches_return;
-            return;
+        if (since != 0 && now - since > limit && !b->timed_out)
+            late.emplace_back(b, b->running.load(std::memory_order_relaxed));
+    }
+    for (auto [b, i] : late) {
+        if (outlives_timeout(*b)) {
+            time_out(*b, i);  // src/call_failures.cpp
+            continue;
         }
+        stop_.store(true, std::memory_order_relaxed);
+        stop_running();  // first: the backend says what became of the task
+        fail(timeout_at(b->first + i, stop_effect_.timeout_note), std::nullopt);
+        // A batch that cannot be stopped is not waited for: the call ends without it. A
+        // stopped one comes back at once, so the call waits for it.
+        abandoned_ = !stop_effect_.batches_return;
+        return;
     }
 }
 
@@ -342,7 +354,10 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     c->printer_.start(o.verbose, o.n_jobs_requested, c->source_.total, o.pre_dispatch.value_or(0), o.progress,
                       o.progress_bar, o.n_jobs);
     if (profile.name) c->printer_.using_backend(profile.name, o.n_jobs);
-    if (c->track_) c->timer_.emplace(c->executor_);
+    c->keep_going_ = c->sink_.keeps_going;
+    c->settles_ = c->keep_going_ || o.retry.attempts > 1;
+    c->gives_up_ = c->keep_going_ && c->track_ && !profile.stops_batches;
+    if (c->track_ || c->settles_) c->timer_.emplace(c->executor_);
     if (o.trace) c->trace_ = std::make_unique<call_trace>(o.trace, o.kind);
     c->observed_ = o.on_task || o.trace;
     if (c->source_.total) c->sink_.expect(*c->source_.total);
@@ -373,7 +388,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
         }
         // A stream held back by its consumer waits for it even with nothing in flight, and any
         // call waits for a producer that is about to hand it a task.
-        if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer() && !c->waiting_for_producer()))
+        if (c->abandoned_ || (c->in_flight_.empty() && !c->waiting_for_consumer() && !c->waiting_for_producer() &&
+                              !c->tries_pending()))
             break;
         if (!c->stopping_) be.rebalance(*c);
         co_await c->async_wait_event(asio::use_awaitable);
@@ -382,7 +398,8 @@ asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
                     std::nullopt);
         if (c->track_ && !c->stopping_) c->check_timeout();
         // The consumer may have made room; the producer may have a task ready.
-        if (c->sink_.streaming() || c->source_.asynchronous) c->guarded([&] { c->dispatch_more(); });
+        if (c->sink_.streaming() || c->source_.asynchronous || c->tries_pending())
+            c->guarded([&] { c->dispatch_more(); });
     }
     if (!c->error_) c->guarded([&] { c->printer_.finish(); });
     c->guarded([&] { c->eng_->keep_sizer(c->sizer_); });

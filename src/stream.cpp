@@ -29,8 +29,8 @@ bool is_operation_aborted(const std::exception_ptr& e) {
 
 }  // namespace
 
-stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order)
-    : sink_base(completion_order ? delivery::stream_completion : delivery::stream),
+stream_core::stream_core(std::shared_ptr<engine> eng, bool completion_order, bool keep_going)
+    : sink_base(completion_order ? delivery::stream_completion : delivery::stream, keep_going),
       driver_(std::make_unique<call_driver>(std::move(eng))) {}
 
 stream_core::~stream_core() = default;

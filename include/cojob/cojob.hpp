@@ -9,8 +9,10 @@
 #include <cojob/memmap.hpp>
 #include <cojob/memory.hpp>
 #include <cojob/options.hpp>
+#include <cojob/outcome.hpp>
 #include <cojob/parallel.hpp>
 #include <cojob/persist.hpp>
 #include <cojob/pool.hpp>
+#include <cojob/retry.hpp>
 #include <cojob/stream.hpp>
 #include <cojob/task_event.hpp>

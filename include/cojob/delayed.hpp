@@ -101,6 +101,9 @@ class task {
                                           std::invoke_result<F&&, Args&&...>>::type;
 
 public:
+    /// Whether the task may run more than once: its arguments are not moved into the call.
+    static constexpr bool repeatable = by_lvalue;
+
     /// What running the task yields (references decay to values).
     using result_type = std::conditional_t<std::is_void_v<raw_result>, void, std::remove_cvref_t<raw_result>>;
 

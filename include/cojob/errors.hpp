@@ -74,6 +74,7 @@ struct task_failure {
     std::string host;        ///< host that ran the task
     std::string time;        ///< when it failed, local time as ctime() prints it
     failure_kind kind = failure_kind::exception;  ///< what ended it
+    int attempts = 1;        ///< how many times it ran (options::retry), this one included
 
     // With kind == worker_died, what the worker's end said:
     std::string signal;                ///< the signal that killed it ("SIGSEGV"), or empty

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cojob/mmap_mode.hpp>
+#include <cojob/retry.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -169,6 +170,15 @@ struct options {
     /// copy-on-write) or `r_plus` (writable, shared by the workers of the call; the caller's own
     /// array is never written). `w_plus` is refused: it would clear them.
     std::optional<cojob::mmap_mode> mmap_mode{};
+
+    // ---- failures (docs/guide.md, "Failures, deadlines and retries") ----
+    /// When a failed task runs again, after which delay (`cojob/retry.hpp`). Unset: never.
+    std::optional<retry_policy> retry{};
+    /// backend::processes: the most address space a worker process may take, in bytes. A
+    /// worker that needs more fails its task with `failure_kind::worker_died` and
+    /// `oom_suspected`, and is replaced. Counts everything the worker maps (its heap, its
+    /// threads' stacks, the shared arrays of a call). Unset: no limit but the machine's.
+    std::optional<std::size_t> worker_memory_limit{};
 };
 
 /// CPUs this process may use: the smallest of the online CPUs, the affinity mask and the

@@ -6,9 +6,11 @@
 #include <cojob/delayed.hpp>
 #include <cojob/detail/async_source.hpp>
 #include <cojob/detail/batch.hpp>
+#include <cojob/detail/outcomes.hpp>
 #include <cojob/detail/source.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
+#include <cojob/outcome.hpp>
 #include <cojob/pool.hpp>
 #include <cojob/stream.hpp>
 
@@ -230,7 +232,7 @@ public:
                       "completion handler gets a value-initialized one when the task fails); use async_run over "
                       "std::views::single(task) instead");
         using signature = typename detail::submit_signature<result>::type;
-        return start_call<detail::range_source<std::ranges::single_view<Task>>, signature>(
+        return start_call<detail::list_call<detail::range_source<std::ranges::single_view<Task>>>, signature>(
             std::ranges::single_view<Task>(std::move(task)), std::forward<CompletionToken>(token),
             [](auto& handler, std::exception_ptr e, auto& sink) {
                 if constexpr (std::is_void_v<result>)
@@ -278,6 +280,47 @@ public:
         return stream(std::move(producer), stream_order());
     }
 
+    /// @name Calls that keep going past failures
+    /// With `cojob::keep_going` first, a call never ends at a task's failure: every task gets a
+    /// `cojob::outcome` holding its value or its failure (an exception, `options::timeout`, its
+    /// worker's death), in input order for lists and as they come for streams. A task past the
+    /// timeout ends alone: its worker process is killed and replaced, and the batch's tasks that
+    /// had not run are dispatched again; on threads, where nothing can stop it, its result is
+    /// dropped when it returns and another thread keeps n_jobs tasks running meanwhile (so with
+    /// a timeout such calls run one task per batch). What still ends the call: its
+    /// cancellation, the input's own exceptions, and on MPI a rank's death. Tasks returning void
+    /// get `outcome<void>`. See `options::retry` for failures worth another try.
+    /// @{
+    template <task_range R>
+    auto operator()(keep_going_t, R&& range) {
+        return run_outcomes<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)));
+    }
+    template <task_value Task>
+    auto operator()(keep_going_t, async_generator<Task> producer) {
+        return run_outcomes<detail::async_source<Task>>(std::move(producer));
+    }
+    /// Completion signature: `void(std::exception_ptr, std::vector<outcome<R>>)`; the exception
+    /// only for what ends the call (cancellation, the input's exceptions).
+    template <task_range R, class CompletionToken = boost::asio::deferred_t>
+    auto async_run(keep_going_t, R&& range, CompletionToken&& token = {}) {
+        return start_outcomes<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)),
+                                                           std::forward<CompletionToken>(token));
+    }
+    template <task_value Task, class CompletionToken = boost::asio::deferred_t>
+    auto async_run(keep_going_t, async_generator<Task> producer, CompletionToken&& token = {}) {
+        return start_outcomes<detail::async_source<Task>>(std::move(producer), std::forward<CompletionToken>(token));
+    }
+    /// A `cojob::stream<outcome<R>>`, in `input` or `completion` order (void tasks too).
+    template <task_range R>
+    [[nodiscard]] auto stream(keep_going_t, R&& range, cojob::order order) {
+        return make_outcome_stream<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)), order);
+    }
+    template <task_value Task>
+    [[nodiscard]] auto stream(keep_going_t, async_generator<Task> producer, cojob::order order) {
+        return make_outcome_stream<detail::async_source<Task>>(std::move(producer), order);
+    }
+    /// @}
+
     /// Workers a call uses (the effective n_jobs).
     [[nodiscard]] int n_jobs() const noexcept;
     /// The backend calls run on (sequential when n_jobs resolves to 1).
@@ -303,7 +346,7 @@ private:
     template <class Source, class Input, class CompletionToken>
     auto start_list(Input&& input, CompletionToken&& token) {
         using results = detail::result_list<typename Source::task_type::result_type>;
-        return start_call<Source, typename results::signature>(
+        return start_call<detail::list_call<Source>, typename results::signature>(
             std::forward<Input>(input), std::forward<CompletionToken>(token),
             [](auto& handler, std::exception_ptr e, auto& sink) {
                 if constexpr (std::is_void_v<typename results::type>)
@@ -313,11 +356,28 @@ private:
             });
     }
 
-    /// Starts an asynchronous call over `input`; `complete(handler, error, sink)` hands its
-    /// outcome to the completion handler.
-    template <class Source, class Signature, class Input, class CompletionToken, class Complete>
+    template <class Source, class Input>
+    auto run_outcomes(Input&& input) {
+        detail::outcome_call<Source> call(std::forward<Input>(input));
+        run_blocking(call.source, call.sink);
+        return std::move(call.sink.out);
+    }
+
+    template <class Source, class Input, class CompletionToken>
+    auto start_outcomes(Input&& input, CompletionToken&& token) {
+        using outcomes = std::vector<outcome<typename Source::task_type::result_type>>;
+        return start_call<detail::outcome_call<Source>, void(std::exception_ptr, outcomes)>(
+            std::forward<Input>(input), std::forward<CompletionToken>(token),
+            [](auto& handler, std::exception_ptr e, auto& sink) {
+                std::move(handler)(e, e ? outcomes{} : std::move(sink.out));
+            });
+    }
+
+    /// Starts an asynchronous call (a Call: its source and its sink) over `input`;
+    /// `complete(handler, error, sink)` hands its outcome to the completion handler.
+    template <class Call, class Signature, class Input, class CompletionToken, class Complete>
     auto start_call(Input&& input, CompletionToken&& token, Complete complete) {
-        using call_type = detail::list_call<Source>;
+        using call_type = Call;
         return boost::asio::async_initiate<CompletionToken, Signature>(
             [this, complete](auto handler, std::decay_t<Input> in) {
                 auto call = std::make_shared<call_type>(std::move(in));
@@ -331,6 +391,14 @@ private:
                             });
             },
             token, std::forward<Input>(input));
+    }
+
+    template <class Source, class Input>
+    auto make_outcome_stream(Input&& input, cojob::order order) {
+        using result = typename Source::task_type::result_type;
+        auto state = std::make_shared<detail::outcome_stream_call<Source>>(
+            engine_, order == cojob::order::completion, std::forward<Input>(input));
+        return cojob::stream<outcome<result>>(std::move(state));
     }
 
     template <class Source, class Input>

@@ -79,7 +79,7 @@ class process_backend final : public backend_base, private process::channel_owne
 public:
     explicit process_backend(const resolved_options& o)
         : profile_{.name = backend_name(cojob::backend::processes), .workers = static_cast<std::size_t>(o.n_jobs),
-                   .runs_in_submit = false, .min_ideal_batch_seconds = 0.002},
+                   .runs_in_submit = false, .stops_batches = true, .min_ideal_batch_seconds = 0.002},
           workers_(o.n_jobs),
           inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)) {}
 
@@ -152,6 +152,15 @@ public:
             guard_->give_back(std::move(j));
         });
         return {true, " (its worker process was killed and will be replaced)"};
+    }
+
+    /// The worker running `b` is killed: `b` comes back with its error, the batch behind it
+    /// (not started) too, and a worker starts in its place when work waits. A batch answered
+    /// or not sent yet comes back on its own.
+    void stop_batch(call_state& /*call*/, batch_base& b) noexcept override {
+        const pool_guard::held lock(*guard_);
+        for (auto& w : pool_)
+            if (!w->dead() && !w->interrupted() && w->runs(b)) w->interrupt();
     }
 
     /// A worker with nothing to do takes the batch a busy worker holds behind its running one

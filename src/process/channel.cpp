@@ -68,6 +68,8 @@ bool channel::serves(const call_state& c) const noexcept {
     return false;
 }
 
+bool channel::runs(const batch_base& b) const noexcept { return !jobs_.empty() && jobs_.front().batch.get() == &b; }
+
 bool channel::held_from(const std::shared_ptr<call_state>& call) const noexcept {
     if (dead_ || !jobs_.empty() || !status_ || status_->arena_held.load(std::memory_order_acquire) == 0) return false;
     // The same call (its stream) may queue behind its own results; owner_before tells calls
@@ -367,12 +369,15 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
         jobs[k].batch->error = batch_not_started();
         jobs[k].batch->completed = 0;
         jobs[k].batch->ran = 0;
+        jobs[k].batch->blameless = true;
     }
     job j = std::move(jobs.front());
     jobs.pop_front();
     batch_base& b = *j.batch;
-    if (was_interrupted)
+    if (was_interrupted) {
         b.error = batch_stopped();
+        if (greeted && b.timed_out) b.origin = death_facts(pid, end, b, index, b.error);  // what it took
+    }
     else if (why)
         b.error = protocol_broken(pid, why);
     else if (how_lost == loss::cut)

@@ -78,6 +78,8 @@ public:
     [[nodiscard]] bool held_from(const std::shared_ptr<call_state>& call) const noexcept;
     /// Batches sent and not answered yet.
     [[nodiscard]] std::size_t load() const noexcept { return jobs_.size(); }
+    /// Whether `b` is the batch it runs (or will run next, when it runs none).
+    [[nodiscard]] bool runs(const batch_base& b) const noexcept;
     [[nodiscard]] bool serves(const call_state& c) const noexcept;
 
     /// Encodes `j`'s batch as a request, its large arrays placed by `placer` (may be null), and

@@ -38,6 +38,15 @@ struct batch_base {
     virtual void encode(wire_out& out, bool track) const = 0;
     /// Reads a worker's response: results, `completed`, and `error` + `origin` on a failure.
     virtual void decode(wire_in& in) = 0;
+    /// A new batch of the same call holding tasks [from, to) of this one (moved out), at their
+    /// input positions and attempt; for tasks to run again after a failure in this batch.
+    [[nodiscard]] virtual std::unique_ptr<batch_base> split_off(std::size_t from, std::size_t to) = 0;
+    /// Keeps the first n tasks (those whose results are stored) and drops the rest.
+    virtual void keep_first(std::size_t n) = 0;
+    /// A new empty batch of the same type, to stand for a task that cannot be taken back.
+    [[nodiscard]] virtual std::unique_ptr<batch_base> blank() const = 0;
+    /// Whether its tasks can run again where they ran once (their arguments were not moved).
+    [[nodiscard]] virtual bool repeatable() const noexcept = 0;
 
     // Every batch.
     std::size_t first = 0;           ///< input position of the first task
@@ -71,6 +80,18 @@ struct batch_base {
     std::atomic<std::size_t> running{0};         ///< task now running
     std::atomic<std::int64_t> running_since{0};  ///< its start (steady ns), 0 before
 
+    // Failures a call outlives (cojob::keep_going, options::retry): src/call_failures.cpp.
+    int attempt = 1;  ///< the try its tasks are at (a task tried again runs in a batch of its own)
+    std::optional<std::size_t> timed_out;  ///< the task that passed the timeout; its worker was stopped
+    bool blameless = false;  ///< failed before any of its tasks started: none is to blame
+    /// Running (0), given up by its call (1), back (2): a backend that cannot stop a batch
+    /// whose task passed the timeout settles here, against the thread that runs it, whether
+    /// the call still waits for it.
+    std::atomic<int> fate{0};
+    /// `function(arguments)` of its task, taken at dispatch when the call may give the batch up
+    /// (its task cannot be read while it runs).
+    std::string described_function, described_arguments;
+
     // Batches that ran in another process (decode() sets them).
     std::optional<task_failure> origin;  ///< where a task failed (pid, host, time)
     /// Results a stream reads from the worker's memory when consumed (results stays empty).
@@ -95,6 +116,12 @@ protected:
         thread = 0;
         ran.reset();
         encoded = decoded = step_time{};
+        attempt = 1;
+        timed_out.reset();
+        blameless = false;
+        fate.store(0, std::memory_order_relaxed);
+        described_function.clear();
+        described_arguments.clear();
     }
 };
 
@@ -158,6 +185,21 @@ struct typed_batch final : batch_base {
         tasks.clear();
         if constexpr (!std::is_void_v<result>) results.clear();
     }
+    std::unique_ptr<batch_base> split_off(std::size_t from, std::size_t to) override {
+        auto b = std::make_unique<typed_batch>();
+        b->tasks.reserve(to - from);
+        for (std::size_t i = from; i < to; ++i) b->tasks.push_back(std::move(tasks[i]));
+        b->first = first + from;
+        b->size = to - from;
+        b->attempt = attempt;
+        return b;
+    }
+    void keep_first(std::size_t n) override {
+        while (tasks.size() > n) tasks.pop_back();  // pop_back: tasks need not be assignable
+        size = n;
+    }
+    std::unique_ptr<batch_base> blank() const override { return std::make_unique<typed_batch>(); }
+    bool repeatable() const noexcept override { return Task::repeatable; }
     std::string function_name(std::size_t i) const override { return tasks.at(i).function_name(); }
     std::string arguments(std::size_t i) const override { return tasks.at(i).describe_arguments(); }
 
@@ -185,13 +227,14 @@ enum class delivery : std::uint8_t {
 
 /// Takes finished batches, in input order or, for `delivery::stream_completion`, as they complete.
 struct sink_base {
-    explicit sink_base(delivery how) noexcept : how(how) {}
+    explicit sink_base(delivery how, bool keep_going = false) noexcept : how(how), keeps_going(keep_going) {}
     virtual ~sink_base() = default;
     sink_base(const sink_base&) = delete;
     sink_base& operator=(const sink_base&) = delete;
 
     /// Takes the results of a batch. For a stream, a batch that failed comes here too, with the
-    /// results of the tasks before the failing one, before the call ends with its error.
+    /// results of the tasks before the failing one, before the call ends with its error (with
+    /// `keeps_going`, see there).
     virtual void accept(batch_base& b) = 0;
     /// The call will deliver this many results (sized inputs), told before the first.
     virtual void expect(std::size_t /*results*/) {}
@@ -206,6 +249,9 @@ struct sink_base {
     [[nodiscard]] bool streaming() const noexcept { return how != delivery::list; }
 
     const delivery how;
+    /// The call outlives its tasks' failures (cojob::keep_going): a failed task reaches accept()
+    /// as a batch of one task whose `error` and `origin` say how it failed.
+    const bool keeps_going;
 };
 
 /// Collects results into a vector (nothing for void tasks).

@@ -38,7 +38,8 @@ class call_driver;
 /// a strand of the consumer's executor for `co_await`.
 class stream_core : public sink_base, public std::enable_shared_from_this<stream_core> {
 public:
-    stream_core(std::shared_ptr<engine> eng, bool completion_order);
+    /// `keep_going`: the stream hands out outcomes (cojob::keep_going).
+    stream_core(std::shared_ptr<engine> eng, bool completion_order, bool keep_going = false);
     ~stream_core() override;
     stream_core(const stream_core&) = delete;
     stream_core& operator=(const stream_core&) = delete;
