@@ -151,21 +151,22 @@ void call_state::drop() {
 void call_state::consumer_took() { wake(); }
 
 bool call_state::can_dispatch() const {
-    if (stopping_ || held_back_ || (again_.empty() && source_.exhausted && source_.staged == 0)) return false;
+    if (stopping_ || held_back_ || (source_.exhausted && source_.staged == 0)) return false;
     return window_ == 0 || outstanding() < window_;
 }
 
 void call_state::dispatch_more() {
     backend_base& be = *eng_->backend;
     const std::size_t workers = be.profile().workers;
+    // Tasks to run again go first, whatever the window holds: they were counted in it once,
+    // and results held for input order may be waiting for them.
     release_due();
+    while (!again_.empty() && !stopping_ && !held_back_) {
+        auto b = std::move(again_.front());
+        again_.pop_front();
+        send(std::move(b), false);
+    }
     while (can_dispatch()) {
-        if (!again_.empty()) {  // tasks to run again go first
-            auto b = std::move(again_.front());
-            again_.pop_front();
-            send(std::move(b), false);
-            continue;
-        }
         if (source_.staged == 0) {
             std::size_t size = sizer_.next([this](bool fast, double d, std::size_t n) {
                 printer_.batch_size_changed(fast, d, n);
