@@ -81,7 +81,8 @@ public:
         : profile_{.name = backend_name(cojob::backend::processes), .workers = static_cast<std::size_t>(o.n_jobs),
                    .runs_in_submit = false, .stops_batches = true, .min_ideal_batch_seconds = 0.002},
           workers_(o.n_jobs),
-          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)) {}
+          inner_threads_(std::max(cpu_count() / std::max(o.n_jobs, 1), 1)),
+          memory_limit_(o.worker_memory_limit.value_or(0)) {}
 
     ~process_backend() override {
         {
@@ -206,7 +207,7 @@ private:
 
     channel_ptr start_worker() {
         process::channel_owner& owner = *this;
-        return std::make_shared<channel>(process::spawn_worker(inner_threads_), owner, guard_, io_.executor(),
+        return std::make_shared<channel>(process::spawn_worker(inner_threads_, memory_limit_), owner, guard_, io_.executor(),
                                          static_cast<std::uint32_t>(std::max(workers_, 1)));
     }
 
@@ -291,6 +292,7 @@ private:
     dispatch_profile profile_;
     int workers_;
     int inner_threads_;
+    std::size_t memory_limit_;  ///< options::worker_memory_limit, 0: none
     process::io_thread io_;  ///< before the pool, so it goes after it: the channels' handlers run there
     std::shared_ptr<process::pool_guard> guard_ = std::make_shared<process::pool_guard>();
     std::vector<channel_ptr> pool_;

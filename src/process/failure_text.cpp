@@ -1,5 +1,6 @@
 // src/process/failure_text.cpp - the messages of failure_text.hpp.
 #include "failure_text.hpp"
+#include "spawn.hpp"
 
 #include "../util.hpp"
 #include "../wire.hpp"
@@ -39,6 +40,10 @@ worker_end describe_end(bool reaped, int status, const struct rusage& usage, boo
         e.oom_suspected = WTERMSIG(status) == SIGKILL && oom_kills_rose;
     } else if (WIFEXITED(status)) {
         e.exit_code = WEXITSTATUS(status);
+        if (*e.exit_code == memory_limit_exit) {  // worker_loop.cpp: out of memory under the limit
+            e.how += " (it needed more than options::worker_memory_limit)";
+            e.oom_suspected = true;
+        }
     }
     e.peak_rss_bytes = static_cast<std::size_t>(usage.ru_maxrss) * 1024;  // Linux counts KiB
     return e;

@@ -156,7 +156,7 @@ pid_t wait_worker(pid_t pid, int& status, int options, struct rusage* usage) noe
     return pid > 0 ? process_seam().wait4(pid, &status, options, usage) : -1;
 }
 
-spawned_worker spawn_worker(int inner_threads) {
+spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     spawn_thread& spawner = spawn_thread::get();
     int req[2], resp[2];
     if (::pipe2(req, O_CLOEXEC) != 0) throw_errno("cojob: pipe2");
@@ -222,6 +222,8 @@ spawned_worker spawn_worker(int inner_threads) {
     for (const char* var : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                             "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "NUMEXPR_NUM_THREADS"})
         if (!std::getenv(var)) env_strings.push_back(std::string(var) + "=" + std::to_string(inner_threads));
+    std::erase_if(env_strings, [](const std::string& e) { return e.rfind(std::string(worker_memory_env) + "=", 0) == 0; });
+    if (memory_limit) env_strings.push_back(std::string(worker_memory_env) + "=" + std::to_string(memory_limit));
     std::vector<char*> envp;
     envp.reserve(env_strings.size() + 1);
     for (auto& s : env_strings) envp.push_back(s.data());

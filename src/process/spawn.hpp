@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -25,6 +26,10 @@ inline constexpr int worker_request_fd = 3;
 inline constexpr int worker_response_fd = 4;
 inline constexpr int worker_status_fd = 5;
 inline constexpr int worker_arena_fd = 6;  ///< the result arena (arena.hpp)
+/// The environment variable that gives a worker its address-space limit in bytes
+/// (options::worker_memory_limit), and the exit status of a worker that ran out under it.
+inline constexpr const char* worker_memory_env = "COJOB_WORKER_MEMORY_LIMIT";
+inline constexpr int memory_limit_exit = 111;
 
 /// Written by the worker, read by the parent: the task running in the current batch.
 struct worker_status {
@@ -57,8 +62,8 @@ struct spawned_worker {
 /// not end with the calling thread: spawn.cpp). `inner_threads`: what OMP_NUM_THREADS and its
 /// kin say in the worker, unless the user set them (joblib's guard against oversubscription).
 /// @throws std::system_error when a pipe, the status page, that thread or the process cannot
-/// be made.
-[[nodiscard]] spawned_worker spawn_worker(int inner_threads);
+/// be made. `memory_limit` (bytes, 0: none): the address space the worker may take.
+[[nodiscard]] spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit = 0);
 
 // Every signal to a worker and every wait for one goes through kill_worker and wait_worker,
 // which do nothing unless `pid` names a process (> 0): a worker's pid is -1 once it is reaped,

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +28,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -200,6 +202,24 @@ void wait_for_request(int fd) {
     std::_Exit(0);
 }
 
+/// options::worker_memory_limit: the address space is capped, and an allocation past it ends the
+/// worker with memory_limit_exit (the parent reports a death with oom_suspected, and replaces
+/// it), as the kernel's OOM killer would, rather than a std::bad_alloc a task may swallow.
+void apply_memory_limit() {
+    const char* text = std::getenv(worker_memory_env);
+    if (!text) return;
+    const unsigned long long limit = std::strtoull(text, nullptr, 10);
+    ::unsetenv(worker_memory_env);  // programs a task starts get none
+    if (limit == 0) return;
+    const struct rlimit r{static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
+    (void)::setrlimit(RLIMIT_AS, &r);
+    std::set_new_handler([] {
+        static const char line[] = "cojob worker: out of memory under options::worker_memory_limit\n";
+        (void)!::write(STDERR_FILENO, line, sizeof line - 1);
+        std::_Exit(memory_limit_exit);
+    });
+}
+
 }  // namespace
 
 void serve(const char* spec) {
@@ -213,6 +233,7 @@ void serve(const char* spec) {
         return;
     }
     ::unsetenv(worker_env);  // programs a task starts are not workers
+    apply_memory_limit();
     serve_parent(parent);
 }
 
