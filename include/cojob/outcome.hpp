@@ -49,14 +49,17 @@ public:
         if (value) std::construct_at(&value_, std::move(*value));
     }
 
+    /// A copy; it shares the original's failure description.
     outcome(const outcome& o)
         requires std::is_copy_constructible_v<R>
         : record_(o.record_) {
         if (o.has_value()) std::construct_at(&value_, o.value_);
     }
+    /// Moves the value out of `o`.
     outcome(outcome&& o) noexcept(std::is_nothrow_move_constructible_v<R>) : record_(o.record_) {
         if (o.has_value()) std::construct_at(&value_, std::move(o.value_));
     }
+    /// Copy assignment.
     outcome& operator=(const outcome& o)
         requires std::is_copy_constructible_v<R>
     {
@@ -66,6 +69,7 @@ public:
         }
         return *this;
     }
+    /// Move assignment.
     outcome& operator=(outcome&& o) noexcept(std::is_nothrow_move_constructible_v<R>) {
         if (this != &o) {
             destroy();
@@ -78,6 +82,7 @@ public:
 
     /// Whether the task returned a value.
     [[nodiscard]] bool has_value() const noexcept { return !record_ || !record_->error; }
+    /// `has_value()`.
     explicit operator bool() const noexcept { return has_value(); }
 
     /// The task's value; for a failed task, rethrows its exception unchanged (a
@@ -86,10 +91,12 @@ public:
         if (!has_value()) std::rethrow_exception(record_->error);
         return value_;
     }
+    /// The task's value; rethrows a failed task's exception.
     [[nodiscard]] const R& value() const& {
         if (!has_value()) std::rethrow_exception(record_->error);
         return value_;
     }
+    /// The task's value, moved out; rethrows a failed task's exception.
     [[nodiscard]] R value() && {
         if (!has_value()) std::rethrow_exception(record_->error);
         return std::move(value_);
@@ -120,20 +127,27 @@ private:
 template <>
 class outcome<void> {
 public:
+    /// A task that returned at its first attempt.
     outcome() = default;
+    /// Built by cojob for a task that failed or was retried.
     explicit outcome(detail::outcome_record_ptr record) : record_(std::move(record)) {}
 
+    /// Whether the task returned.
     [[nodiscard]] bool has_value() const noexcept { return !record_ || !record_->error; }
+    /// `has_value()`.
     explicit operator bool() const noexcept { return has_value(); }
     /// Returns for a task that returned; rethrows a failed task's exception.
     void value() const {
         if (!has_value()) std::rethrow_exception(record_->error);
     }
+    /// How the task failed. @throws cojob::error when it did not.
     [[nodiscard]] const task_failure& failure() const {
         if (has_value()) detail::throw_no_failure();
         return record_->failure;
     }
+    /// The task's exception; null when it returned.
     [[nodiscard]] std::exception_ptr error() const noexcept { return record_ ? record_->error : nullptr; }
+    /// How many times the task ran (1 unless it was retried).
     [[nodiscard]] int attempts() const noexcept { return record_ ? record_->attempts : 1; }
 
 private:

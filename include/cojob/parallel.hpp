@@ -291,10 +291,13 @@ public:
     /// cancellation, the input's own exceptions, and on MPI a rank's death. Tasks returning void
     /// get `outcome<void>`. See `options::retry` for failures worth another try.
     /// @{
+
+    /// `operator()(range)` that keeps going: a `std::vector<outcome<R>>`, in input order.
     template <task_range R>
     auto operator()(keep_going_t, R&& range) {
         return run_outcomes<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)));
     }
+    /// `operator()(producer)` that keeps going (the producer's own exceptions end the call).
     template <task_value Task>
     auto operator()(keep_going_t, async_generator<Task> producer) {
         return run_outcomes<detail::async_source<Task>>(std::move(producer));
@@ -306,6 +309,7 @@ public:
         return start_outcomes<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)),
                                                            std::forward<CompletionToken>(token));
     }
+    /// `async_run(producer, token)` that keeps going.
     template <task_value Task, class CompletionToken = boost::asio::deferred_t>
     auto async_run(keep_going_t, async_generator<Task> producer, CompletionToken&& token = {}) {
         return start_outcomes<detail::async_source<Task>>(std::move(producer), std::forward<CompletionToken>(token));
@@ -315,6 +319,7 @@ public:
     [[nodiscard]] auto stream(keep_going_t, R&& range, cojob::order order) {
         return make_outcome_stream<detail::range_source_for<R>>(std::views::all(std::forward<R>(range)), order);
     }
+    /// `stream(producer, order)` that keeps going.
     template <task_value Task>
     [[nodiscard]] auto stream(keep_going_t, async_generator<Task> producer, cojob::order order) {
         return make_outcome_stream<detail::async_source<Task>>(std::move(producer), order);

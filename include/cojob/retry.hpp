@@ -14,10 +14,13 @@ namespace cojob {
 class failure_kinds {
 public:
     constexpr failure_kinds() noexcept = default;
+    /// The set of `kinds`: `{failure_kind::worker_died, failure_kind::timeout}`.
     constexpr failure_kinds(std::initializer_list<failure_kind> kinds) noexcept {
         for (failure_kind k : kinds) bits_ |= bit(k);
     }
+    /// Whether `k` is in the set.
     [[nodiscard]] constexpr bool contains(failure_kind k) const noexcept { return (bits_ & bit(k)) != 0; }
+    /// Whether the set has no kind.
     [[nodiscard]] constexpr bool empty() const noexcept { return bits_ == 0; }
 
 private:
@@ -46,6 +49,7 @@ struct retry_policy {
     std::chrono::duration<double> backoff{0.1};
     /// The longest delay between two tries.
     std::chrono::duration<double> max_backoff{10.0};
+    /// How each delay is spread: `full` (default) draws it between 0 and the delay.
     backoff_jitter jitter = backoff_jitter::full;
     /// The failure kinds that are retried; `cancelled` never is.
     failure_kinds on{failure_kind::worker_died, failure_kind::timeout};
