@@ -8,6 +8,7 @@
 // again or delivered as a failure) and the tasks after it (run again, no attempt counted).
 // Each part is a batch at its own input positions, so delivery in input order is unchanged.
 #include "call_state.hpp"
+#include "task_events.hpp"
 #include "util.hpp"
 #include "wire.hpp"
 
@@ -133,6 +134,7 @@ void call_state::retry_later(std::unique_ptr<batch_base> b, const task_failure& 
     double delay = std::min(p.backoff.count() * std::ldexp(1.0, b->attempt - 1), p.max_backoff.count());
     if (p.jitter == backoff_jitter::full) delay *= std::uniform_real_distribution<double>(0.0, 1.0)(jitter_);
     ++b->attempt;
+    if (eng_->opts.on_task) report_retried(eng_->opts.on_task, *b, eng_->opts.kind);
     printer_.retrying(b->first, b->attempt, p.attempts, delay,
                       std::string(kind_text(f.kind)) + (f.message.empty() ? "" : " (" + f.message + ")"));
     if (!(delay > 0)) {

@@ -16,6 +16,7 @@ task_event event_of(const batch_base& b, std::size_t i, cojob::backend kind) {
     task_event e;
     e.index = b.first + i;
     e.batch = b.number;
+    e.attempt = static_cast<unsigned>(b.attempt);
     e.backend = kind;
     e.dispatched_at = at(b.dispatched_ns);
     return e;
@@ -46,6 +47,14 @@ void report_ran(const task_callback& on_task, const batch_base& b, cojob::backen
         on_task(e);
         e.what = b.error && i + 1 == ran ? task_status::failed : task_status::finished;
         e.ended_at = at(timed ? b.times[2 * i + 1] : now_ns);
+        on_task(e);
+    }
+}
+
+void report_retried(const task_callback& on_task, const batch_base& b, cojob::backend kind) {
+    for (std::size_t i = 0; i < b.size; ++i) {
+        task_event e = event_of(b, i, kind);
+        e.what = task_status::retried;
         on_task(e);
     }
 }

@@ -32,6 +32,9 @@ struct ran_tasks {
 /// (`now_ns`: its return, for tasks whose worker could not report their times).
 void report_ran(const task_callback& on_task, const batch_base& b, cojob::backend kind, std::int64_t now_ns);
 
+/// `retried` for the tasks of `b`, which run again as attempt `b.attempt` after a backoff.
+void report_retried(const task_callback& on_task, const batch_base& b, cojob::backend kind);
+
 /// Runs `step` (a backend writing `b`'s request or reading its response) and, when `b`
 /// records times, notes in `at` when and on which thread. A step that throws is not noted.
 template <class Step>

@@ -14,7 +14,10 @@ enum class task_status {
     dispatched,  ///< handed to a worker, in a batch
     started,     ///< began running (its `started_at` is set)
     finished,    ///< returned (its `ended_at` is set)
-    failed,      ///< threw (its `ended_at` is set); the call ends with its exception
+    failed,      ///< threw, ran past the timeout or lost its worker (its `ended_at` is set)
+    /// failed, and runs again (`options::retry`): `attempt` is the attempt to come, which gets
+    /// its own `dispatched`, `started` and end once its backoff has passed
+    retried,
 };
 
 /// One event of one task, given to `options::on_task`.
@@ -22,7 +25,10 @@ enum class task_status {
 /// A task that runs gets `dispatched`, `started`, then `finished` or `failed`, in that order,
 /// all on the call's driving thread (the scheduler's). `started` and the end come together once
 /// the task's batch is back: a worker reports its tasks' times with its results. A task that
-/// never ran (the call ended first) gets only `dispatched`.
+/// never ran (the call ended first) gets only `dispatched`. A failed task ends its call unless
+/// the call keeps going (`cojob::keep_going`) or retries it (then `retried` follows `failed`).
+/// Tasks of a batch that run again without having failed (the rest of a batch whose worker
+/// died) are dispatched again with the same `attempt`.
 ///
 /// Times are `std::chrono::steady_clock` points, the clock of the process that made the call;
 /// worker processes on the same machine report on the same clock. Where a worker cannot tell

@@ -276,3 +276,25 @@ TEST_CASE("outcome: copies share the failure, moves keep the value", "[keep_goin
     CHECK(std::move(moved).value() == "text");
     CHECK(v.attempts() == 1);
 }
+
+TEST_CASE("retry: on_task tells a failed attempt, the retry, and the next attempt", "[retry][events]") {
+    auto runs = run_counts(4);
+    std::vector<cojob::task_event> events;  // on the scheduler's thread: this one
+    cojob::parallel par{{.n_jobs = 2,
+                         .on_task = [&](const cojob::task_event& e) {
+                             if (e.index == 2) events.push_back(e);
+                         },
+                         .retry = cojob::retry_policy{
+                             .attempts = 2, .backoff = 0s, .max_backoff = 0s, .on = {cojob::failure_kind::exception}}}};
+    (void)par(kit::iota(4) | std::views::transform([runs](int i) { return cojob::delayed(flaky)(i, i == 2 ? 1 : 0, runs); }));
+    using s = cojob::task_status;
+    std::vector<std::pair<s, unsigned>> seen;
+    for (const auto& e : events) seen.emplace_back(e.what, e.attempt);
+    CHECK(seen == std::vector<std::pair<s, unsigned>>{{s::dispatched, 1},
+                                                      {s::started, 1},
+                                                      {s::failed, 1},
+                                                      {s::retried, 2},
+                                                      {s::dispatched, 2},
+                                                      {s::started, 2},
+                                                      {s::finished, 2}});
+}
