@@ -6,6 +6,7 @@
 #include <cojob/cojob.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -239,10 +240,11 @@ TEST_CASE("retry: cancelling a call while a task waits out its backoff", "[retry
     bool done = false;
     par.async_run(cojob::keep_going,
                   kit::iota(4) | std::views::transform([runs](int i) { return cojob::delayed(flaky)(i, i == 1 ? 9 : 0, runs); }),
-                  asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, std::vector<cojob::outcome<int>>) {
-                      result = e;
-                      done = true;
-                  }));
+                  asio::bind_cancellation_slot(cancel.slot(),
+                                               asio::bind_executor(io, [&](std::exception_ptr e, std::vector<cojob::outcome<int>>) {
+                                                   result = e;
+                                                   done = true;
+                                               })));
     // Once task 1 failed and the others returned, only the 30 s backoff is left.
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     while (runs->at(1) == 0 && std::chrono::steady_clock::now() < deadline) io.run_for(1ms);
