@@ -282,14 +282,15 @@ struct list_sink final : sink_base {
 };
 
 /// Everything one call needs, kept alive together: its source (a range_source or an
-/// async_source, source.hpp) and a list sink for its results.
-template <class Source>
+/// async_source, source.hpp) and the sink that collects its results (a list_sink, or the
+/// outcome_sink of a keep_going call, outcomes.hpp).
+template <class Source, template <class> class Sink = list_sink>
 struct list_call {
     using task_type = typename Source::task_type;
     template <class Input>
     explicit list_call(Input&& in) : source(std::forward<Input>(in)) {}
     Source source;
-    list_sink<task_type> sink;
+    Sink<task_type> sink;
 };
 
 }  // namespace cojob::detail

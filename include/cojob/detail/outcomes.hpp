@@ -64,13 +64,7 @@ struct outcome_sink final : sink_base {
 
 /// A keep_going list call: its source and its outcomes.
 template <class Source>
-struct outcome_call {
-    using task_type = typename Source::task_type;
-    template <class Input>
-    explicit outcome_call(Input&& in) : source(std::forward<Input>(in)) {}
-    Source source;
-    outcome_sink<task_type> sink;
-};
+using outcome_call = list_call<Source, outcome_sink>;
 
 /// A keep_going stream over a source of tasks: hands out each task's outcome.
 template <class Source>
