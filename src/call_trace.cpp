@@ -161,7 +161,7 @@ void call_trace::batch_events(std::string& out, const batch_base& b, std::int64_
             name = "task";
         }
         auto e = slice(f, track, name, "task", start(i), end(i));
-        json::object args{{"index", b.first + i}, {"attempt", 1}, {"call", call_}, {"batch", b.number},
+        json::object args{{"index", b.first + i}, {"attempt", b.attempt}, {"call", call_}, {"batch", b.number},
                           {"arguments", arguments},
                           {"status", b.error && i + 1 == ran ? "failed" : "finished"}};
         if (!timed) args["estimated"] = true;

@@ -95,6 +95,29 @@ TEST_CASE("trace: a failing call leaves a valid file with its failed task", "[tr
     CHECK(by_task.at({1, 17}).front()->args.at("status").as_string() == "failed");
 }
 
+TEST_CASE("trace: a task that runs again gets a slice per attempt", "[trace][retry]") {
+    kit::scratch_dir dir;
+    const std::string path = dir.file("retried.json");
+    cojob::parallel par{{.n_jobs = 2,
+                         .backend = cojob::backend::threads,
+                         .batch_size = 1,
+                         .trace = path,
+                         .retry = cojob::retry_policy{.attempts = 2,
+                                                      .backoff = std::chrono::seconds(0),
+                                                      .max_backoff = std::chrono::seconds(0),
+                                                      .on = {cojob::failure_kind::exception}}}};
+    const auto out = par(cojob::keep_going, traced_tasks(10, 4));  // task 4 fails at both attempts
+    CHECK(!out[4].has_value());
+    CHECK(out[4].attempts() == 2);
+    const auto trace = kit::read_trace(path);  // the slices point into it
+    const auto by_task = trace.tasks();
+    REQUIRE(by_task.count({1, 4}) == 1);
+    const auto& slices = by_task.at({1, 4});
+    REQUIRE(slices.size() == 2);
+    CHECK(slices[0]->args.at("attempt").to_number<int>() + slices[1]->args.at("attempt").to_number<int>() == 3);
+    CHECK(by_task.at({1, 3}).size() == 1);
+}
+
 TEST_CASE("trace: a stream dropped early still gets a slice for every task that ran", "[trace]") {
     kit::scratch_dir dir;
     const std::string path = dir.file("dropped.json");
