@@ -149,6 +149,28 @@ TEST_CASE("mpi: a task's exception comes back with its type, and the object is u
     CHECK(again[9] == 81);
 }
 
+TEST_CASE("mpi: keep_going gives every task its outcome; a late task ends alone", "[mpi][keep_going]") {
+    cojob::options o = on_ranks();
+    o.timeout = 0.3s;
+    cojob::parallel par(o);
+    // Task 37 throws; the others return.
+    const auto out = par(cojob::keep_going, std::views::iota(0, 100) | std::views::transform([](int i) {
+                                                return cojob::delayed(picky)(i);
+                                            }));
+    REQUIRE(out.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(out[static_cast<std::size_t>(i)].has_value() == (i != 37));
+    CHECK(out[37].failure().kind == cojob::failure_kind::exception);
+    CHECK_THROWS_AS(out[37].value(), std::invalid_argument);
+    // Task 2 naps past the timeout: its outcome is given at once, and its rank serves again
+    // once it wakes.
+    const auto late = par(cojob::keep_going, std::views::iota(0, 6) | std::views::transform([](int i) {
+                                                 return cojob::delayed(nap_ms)(i == 2 ? 1500 : 1);
+                                             }));
+    REQUIRE(late.size() == 6);
+    for (int i = 0; i < 6; ++i) CHECK(late[static_cast<std::size_t>(i)].has_value() == (i != 2));
+    CHECK(late[2].failure().kind == cojob::failure_kind::timeout);
+}
+
 TEST_CASE("mpi: streams in input order and in completion order", "[mpi]") {
     for (auto order : {cojob::return_as::generator, cojob::return_as::generator_unordered}) {
         cojob::options o = on_ranks();
