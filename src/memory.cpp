@@ -369,6 +369,17 @@ const std::string& function_cache::name() const noexcept { return s_->name; }
 const std::string& function_cache::code_source() const noexcept { return s_->code_source; }
 std::string function_cache::entry_path(const key128& key) const { return s_->entry_dir(key); }
 
+cache_spec function_cache::spec() const {
+    if (s_->options.validate)
+        throw cojob::error("cojob::memory: " + s_->name + " has a validation callback, which cannot travel to a worker "
+                           "process; cache it without one to call it from backend=processes or mpi");
+    const memory_options& m = s_->store->options;
+    cache_spec c{s_->store->location.string(), m.verbose, m.mmap_mode, m.compress, s_->options.name,
+                 s_->options.version, {}, s_->options.verbose.value_or(-1)};
+    c.ignore.assign(s_->options.ignore.begin(), s_->options.ignore.end());
+    return c;
+}
+
 void unkeyable_argument(std::size_t position, const char* type_name) {
     throw cojob::error("cojob::memory: argument " + std::to_string(position) + " (" + demangle(type_name) +
                        ") cannot be part of a cache key: cereal cannot serialize it, or it is a pointer (keys are "

@@ -4,6 +4,7 @@
 
 #include <cojob/detail/cache_archive.hpp>
 #include <cojob/detail/cache_call.hpp>
+#include <cojob/detail/cereal_safe.hpp>
 #include <cojob/detail/describe.hpp>
 #include <cojob/errors.hpp>
 
@@ -13,6 +14,7 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -147,6 +149,32 @@ class cached_function {
 public:
     /// Use `memory::cache`.
     cached_function(F f, std::shared_ptr<detail::function_cache> cache) : f_(std::move(f)), cache_(std::move(cache)) {}
+    /// An empty callable, to be read back (a task that travels to a worker process).
+    cached_function() = default;
+
+    /// A `delayed(cached)(args...)` task travels to worker processes and MPI ranks with its
+    /// callable and where its results are stored: a worker computes, stores and loads as this
+    /// process would, in the same store (a function cached with a validation callback cannot
+    /// travel; warnings print on the worker's standard error). Written by the wire archives.
+    template <class Archive>
+    void save(Archive& ar) const {
+        if constexpr (std::is_pointer_v<F>)
+            encode_function(ar, std::bit_cast<std::uintptr_t>(f_));  // the wire's, found through the archive
+        else if constexpr (!std::is_empty_v<F>)
+            ar(f_);
+        ar(cache_ ? cache_->spec() : detail::cache_spec{});
+    }
+    /// Reads what save() wrote, in a worker.
+    template <class Archive>
+    void load(Archive& ar) {
+        if constexpr (std::is_pointer_v<F>)
+            f_ = std::bit_cast<F>(decode_function(ar));
+        else if constexpr (!std::is_empty_v<F>)
+            ar(f_);
+        detail::cache_spec spec;
+        ar(spec);
+        cache_ = spec.location.empty() ? nullptr : detail::cache_for(spec, detail::facts_of<F>(f_));
+    }
 
     /// Calls f, or loads its stored result for these arguments.
     template <class... A>
@@ -272,9 +300,16 @@ private:
         }
     }
 
-    F f_;
+    F f_{};
     std::shared_ptr<detail::function_cache> cache_;  ///< null: caching is off (memory without location)
 };
+
+namespace detail {
+/// A cached function can travel when its callable can: a function pointer is sent by name.
+template <class F>
+struct cereal_safe<cached_function<F>>
+    : std::bool_constant<std::is_pointer_v<F> ? std::is_function_v<std::remove_pointer_t<F>> : cereal_safe<F>::value> {};
+}  // namespace detail
 
 /// An on-disk memoization store (joblib's `Memory`).
 ///

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     if (role == "no_init" || (role == "workers_skip_init" && worker)) return roles::forgetful_main();
     cojob::init(argc, argv);
     if (role == "orphan_maker") return roles::orphan_maker();
+    if (role == "cached_map") return roles::cached_map();
     if (role == "workers_skip_init") return roles::forgetful_main();
     return Catch::Session().run(argc, argv);
 }

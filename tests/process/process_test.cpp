@@ -383,29 +383,6 @@ TEST_CASE("processes: what workers print reaches the parent's stdout before the 
 
 namespace {
 
-/// Runs this test program in a role, with stdout on a pipe; returns (pid, read end).
-std::pair<pid_t, int> start_role(const char* role_env) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    env.emplace_back(role_env);
-    std::vector<char*> envp;
-    for (auto& s : env) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    char arg0[] = "process_tests";
-    char* argv[] = {arg0, nullptr};
-    pid_t pid = -1;
-    REQUIRE(::posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, envp.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    return {pid, out[0]};
-}
-
 std::string read_all(int fd) {
     std::string text;
     char buf[4096];
@@ -416,7 +393,7 @@ std::string read_all(int fd) {
 }  // namespace
 
 TEST_CASE("processes: workers exit on their own when the parent is killed", "[process][orphan]") {
-    auto [pid, out] = start_role("COJOB_TEST_ROLE=orphan_maker");
+    auto [pid, out] = roles::start("COJOB_TEST_ROLE=orphan_maker");
     // The role prints its worker pids on one line once they run a task.
     std::string line;
     char c;
@@ -435,7 +412,7 @@ TEST_CASE("processes: workers exit on their own when the parent is killed", "[pr
 }
 
 TEST_CASE("processes: a worker whose main skips init fails loudly instead of spawning workers", "[process][guard]") {
-    auto [pid, out] = start_role("COJOB_TEST_ROLE=workers_skip_init");
+    auto [pid, out] = roles::start("COJOB_TEST_ROLE=workers_skip_init");
     const std::string text = read_all(out);
     ::close(out);
     int st = 0;
@@ -451,7 +428,7 @@ TEST_CASE("processes: a worker whose main skips init fails loudly instead of spa
 }
 
 TEST_CASE("processes: a program without init gets a clear error naming the fix", "[process][guard]") {
-    auto [pid, out] = start_role("COJOB_TEST_ROLE=no_init");
+    auto [pid, out] = roles::start("COJOB_TEST_ROLE=no_init");
     const std::string text = read_all(out);
     ::close(out);
     int st = 0;

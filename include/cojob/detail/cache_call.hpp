@@ -137,6 +137,23 @@ private:
 
 class memory_store;
 
+/// What a worker process needs to make a cached function's share of the store again: the
+/// store's location and options, and the function's (a `cached_function` sent with a task).
+struct cache_spec {
+    std::string location;  ///< empty: caching is off
+    int verbose = 1;
+    std::string mmap_mode;
+    int compress = 0;
+    std::string name, version;
+    std::vector<std::uint64_t> ignore;
+    int function_verbose = -1;  ///< cache_options::verbose; -1: unset
+
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(location, verbose, mmap_mode, compress, name, version, ignore, function_verbose);
+    }
+};
+
 /// One cached function's share of the store (compiled, src/memory.cpp): its identity, code
 /// version, directory and options. Thread-safe.
 class function_cache {
@@ -178,11 +195,18 @@ public:
     [[nodiscard]] const std::string& code_source() const noexcept;
     /// The directory of entry `key` (exists only once stored).
     [[nodiscard]] std::string entry_path(const key128& key) const;
+    /// What a worker process makes it again from. @throws cojob::error when a validation
+    /// callback is set: a callback cannot travel to another process.
+    [[nodiscard]] cache_spec spec() const;
 
 private:
     struct state;
     std::unique_ptr<state> s_;
 };
+
+/// The share of the store `spec` names, for the callable `facts` describes (a worker decoding a
+/// `cached_function`): made once per process and spec, then shared by every task naming it.
+[[nodiscard]] std::shared_ptr<function_cache> cache_for(const cache_spec& spec, const callable_facts& facts);
 
 /// Throws cojob::error for an argument that cereal cannot serialize and that is not ignored.
 [[noreturn]] void unkeyable_argument(std::size_t position, const char* type_name);
