@@ -367,6 +367,9 @@ resolved_options resolve(const options& o, const resolved_workers& workers) {
         throw error("cojob::parallel: options.n_jobs=" + std::to_string(*o.n_jobs) +
                     " does not match the pool it is built on, which has n_jobs=" + std::to_string(workers.n_jobs) +
                     "; a runner built on a cojob::pool runs on the pool's workers: leave n_jobs unset");
+    if (o.worker_memory_limit)
+        throw error("cojob::parallel: options.worker_memory_limit is set, but a runner built on a cojob::pool runs "
+                    "on the pool's workers, started without a limit; set it on a runner that owns its workers");
     return resolve_with(o, parallel_config::current(), workers);
 }
 

@@ -147,6 +147,9 @@ class cached_function {
     using result_of = std::remove_cvref_t<std::invoke_result_t<const F&, A...>>;
 
 public:
+    /// The callable it wraps (task reports name it).
+    using memoized_callable = F;
+
     /// Use `memory::cache`.
     cached_function(F f, std::shared_ptr<detail::function_cache> cache) : f_(std::move(f)), cache_(std::move(cache)) {}
     /// An empty callable, to be read back (a task that travels to a worker process).

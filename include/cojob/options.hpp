@@ -178,6 +178,7 @@ struct options {
     /// worker that needs more fails its task with `failure_kind::worker_died` and
     /// `oom_suspected`, and is replaced. Counts everything the worker maps (its heap, its
     /// threads' stacks, the shared arrays of a call). Unset: no limit but the machine's.
+    /// Refused on a runner built on a `cojob::pool` (its workers are the pool's).
     std::optional<std::size_t> worker_memory_limit{};
 };
 

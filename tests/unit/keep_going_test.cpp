@@ -300,3 +300,9 @@ TEST_CASE("retry: on_task tells a failed attempt, the retry, and the next attemp
                                                       {s::started, 2},
                                                       {s::finished, 2}});
 }
+
+TEST_CASE("worker_memory_limit is refused on a runner built on a pool", "[options]") {
+    cojob::pool workers(2, cojob::backend::threads);
+    CHECK_THROWS_WITH(cojob::parallel(workers, {.worker_memory_limit = std::size_t{1} << 30}),
+                      Catch::Contains("worker_memory_limit"));
+}

@@ -25,19 +25,21 @@ void append_quoted(std::string& out, std::string_view text);
 template <class T>
 concept streamable = requires(std::ostream& os, const T& v) { os << v; };
 
-template <class F>
-[[nodiscard]] std::string callable_name(const F&) {
-    if constexpr (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) {
-        return {};  // resolved from the address by the overload below
-    } else {
-        return demangle(typeid(F).name());
-    }
-}
-
 template <class R, class... A>
 [[nodiscard]] std::string callable_name(R (*const& f)(A...)) {
     std::string name = symbol_name(std::bit_cast<std::uintptr_t>(f));
     return name.empty() ? demangle(typeid(f).name()) : name;
+}
+
+template <class F>
+[[nodiscard]] std::string callable_name(const F& f) {
+    if constexpr (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) {
+        return {};  // resolved from the address by the overload above
+    } else if constexpr (requires { typename F::memoized_callable; }) {
+        return callable_name(f.function());  // a cojob::cached_function: what it wraps
+    } else {
+        return demangle(typeid(F).name());
+    }
 }
 
 template <class T>
