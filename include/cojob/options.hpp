@@ -178,7 +178,8 @@ struct options {
     /// worker that needs more fails its task with `failure_kind::worker_died` and
     /// `oom_suspected`, and is replaced. Counts everything the worker maps (its heap, its
     /// threads' stacks, the shared arrays of a call). Unset: no limit but the machine's.
-    /// Refused on a runner built on a `cojob::pool` (its workers are the pool's).
+    /// Refused on a runner built on a `cojob::pool` (its workers are the pool's) and on
+    /// backend::mpi (ranks are the launcher's to limit); no effect on threads.
     std::optional<std::size_t> worker_memory_limit{};
 };
 

@@ -171,6 +171,12 @@ TEST_CASE("mpi: keep_going gives every task its outcome; a late task ends alone"
     CHECK(late[2].failure().kind == cojob::failure_kind::timeout);
 }
 
+TEST_CASE("mpi: worker_memory_limit is refused, naming the launcher", "[mpi][options]") {
+    cojob::options o = on_ranks();
+    o.worker_memory_limit = std::size_t{1} << 30;
+    CHECK_THROWS_WITH(cojob::parallel(o), Catch::Contains("worker_memory_limit is not supported on backend=mpi"));
+}
+
 TEST_CASE("mpi: streams in input order and in completion order", "[mpi]") {
     for (auto order : {cojob::return_as::generator, cojob::return_as::generator_unordered}) {
         cojob::options o = on_ranks();
