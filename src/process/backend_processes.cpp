@@ -197,11 +197,11 @@ private:
     void refill() override { pump(); }
     void batch_took(std::int64_t ns) noexcept override { long_batches_ = ns > long_batch_ns; }
 
-    /// Workers that can serve `call` now or once they have room (null: any call): not on their
-    /// way out (interrupted ones are), not held for another call's stream.
-    [[nodiscard]] int live(const std::shared_ptr<call_state>& call) const noexcept {
+    /// Workers that can serve `j` now or once they have room (null: a batch of any call): not
+    /// on their way out (interrupted ones are), not held for a stream that waits for `j`.
+    [[nodiscard]] int live(const job* j) const noexcept {
         int n = 0;
-        for (const auto& w : pool_) n += !w->dead() && !w->interrupted() && !w->held_from(call);
+        for (const auto& w : pool_) n += !w->dead() && !w->interrupted() && !w->held_from(j);
         return n;
     }
 
@@ -241,8 +241,8 @@ private:
     std::optional<placement> place(const job& j) const {
         channel_ptr best;
         for (auto& w : pool_)
-            if (w->has_room_for(j.call) && (!best || w->load() < best->load())) best = w;
-        if ((!best || best->load() > 0) && live(j.call) < workers_) return placement{nullptr};
+            if (w->has_room_for(&j) && (!best || w->load() < best->load())) best = w;
+        if ((!best || best->load() > 0) && live(&j) < workers_) return placement{nullptr};
         if (!best) return std::nullopt;
         // At the end of a call's input, a batch of long tasks waits for an idle worker
         // instead of queueing behind a running batch: the other worker may free up first,

@@ -70,18 +70,21 @@ bool channel::serves(const call_state& c) const noexcept {
 
 bool channel::runs(const batch_base& b) const noexcept { return !jobs_.empty() && jobs_.front().batch.get() == &b; }
 
-bool channel::held_from(const std::shared_ptr<call_state>& call) const noexcept {
+bool channel::held_from(const job* j) const noexcept {
     if (dead_ || !jobs_.empty() || !status_ || status_->arena_held.load(std::memory_order_acquire) == 0) return false;
-    // The same call (its stream) may queue behind its own results; owner_before tells calls
-    // apart even after the one kept for has ended.
-    const bool same = !arena_kept_for_.owner_before(call) && !call.owner_before(arena_kept_for_);
-    return !same;
+    if (!j) return true;
+    // Its own stream may queue a later batch behind its results; owner_before tells calls apart
+    // even after the one kept for has ended. An earlier batch (a task run again) would wait for
+    // the worker, the worker for the consumer, and the consumer, in input order, for that batch.
+    const bool same = !arena_kept_for_.owner_before(j->call) && !j->call.owner_before(arena_kept_for_);
+    return !same || j->batch->first < arena_kept_first_;
 }
 
-bool channel::has_room_for(const std::shared_ptr<call_state>& call) const noexcept {
+bool channel::has_room_for(const job* j) const noexcept {
     if (dead_ || interrupted_) return false;
-    if (jobs_.empty()) return !held_from(call);
-    return jobs_.size() < depth && jobs_.back().call == call;
+    if (jobs_.empty()) return !held_from(j);
+    // Behind a running batch of its call only, and never before it in input order (see held_from).
+    return j && jobs_.size() < depth && jobs_.back().call == j->call && jobs_.back().batch->first < j->batch->first;
 }
 
 void channel::send(job j, array_placer* placer) {
@@ -279,6 +282,7 @@ bool channel::take_frames() {
                         if (completed > b.size) answered_too_many();
                         b.completed = static_cast<std::size_t>(completed);
                         arena_kept_for_ = jobs_.front().call;
+                        arena_kept_first_ = b.first;
                         b.deferred = std::make_unique<arena_payload>(
                             arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
                             static_cast<std::size_t>(h.length));

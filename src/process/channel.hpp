@@ -70,12 +70,14 @@ public:
     /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
     [[nodiscard]] bool interrupted() const noexcept { return interrupted_; }
     [[nodiscard]] bool idle() const noexcept { return !dead_ && jobs_.empty(); }
-    /// Whether it can take a batch of `call` now: it is idle, or holds one batch of that call;
-    /// and no result of another call waits in its arena (its worker waits for that consumer).
-    [[nodiscard]] bool has_room_for(const std::shared_ptr<call_state>& call) const noexcept;
-    /// Idle, but its last results wait in its arena for a stream's consumer of another call
-    /// than `call`: it serves none but that one until they are taken.
-    [[nodiscard]] bool held_from(const std::shared_ptr<call_state>& call) const noexcept;
+    /// Whether it can take `j` now (null: a batch of any call): it is idle, or holds one batch
+    /// of j's call that comes before j in input order; and no result that a stream's consumer
+    /// takes after j's waits in its arena (its worker waits for that consumer).
+    [[nodiscard]] bool has_room_for(const job* j) const noexcept;
+    /// Idle, but its last results wait in its arena for a stream's consumer, who takes them
+    /// before `j`'s (null: a batch of any call): a worker given `j` would wait for results that
+    /// wait for j's. A batch of that stream that comes after them may queue behind them.
+    [[nodiscard]] bool held_from(const job* j) const noexcept;
     /// Batches sent and not answered yet.
     [[nodiscard]] std::size_t load() const noexcept { return jobs_.size(); }
     /// Whether `b` is the batch it runs (or will run next, when it runs none).
@@ -156,6 +158,7 @@ private:
     std::deque<job> jobs_;  ///< sent, in order; the front one runs; all of one call
     /// The call whose stream keeps the last response in the arena (while status_->arena_held).
     std::weak_ptr<call_state> arena_kept_for_;
+    std::size_t arena_kept_first_ = 0;  ///< the input position of the first result kept there
     std::uint64_t requests_ = 0;  ///< requests sent (withdrawn ones too)
     byte_buffer out_;       ///< frames not yet written from out_pos_ on
     std::size_t out_pos_ = 0;

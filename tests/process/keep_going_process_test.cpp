@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ranges>
@@ -63,6 +64,17 @@ int hang_once(int i, int victim, const std::string& marker) {
 int allocate(int mb) {
     std::vector<char> block(static_cast<std::size_t>(mb) << 20, 1);
     return static_cast<int>(block.size() >> 20) + block[block.size() / 2] - 1;
+}
+
+/// A large result (kept in the worker's arena) for most tasks; every 5th throws.
+std::vector<double> block_or_throw(int i) {
+    if (i % 5 == 0) throw std::runtime_error("no block " + std::to_string(i));
+    return std::vector<double>(std::size_t{1} << 16, static_cast<double>(i));
+}
+
+/// A large result for every task; task `victim` kills its worker the first time it runs.
+std::vector<double> block_or_die(int i, int victim, const std::string& marker) {
+    return std::vector<double>(std::size_t{1} << 16, static_cast<double>(die_once(i, victim, marker)));
 }
 
 }  // namespace keep_going_process
@@ -186,4 +198,49 @@ TEST_CASE("processes: a task past worker_memory_limit fails as an OOM, and the p
     // Replaced: the next call runs on a full pool.
     CHECK(par(std::views::iota(0, 4) | std::views::transform([](int) { return cojob::delayed(allocate)(8); })) ==
           std::vector<int>{8, 8, 8, 8});
+}
+
+TEST_CASE("processes keep_going stream: large results beside failures in a batch", "[process][keep_going][stream]") {
+    const auto order = GENERATE(cojob::order::input, cojob::order::completion);
+    cojob::parallel par{on_two_workers({.batch_size = 2})};
+    auto gen = par.stream(cojob::keep_going,
+                          std::views::iota(0, 30) | std::views::transform([](int i) {
+                              return cojob::delayed(block_or_throw)(i);
+                          }),
+                          order);
+    std::vector<int> seen;
+    for (auto&& o : gen) {
+        if (o.has_value()) {
+            const auto& v = o.value();
+            REQUIRE(v.size() == std::size_t{1} << 16);
+            REQUIRE(static_cast<int>(v.front()) % 5 != 0);
+            seen.push_back(static_cast<int>(v.back()));
+        } else {
+            CHECK(o.failure().kind == cojob::failure_kind::exception);
+            seen.push_back(static_cast<int>(o.failure().index));
+        }
+    }
+    std::ranges::sort(seen);
+    REQUIRE(seen.size() == 30);
+    for (int i = 0; i < 30; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i);
+}
+
+TEST_CASE("processes retry stream: a task run again comes before results its stream holds", "[process][retry][stream]") {
+    // Results later in input order wait in the other worker's arena for the consumer, who waits
+    // for the task run again: it must not be queued behind them.
+    kit::scratch_dir dir;
+    const std::string marker = dir.file("died");
+    cojob::parallel par{on_two_workers(
+        {.batch_size = 2, .retry = cojob::retry_policy{.attempts = 2, .backoff = 0s, .max_backoff = 0s}})};
+    auto gen = par.stream(std::views::iota(0, 30) | std::views::transform([&](int i) {
+                              return cojob::delayed(block_or_die)(i, 7, marker);
+                          }),
+                          cojob::order::input);
+    int next = 0;
+    for (auto&& v : gen) {
+        REQUIRE(v.size() == std::size_t{1} << 16);
+        CHECK(static_cast<int>(v.back()) == next);
+        ++next;
+    }
+    CHECK(next == 30);
 }
