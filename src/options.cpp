@@ -343,10 +343,6 @@ resolved_options resolve_with(const options& o, const options& scope, const reso
     if (r.worker_memory_limit && *r.worker_memory_limit == 0)
         throw error("cojob::options: worker_memory_limit=0 is not valid; expected a number of bytes > 0, or leave "
                     "it unset for no limit");
-    if (r.worker_memory_limit && r.kind == backend::mpi)
-        throw error("cojob::options: worker_memory_limit is not supported on backend=mpi (ranks are started by "
-                    "mpirun before any runner exists; limit them with the launcher, e.g. ulimit -v or Slurm's "
-                    "--mem); it applies to backend=processes");
     if (r.kind == backend::processes) r.temp_folder = resolve_temp_folder(pick(o.temp_folder, scope.temp_folder));
     return r;
 }

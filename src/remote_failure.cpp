@@ -3,6 +3,7 @@
 // parent, and rebuilt there as the original exception type where cojob can make one.
 #include "util.hpp"
 #include "wire.hpp"
+#include "worker.hpp"
 
 #include <cojob/errors.hpp>
 
@@ -43,6 +44,10 @@ void decode_failure(wire_in& in, std::string& mangled_type, task_failure& f) {
     in(index, mangled_type, f.exception, f.message, f.function, f.arguments, pid, f.host, f.time);
     f.index = static_cast<std::size_t>(index);
     f.pid = pid;
+    if (mangled_type == typeid(memory_limit_reached).name()) {  // a rank under its memory limit
+        f.kind = failure_kind::worker_died;
+        f.oom_suspected = true;
+    }
 }
 
 namespace {
@@ -78,6 +83,8 @@ factory_table::factory_table() {
     add<cojob::cancelled>(m);
     add<cojob::decode_error>(m);
     m.emplace(typeid(std::bad_alloc).name(), [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
+    m.emplace(typeid(memory_limit_reached).name(),
+              [](const std::string& msg) { return std::make_exception_ptr(cojob::worker_died(msg)); });
 }
 
 factory_table& factories() {

@@ -39,7 +39,9 @@ struct frame_header {
     std::uint16_t kind = 0;
     std::uint64_t length = 0;    ///< payload bytes after the header (or in the arena)
     std::uint64_t checksum = 0;  ///< XXH3-64 of the payload
-    std::uint64_t reserved = 0;  ///< arena responses: arena_response_failed or 0
+    /// Arena responses: arena_response_failed or 0. MPI requests: the call's
+    /// options::worker_memory_limit in bytes, or 0 (none).
+    std::uint64_t reserved = 0;
 };
 static_assert(sizeof(frame_header) == 32);
 

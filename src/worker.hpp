@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 
 namespace cojob::detail {
@@ -16,6 +17,16 @@ namespace cojob::detail {
 inline constexpr std::uint64_t lend_probe_value = 0x636f6a6f622d6c64;  // "cojob-ld"
 /// The address of this process's probe (in a worker, sent with its hello).
 [[nodiscard]] std::uint64_t lend_probe_address() noexcept;
+
+/// What a task that allocates past options::worker_memory_limit throws on an MPI rank (a rank
+/// cannot be replaced, so it lives on once the task's stack has unwound). The parent reads it
+/// as a failure of kind worker_died with oom_suspected (src/remote_failure.cpp).
+class memory_limit_reached : public std::bad_alloc {
+public:
+    [[nodiscard]] const char* what() const noexcept override {
+        return "the task needed more memory than options::worker_memory_limit lets a worker take";
+    }
+};
 
 /// argv[0] as `init` saw it ("" before `init`).
 [[nodiscard]] const std::string& program_name();

@@ -174,12 +174,13 @@ struct options {
     // ---- failures (docs/guide.md, "Failures, deadlines and retries") ----
     /// When a failed task runs again, after which delay (`cojob/retry.hpp`). Unset: never.
     std::optional<retry_policy> retry{};
-    /// backend::processes: the most address space a worker process may take, in bytes. A
-    /// worker that needs more fails its task with `failure_kind::worker_died` and
-    /// `oom_suspected`, and is replaced. Counts everything the worker maps (its heap, its
-    /// threads' stacks, the shared arrays of a call). Unset: no limit but the machine's.
-    /// Refused on a runner built on a `cojob::pool` (its workers are the pool's) and on
-    /// backend::mpi (ranks are the launcher's to limit); no effect on threads.
+    /// backend::processes and backend::mpi: the most address space a worker may take, in
+    /// bytes. A task that needs more fails with `failure_kind::worker_died` and
+    /// `oom_suspected`; a worker process is replaced, an MPI rank (which cannot be) lives on
+    /// once the task has unwound, since there the limit holds only while the call's tasks run.
+    /// Counts everything the worker maps (its heap, its threads' stacks, the shared arrays of
+    /// a call). Unset: no limit but the machine's. Refused on a runner built on a `cojob::pool`
+    /// (its workers are the pool's); no effect on threads.
     std::optional<std::size_t> worker_memory_limit{};
 };
 

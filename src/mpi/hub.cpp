@@ -186,7 +186,7 @@ void hub::send_request(int to, mpi_job j) {
             j.batch->worker = to;
             timed_step(*j.batch, j.batch->encoded, [&] { j.batch->encode(ar, j.call->tracks_tasks()); });
         }
-        seal_frame(o->bytes, at, mpi_frame_kind::request);
+        seal_frame(o->bytes, at, mpi_frame_kind::request, j.call->options().worker_memory_limit.value_or(0));
     } catch (...) {
         j.batch->error = std::current_exception();
         j.batch->completed = 0;

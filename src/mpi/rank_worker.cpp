@@ -9,6 +9,7 @@
 #include "../worker.hpp"
 #include "mpi_blocks.hpp"
 #include "rank_listener.hpp"
+#include "rank_memory.hpp"
 #include "transport.hpp"
 
 #include <mpi.h>
@@ -190,6 +191,7 @@ private:
             if (!start_request(gate, ++requests)) continue;  // taken back: another rank runs it
             byte_buffer& out = box.next();
             try {
+                const memory_cap cap(static_cast<std::size_t>(h.reserved));  // options::worker_memory_limit
                 run_request(payload, static_cast<std::size_t>(h.length), out, ctx, blocks);
                 seal_frame(out, 0, mpi_frame_kind::response);
             } catch (const std::exception& e) {

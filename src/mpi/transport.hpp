@@ -83,9 +83,11 @@ private:
 /// Fills in the header of the frame that starts at `at`, without a checksum: MPI delivers a
 /// message whole or reports an error, so the checksum that guards the pipes' byte streams
 /// would only add a pass over every byte on each side (a sixth of a large transfer's time).
-inline void seal_frame(byte_buffer& b, std::size_t at, mpi_frame_kind kind) {
+/// `reserved`: see frame_header.
+inline void seal_frame(byte_buffer& b, std::size_t at, mpi_frame_kind kind, std::uint64_t reserved = 0) {
     frame_header h;
     h.kind = static_cast<std::uint16_t>(kind);
+    h.reserved = reserved;
     h.length = b.size() - at - sizeof(frame_header);
     std::memcpy(b.data() + at, &h, sizeof h);
 }

@@ -56,6 +56,12 @@ int nap_ms(int ms) {
     return ms;
 }
 
+/// Allocates and touches `mb` megabytes on its rank; returns their count.
+int take_mb(long mb) {
+    std::vector<char> block(static_cast<std::size_t>(mb) << 20, 1);
+    return static_cast<int>(block.size() >> 20) + block[block.size() / 2] - 1;
+}
+
 int slow_identity(int x) {
     std::this_thread::sleep_for(std::chrono::milliseconds(x % 3 == 0 ? 30 : 1));
     return x;
@@ -171,10 +177,30 @@ TEST_CASE("mpi: keep_going gives every task its outcome; a late task ends alone"
     CHECK(late[2].failure().kind == cojob::failure_kind::timeout);
 }
 
-TEST_CASE("mpi: worker_memory_limit is refused, naming the launcher", "[mpi][options]") {
+TEST_CASE("mpi: a task past worker_memory_limit fails as an OOM, and its rank serves on", "[mpi][keep_going]") {
     cojob::options o = on_ranks();
-    o.worker_memory_limit = std::size_t{1} << 30;
-    CHECK_THROWS_WITH(cojob::parallel(o), Catch::Contains("worker_memory_limit is not supported on backend=mpi"));
+    o.worker_memory_limit = std::size_t{2} << 30;
+    o.batch_size = 1;
+    cojob::parallel par(o);
+    // Task 3 asks for 64 GiB; the others for 16 MiB each, on the same ranks afterwards.
+    const auto out = par(cojob::keep_going, std::views::iota(0, 12) | std::views::transform([](int i) {
+                                                return cojob::delayed(take_mb)(i == 3 ? 64L << 10 : 16L);
+                                            }));
+    REQUIRE(out.size() == 12);
+    for (int i = 0; i < 12; ++i) {
+        INFO("task " << i);
+        CHECK(out[static_cast<std::size_t>(i)].has_value() == (i != 3));
+    }
+    CHECK(out[3].failure().kind == cojob::failure_kind::worker_died);
+    CHECK(out[3].failure().oom_suspected);
+    CHECK_THROWS_AS(out[3].value(), cojob::worker_died);
+    // Without keep_going the failure ends the call; the ranks are still there for the next.
+    CHECK_THROWS_WITH(par(std::views::iota(0, 4) | std::views::transform([](int i) {
+                              return cojob::delayed(take_mb)(i == 1 ? 64L << 10 : 1L);
+                          })),
+                      Catch::Contains("worker_memory_limit"));
+    const auto again = par(std::views::iota(0, 8) | std::views::transform([](int) { return cojob::delayed(take_mb)(64L); }));
+    CHECK(again[7] == 64);
 }
 
 TEST_CASE("mpi: streams in input order and in completion order", "[mpi]") {
