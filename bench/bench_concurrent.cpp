@@ -5,7 +5,7 @@
 //   (c) a one-task call's latency while a long call keeps every worker busy, against its
 //       latency on the idle runner.
 // Prints medians and ratios. Environment: REPEATS (5), SPIN_US (50, the work of one task),
-// K (1000), N_SUBMIT (10000).
+// K (1000), N_SUBMIT (10000), BACKEND (both; or threads, or processes).
 #include <cojob/cojob.hpp>
 
 #include "bench_kit.hpp"
@@ -18,7 +18,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ranges>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -135,6 +137,8 @@ int main(int argc, char** argv) {
     const long n_submit = env_int("N_SUBMIT", 10000);
     std::printf("cojob concurrent-calls benchmark, %d repeats, n_jobs=2, tasks of %ld us, %d CPUs (medians)\n",
                 repeats, us, cojob::cpu_count());
-    run_backend(cojob::backend::threads, "threads", repeats, us, k, n_submit);
-    run_backend(cojob::backend::processes, "processes", repeats, us, k, n_submit);
+    const char* only = std::getenv("BACKEND");
+    const std::string which = only ? only : "both";
+    if (which != "processes") run_backend(cojob::backend::threads, "threads", repeats, us, k, n_submit);
+    if (which != "threads") run_backend(cojob::backend::processes, "processes", repeats, us, k, n_submit);
 }

@@ -132,7 +132,10 @@ void call_state::settle(std::unique_ptr<batch_base> b) {
 void call_state::retry_later(std::unique_ptr<batch_base> b, const task_failure& f) {
     const retry_policy& p = eng_->opts.retry;
     double delay = std::min(p.backoff.count() * std::ldexp(1.0, b->attempt - 1), p.max_backoff.count());
-    if (p.jitter == backoff_jitter::full) delay *= std::uniform_real_distribution<double>(0.0, 1.0)(jitter_);
+    if (p.jitter == backoff_jitter::full) {
+        if (!jitter_) jitter_.emplace(std::random_device{}());
+        delay *= std::uniform_real_distribution<double>(0.0, 1.0)(*jitter_);
+    }
     ++b->attempt;
     if (eng_->opts.on_task) report_retried(eng_->opts.on_task, *b, eng_->opts.kind);
     printer_.retrying(b->first, b->attempt, p.attempts, delay,

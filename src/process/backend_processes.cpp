@@ -251,8 +251,17 @@ private:
         return placement{best};
     }
 
+    /// Whether any queued batch might be placed: a worker has room, or one might start. With
+    /// every worker full this spares asking for each of the many calls queued.
+    [[nodiscard]] bool could_place() const noexcept {
+        if (live(nullptr) < workers_) return true;
+        for (const auto& w : pool_)
+            if (!w->full()) return true;
+        return false;
+    }
+
     void pump() {
-        while (!queue_.empty()) {
+        while (!queue_.empty() && could_place()) {
             std::optional<placement> where;
             std::optional<job> j = queue_.take_first([&](const job& q) {
                 where = place(q);

@@ -78,6 +78,8 @@ public:
     /// before `j`'s (null: a batch of any call): a worker given `j` would wait for results that
     /// wait for j's. A batch of that stream that comes after them may queue behind them.
     [[nodiscard]] bool held_from(const job* j) const noexcept;
+    /// It can take no batch of any call now: it holds `depth`, or is dead or on its way out.
+    [[nodiscard]] bool full() const noexcept { return dead_ || interrupted_ || jobs_.size() >= depth; }
     /// Batches sent and not answered yet.
     [[nodiscard]] std::size_t load() const noexcept { return jobs_.size(); }
     /// Whether `b` is the batch it runs (or will run next, when it runs none).
