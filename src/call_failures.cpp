@@ -1,7 +1,8 @@
-// src/call_failures.cpp - the failures a call outlives. With cojob::keep_going a failed task
-// becomes its outcome and the call goes on; with options::retry it runs again after a backoff
-// waited on the call's timer. A task past the timeout in such a call ends alone: its batch is
-// stopped (a worker process killed) or, where nothing can stop it, given up.
+// src/call_failures.cpp - a call's failed tasks, and the tasks past its timeout. With
+// cojob::keep_going a failed task becomes its outcome and the call goes on; with options::retry
+// it runs again after a backoff waited on the call's timer. A task past the timeout ends the
+// call, or in such a call ends alone: its batch is stopped (a worker process killed) or, where
+// nothing can stop it, given up.
 //
 // A failed batch is cut in four: the tasks that returned (delivered as usual), those whose
 // results a dead worker took with it (run again, no attempt counted), the failed task (tried
@@ -15,6 +16,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cojob::detail {
 
@@ -187,6 +190,31 @@ void call_state::time_out(batch_base& b, std::size_t i) {
     out->error = timeout_at(out->first, " (its thread keeps running it; its result will be dropped)");
     out->origin = describe_failure(*out, 0);
     accept_batch(std::move(out));
+}
+
+void call_state::check_timeout() {
+    const auto limit = static_cast<std::int64_t>(eng_->opts.timeout->count() * 1e9);
+    eng_->backend->refresh_progress(*this);
+    const auto now = batch_base::now_ns();
+    std::vector<std::pair<batch_base*, std::size_t>> late;
+    for (const auto& [first, b] : in_flight_) {
+        const auto since = b->running_since.load(std::memory_order_acquire);
+        if (since != 0 && now - since > limit && !b->timed_out)
+            late.emplace_back(b, b->running.load(std::memory_order_relaxed));
+    }
+    for (auto [b, i] : late) {
+        if (outlives_timeout(*b)) {
+            time_out(*b, i);
+            continue;
+        }
+        stop_.store(true, std::memory_order_relaxed);
+        stop_running();  // first: the backend says what became of the task
+        fail(timeout_at(b->first + i, stop_effect_.timeout_note), std::nullopt);
+        // A batch that cannot be stopped is not waited for: the call ends without it. A
+        // stopped one comes back at once, so the call waits for it.
+        abandoned_ = !stop_effect_.batches_return;
+        return;
+    }
 }
 
 void call_state::arm_timer() {

@@ -318,31 +318,6 @@ void call_state::accept_batch(std::unique_ptr<batch_base> b) {
     }
 }
 
-void call_state::check_timeout() {
-    const auto limit = static_cast<std::int64_t>(eng_->opts.timeout->count() * 1e9);
-    eng_->backend->refresh_progress(*this);
-    const auto now = batch_base::now_ns();
-    std::vector<std::pair<batch_base*, std::size_t>> late;
-    for (const auto& [first, b] : in_flight_) {
-        const auto since = b->running_since.load(std::memory_order_acquire);
-        if (since != 0 && now - since > limit && !b->timed_out)
-            late.emplace_back(b, b->running.load(std::memory_order_relaxed));
-    }
-    for (auto [b, i] : late) {
-        if (outlives_timeout(*b)) {
-            time_out(*b, i);  // src/call_failures.cpp
-            continue;
-        }
-        stop_.store(true, std::memory_order_relaxed);
-        stop_running();  // first: the backend says what became of the task
-        fail(timeout_at(b->first + i, stop_effect_.timeout_note), std::nullopt);
-        // A batch that cannot be stopped is not waited for: the call ends without it. A
-        // stopped one comes back at once, so the call waits for it.
-        abandoned_ = !stop_effect_.batches_return;
-        return;
-    }
-}
-
 asio::awaitable<void> schedule(std::shared_ptr<call_state> c) {
     const auto& o = c->eng_->opts;
     backend_base& be = *c->eng_->backend;

@@ -1,0 +1,149 @@
+// src/process/channel_end.cpp - how a worker's channel ends. Lost (end of file, garbage, killed
+// on purpose): the worker is killed if need be and reaped at once, and its batches go back to
+// their calls with the reason (failure_text.hpp). Retired, dropped, or closed and awaited at the
+// pool's shutdown.
+#include "channel.hpp"
+
+#include "../wire.hpp"
+#include "failure_text.hpp"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace cojob::detail::process {
+
+void channel::reap_if_gone() noexcept {
+    int st = 0;
+    if (interrupted_) {
+        retire();
+    } else if (memory_->reap(st, WNOHANG) == pid_) {
+        pid_ = -1;
+        drop();
+    }
+}
+
+void channel::lost(loss how_lost, std::exception_ptr why) {
+    const bool answered = how_lost == loss::lent_results;
+    // Of a frame cut short: the bytes that came, and those its header announced (0: the header
+    // itself was cut).
+    const std::size_t got = in_.size();
+    std::size_t announced = 0;
+    if (how_lost == loss::cut && got >= sizeof(frame_header)) {
+        frame_header h;
+        std::memcpy(&h, in_.data(), sizeof h);  // its header was checked when it came
+        announced = sizeof h + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
+    }
+    const bool was_interrupted = interrupted_;
+    const pid_t pid = pid_;
+    kill_worker(pid);
+    int st = 0;
+    struct rusage usage{};
+    const bool reaped = pid > 0 && memory_->reap(st, 0, &usage) == pid;
+    pid_ = -1;
+    output_->close();  // all it wrote is in the pipes now
+    const bool greeted = greeted_;
+    const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
+    drop();
+    std::deque<job> jobs = std::move(jobs_);
+    jobs_.clear();
+    const long oom_kills = reaped && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? cgroup_oom_kills() : -1;
+    worker_end end = describe_end(reaped, st, usage, oom_kills > oom_kills_at_start_ && oom_kills_at_start_ >= 0);
+    end.stderr_tail = output_->stderr_tail();
+    const std::string& how = end.how;
+    if (answered && !jobs.empty()) {
+        job a = std::move(jobs.front());
+        jobs.pop_front();
+        a.batch->error = lent_results_lost(pid, how, *a.batch);
+        a.batch->completed = 0;
+        guard_->give_back(std::move(a));
+    }
+    if (jobs.empty()) {
+        if (answered) owner_->refill();
+        return;
+    }
+    // Batches behind the one that ran never started.
+    for (std::size_t k = 1; k < jobs.size(); ++k) {
+        jobs[k].batch->error = batch_not_started();
+        jobs[k].batch->completed = 0;
+        jobs[k].batch->ran = 0;
+        jobs[k].batch->blameless = true;
+    }
+    job j = std::move(jobs.front());
+    jobs.pop_front();
+    batch_base& b = *j.batch;
+    if (was_interrupted) {
+        b.error = batch_stopped();
+        if (greeted && b.timed_out) b.origin = death_facts(pid, end, b, index, b.error);  // what it took
+    }
+    else if (why)
+        b.error = protocol_broken(pid, why);
+    else if (how_lost == loss::cut)
+        b.error = frame_cut(pid, how, b, got, announced);
+    else {
+        b.error = worker_ended(pid, end, greeted, b, index);
+        if (greeted) b.origin = death_facts(pid, end, b, index, b.error);
+    }
+    b.completed = 0;
+    // The tasks before the one it died in returned, but their results died with it.
+    b.ran = greeted ? std::min(index + 1, b.size) : 0;
+    guard_->give_back(std::move(j));
+    for (auto& rest : jobs) guard_->give_back(std::move(rest));
+    owner_->refill();
+}
+
+void channel::retire() noexcept {
+    if (pid_ > 0) {
+        kill_worker(pid_);
+        int st = 0;
+        (void)memory_->reap(st, 0);
+        pid_ = -1;
+    }
+    drop();
+}
+
+void channel::drop() noexcept {
+    if (dead_) return;
+    dead_ = true;
+    ++epoch_;
+    unbind();
+    if (to_ >= 0) ::close(to_);
+    if (from_ >= 0) ::close(from_);
+    to_ = from_ = -1;
+    if (output_) output_->close();
+    status_.reset();
+    arena_.reset();
+}
+
+void channel::close_requests() noexcept {
+    if (dead_) return;
+    unbind();
+    if (to_ >= 0) ::close(to_);
+    to_ = -1;
+}
+
+void channel::finish(std::chrono::steady_clock::time_point deadline) noexcept {
+    if (dead_ || pid_ < 0) return;
+    int st = 0;
+    while (memory_->reap(st, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill_worker(pid_);
+            (void)memory_->reap(st, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    pid_ = -1;
+    drop();
+}
+
+}  // namespace cojob::detail::process
