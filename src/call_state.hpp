@@ -173,8 +173,8 @@ private:
     bool gave_up_ = false;  ///< a batch was given up: it comes back after the call, maybe
     std::deque<std::unique_ptr<batch_base>> again_;  ///< tasks to run again now
     std::multimap<std::int64_t, std::unique_ptr<batch_base>> backoff_;  ///< retries, by due time (steady ns)
-    /// Seeded at the first jittered retry: a std::random_device costs a call of one task a
-    /// fifth of its time in the caller.
+    /// Seeded at the first jittered retry: a std::random_device made for every call showed in
+    /// profiles of calls of one task.
     std::optional<std::minstd_rand> jitter_;
     boost::asio::any_completion_handler<void()> waiter_;
     std::optional<boost::asio::steady_timer> timer_;
