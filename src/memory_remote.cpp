@@ -11,10 +11,8 @@
 namespace cojob::detail {
 
 std::shared_ptr<function_cache> cache_for(const cache_spec& spec, const callable_facts& facts) {
-    using key_type = std::tuple<std::string, int, std::string, int, std::string, std::string, std::vector<std::uint64_t>,
-                                int, const void*, std::string>;
-    const key_type key{spec.location, spec.verbose,   spec.mmap_mode,         spec.compress, spec.name,
-                       spec.version,  spec.ignore,    spec.function_verbose, facts.code,    facts.type_name};
+    using key_type = std::tuple<cache_spec, const void*, std::string>;
+    const key_type key{spec, facts.code, facts.type_name};
     static std::mutex mutex;
     static std::map<key_type, std::shared_ptr<function_cache>> made;  // a worker decodes one per task
     const std::lock_guard lock(mutex);

@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <chrono>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -147,6 +148,8 @@ struct cache_spec {
     std::string name, version;
     std::vector<std::uint64_t> ignore;
     int function_verbose = -1;  ///< cache_options::verbose; -1: unset
+
+    auto operator<=>(const cache_spec&) const = default;
 
     template <class Archive>
     void serialize(Archive& ar) {
