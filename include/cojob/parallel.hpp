@@ -6,6 +6,7 @@
 #include <cojob/delayed.hpp>
 #include <cojob/detail/async_source.hpp>
 #include <cojob/detail/batch.hpp>
+#include <cojob/detail/call_signatures.hpp>
 #include <cojob/detail/outcomes.hpp>
 #include <cojob/detail/source.hpp>
 #include <cojob/errors.hpp>
@@ -34,41 +35,12 @@ namespace cojob {
 
 namespace detail {
 class engine;
-
-/// `std::vector<R>` for tasks returning R, `void` for void tasks; and the matching
-/// completion signature of `async_run`.
-template <class R>
-struct result_list {
-    using type = std::vector<R>;
-    using signature = void(std::exception_ptr, std::vector<R>);
-};
-template <>
-struct result_list<void> {
-    using type = void;
-    using signature = void(std::exception_ptr);
-};
-
-/// The completion signature of `async_submit` for a task returning R.
-template <class R>
-struct submit_signature {
-    using type = void(std::exception_ptr, R);
-};
-template <>
-struct submit_signature<void> {
-    using type = void(std::exception_ptr);
-};
 }  // namespace detail
 
 /// What `par(range)` returns for a range of tasks: `std::vector<R>` (input order), or `void`.
 template <class Range>
 using result_list_t =
     typename detail::result_list<typename std::ranges::range_value_t<Range>::result_type>::type;
-
-namespace detail {
-/// The source of a call over a range: a view of it, advanced lazily.
-template <class R>
-using range_source_for = range_source<std::views::all_t<R>>;
-}  // namespace detail
 
 /// A range whose elements are `cojob::task`s (what `delayed(f)(args...)` makes).
 template <class R>
