@@ -36,6 +36,8 @@ parallel::parallel(const pool& workers, options opts)
                                                workers.state_->backend)) {}
 
 parallel::~parallel() {
+    // Submissions still waiting for a group complete with operation_aborted.
+    submits_->close();
     // Async calls still running keep the engine alive; they are told to stop and complete
     // with operation_aborted on their own executors.
     if (engine_->cancel_all() > 0) return;
@@ -85,16 +87,22 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
 void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
                            asio::any_io_executor ex, asio::cancellation_slot slot,
                            asio::any_completion_handler<void(std::exception_ptr)> done) {
+    detail::start_async_call(engine_, std::move(keep_alive), source, sink, std::move(ex), slot, std::move(done));
+}
+
+void detail::start_async_call(const std::shared_ptr<engine>& eng, std::shared_ptr<void> keep_alive,
+                              source_base& source, sink_base& sink, asio::any_io_executor ex,
+                              asio::cancellation_slot slot, asio::any_completion_handler<void(std::exception_ptr)> done) {
     // The driver lives with the call's own state until the call has ended.
     struct async_call {
-        async_call(std::shared_ptr<void> u, std::shared_ptr<detail::engine> e) : user(std::move(u)), driver(std::move(e)) {}
+        async_call(std::shared_ptr<void> u, std::shared_ptr<engine> e) : user(std::move(u)), driver(std::move(e)) {}
         std::shared_ptr<void> user;
-        detail::call_driver driver;
+        call_driver driver;
     };
-    auto held = std::make_shared<async_call>(std::move(keep_alive), engine_);
-    detail::call_driver& driver = held->driver;
+    auto held = std::make_shared<async_call>(std::move(keep_alive), eng);
+    call_driver& driver = held->driver;
     try {
-        detail::check_list(*engine_);
+        check_list(*eng);
     } catch (...) {
         asio::post(ex, [d = std::move(done), err = std::current_exception()]() mutable { std::move(d)(err); });
         return;
@@ -104,6 +112,13 @@ void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base
     driver.start(source, sink, held, asio::make_strand(ex), slot,
                  {.ended = [handler](std::exception_ptr failure) { std::move (*handler)(std::move(failure)); },
                   .interrupted = {}});
+}
+
+void detail::note_last_failure(engine& eng, std::optional<task_failure> failure) noexcept {
+    try {
+        eng.set_last_failure(std::move(failure));
+    } catch (...) {  // no room for the thread's slot: the handler runs all the same
+    }
 }
 
 }  // namespace cojob

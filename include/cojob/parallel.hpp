@@ -9,6 +9,7 @@
 #include <cojob/detail/call_signatures.hpp>
 #include <cojob/detail/outcomes.hpp>
 #include <cojob/detail/source.hpp>
+#include <cojob/detail/submit_group.hpp>
 #include <cojob/errors.hpp>
 #include <cojob/options.hpp>
 #include <cojob/outcome.hpp>
@@ -22,10 +23,14 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <concepts>
+#include <cstddef>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <type_traits>
@@ -187,10 +192,17 @@ public:
     ///
     /// Completion signature: `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` for
     /// a void task; on failure the exception is the task's, unchanged (or `operation_aborted`
-    /// after cancellation), and R is value-initialized. It is a call of one task, with
-    /// everything `async_run` gives a call: it shares the workers fairly with the object's other
-    /// calls, runs on (a strand of) the handler's executor, and is cancelled per operation
-    /// through the token's cancellation slot.
+    /// after cancellation), and R is value-initialized; the handler runs on its own executor.
+    ///
+    /// Submissions made while others are in flight run together: those of one task type made
+    /// with one executor wait while as many groups as the object has workers run, and then go
+    /// out as one call with `cojob::keep_going`, cut into batches as any call is, each result
+    /// handed to its submitter as soon as its batch is back. A task's failure (exception,
+    /// `options::timeout`, its worker's death, after `options::retry`) is its submission's
+    /// alone. Cancelling a submission through the token's cancellation slot completes it at
+    /// once with `operation_aborted`; its task does not start if it had not been sent to a
+    /// worker yet, and its result is dropped otherwise. `options::on_task` events and verbose
+    /// lines speak of the group: a task's index is its place in its group.
     ///
     /// @par Example
     /// @code
@@ -204,14 +216,15 @@ public:
                       "completion handler gets a value-initialized one when the task fails); use async_run over "
                       "std::views::single(task) instead");
         using signature = typename detail::submit_signature<result>::type;
-        return start_call<detail::list_call<detail::range_source<std::ranges::single_view<Task>>>, signature>(
-            std::ranges::single_view<Task>(std::move(task)), std::forward<CompletionToken>(token),
-            [](auto& handler, std::exception_ptr e, auto& sink) {
-                if constexpr (std::is_void_v<result>)
-                    std::move(handler)(e);
-                else
-                    std::move(handler)(e, e ? result{} : std::move(sink.out.front()));
-            });
+        return boost::asio::async_initiate<CompletionToken, signature>(
+            [this](auto handler, Task t) {
+                auto slot = boost::asio::get_associated_cancellation_slot(handler);
+                boost::asio::any_io_executor ex = boost::asio::get_associated_executor(handler);
+                auto to = std::make_shared<detail::submission<result>>(std::move(handler), ex, engine_);
+                to->watch(slot);
+                submit(std::move(t), std::move(to), ex);
+            },
+            token, std::move(task));
     }
 
     /// Runs the tasks of `range` and hands their results out one at a time, as they are ready,
@@ -370,6 +383,18 @@ private:
             token, std::forward<Input>(input));
     }
 
+    template <class Task, class Submission>
+    void submit(Task task, std::shared_ptr<Submission> to, const boost::asio::any_io_executor& ex) {
+        std::unique_lock lock(submits_->mutex);
+        if (submits_->closed) {
+            lock.unlock();
+            to->fail(std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
+            return;
+        }
+        auto queue = detail::submit_queue<Task>::of(submits_, engine_, ex, static_cast<std::size_t>(n_jobs()));
+        queue->submit(std::move(task), std::move(to), lock);
+    }
+
     template <class Source, class Input>
     auto make_outcome_stream(Input&& input, cojob::order order) {
         using result = typename Source::task_type::result_type;
@@ -396,6 +421,8 @@ private:
                      boost::asio::any_completion_handler<void(std::exception_ptr)> done);
 
     std::shared_ptr<detail::engine> engine_;
+    /// `async_submit`'s submissions waiting to run together.
+    std::shared_ptr<detail::submit_registry> submits_ = std::make_shared<detail::submit_registry>();
 };
 
 }  // namespace cojob
