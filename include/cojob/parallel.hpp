@@ -23,14 +23,11 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <concepts>
 #include <cstddef>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <ranges>
 #include <type_traits>
@@ -194,10 +191,10 @@ public:
     /// a void task; on failure the exception is the task's, unchanged (or `operation_aborted`
     /// after cancellation), and R is value-initialized; the handler runs on its own executor.
     ///
-    /// Submissions made while others are in flight run together: those of one task type made
-    /// with one executor wait while as many groups as the object has workers run, and then go
-    /// out as one call with `cojob::keep_going`, cut into batches as any call is, each result
-    /// handed to its submitter as soon as its batch is back. A task's failure (exception,
+    /// Submissions made while others are in flight run together: while as many groups of
+    /// submissions as the object has workers run, a submission waits, and then those of one
+    /// task type made with one executor go out as one call with `cojob::keep_going`, cut into
+    /// batches as any call is, each result handed to its submitter as soon as its batch is back. A task's failure (exception,
     /// `options::timeout`, its worker's death, after `options::retry`) is its submission's
     /// alone. Cancelling a submission through the token's cancellation slot completes it at
     /// once with `operation_aborted`; its task does not start if it had not been sent to a
@@ -222,7 +219,7 @@ public:
                 boost::asio::any_io_executor ex = boost::asio::get_associated_executor(handler);
                 auto to = std::make_shared<detail::submission<result>>(std::move(handler), ex, engine_);
                 to->watch(slot);
-                submit(std::move(t), std::move(to), ex);
+                detail::submit_queue<Task>::submit(submits_, engine_, ex, std::move(t), std::move(to));
             },
             token, std::move(task));
     }
@@ -383,18 +380,6 @@ private:
             token, std::forward<Input>(input));
     }
 
-    template <class Task, class Submission>
-    void submit(Task task, std::shared_ptr<Submission> to, const boost::asio::any_io_executor& ex) {
-        std::unique_lock lock(submits_->mutex);
-        if (submits_->closed) {
-            lock.unlock();
-            to->fail(std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
-            return;
-        }
-        auto queue = detail::submit_queue<Task>::of(submits_, engine_, ex, static_cast<std::size_t>(n_jobs()));
-        queue->submit(std::move(task), std::move(to), lock);
-    }
-
     template <class Source, class Input>
     auto make_outcome_stream(Input&& input, cojob::order order) {
         using result = typename Source::task_type::result_type;
@@ -422,7 +407,8 @@ private:
 
     std::shared_ptr<detail::engine> engine_;
     /// `async_submit`'s submissions waiting to run together.
-    std::shared_ptr<detail::submit_registry> submits_ = std::make_shared<detail::submit_registry>();
+    std::shared_ptr<detail::submit_registry> submits_ =
+        std::make_shared<detail::submit_registry>(static_cast<std::size_t>(n_jobs()));
 };
 
 }  // namespace cojob

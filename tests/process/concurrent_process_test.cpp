@@ -235,6 +235,35 @@ TEST_CASE("processes: async_submit from many coroutines runs each task on the po
     CHECK(error.starts_with("bad 5"));  // a worker's exception carries its traceback after the message
 }
 
+TEST_CASE("processes: a submission whose task kills its worker fails alone; those beside it succeed",
+          "[process][concurrent][submit]") {
+    watchdog dog(60s, "a crash among async_submits");
+    cojob::parallel par{{.n_jobs = 2, .backend = processes}};
+    long wrong = 0;
+    long done = 0;
+    bool died = false;
+    kit::run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (long c = 0; c < 20; ++c) {
+            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                for (long k = 0; k < 10; ++k) {
+                    if (co_await par.async_submit(cojob::delayed(tagged_square)(k, c), asio::use_awaitable) != c + k * k) ++wrong;
+                    ++done;
+                }
+            }, asio::detached);
+        }
+        try {
+            (void)co_await par.async_submit(cojob::delayed(die_after)(20L), asio::use_awaitable);
+        } catch (const cojob::worker_died&) {
+            died = true;
+        }
+    }, 50s);
+    CHECK(died);
+    CHECK(done == 200);
+    CHECK(wrong == 0);
+    CHECK(par(tagged(10, 7)) == expected(10, 7));  // the pool replaced the worker
+}
+
 TEST_CASE("processes: one Ctrl-C ends every blocking call running at once with cojob::cancelled",
           "[process][concurrent][cancel]") {
     watchdog dog(60s, "Ctrl-C during two blocking calls");

@@ -114,3 +114,123 @@ TEST_CASE("async_submit: cancelling one submission completes it with operation_a
     CHECK(kit::is_operation_aborted(cancelled));
     CHECK(other == 64);
 }
+
+namespace {
+
+long refuse_sevenths(long x) {
+    if (x % 7 == 3) throw std::domain_error("refused " + std::to_string(x));
+    return x * 2;
+}
+
+}  // namespace
+
+TEST_CASE("async_submit: submissions in flight run together, and a failure stays with its own",
+          "[async][submit]") {
+    std::atomic<std::size_t> highest_index{0};
+    cojob::parallel par{{.n_jobs = 2, .on_task = [&](const cojob::task_event& e) {
+                             std::size_t seen = highest_index.load();
+                             while (e.index > seen && !highest_index.compare_exchange_weak(seen, e.index)) {
+                             }
+                         }}};
+    long wrong = 0;
+    long refused = 0;
+    long unexplained = 0;
+    kit::run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (long c = 0; c < 50; ++c) {
+            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                for (long k = 0; k < 20; ++k) {
+                    const long x = c * 20 + k;
+                    try {
+                        if (co_await par.async_submit(cojob::delayed(refuse_sevenths)(x), asio::use_awaitable) != 2 * x)
+                            ++wrong;
+                        if (x % 7 == 3) ++wrong;
+                    } catch (const std::domain_error& e) {
+                        // The handler's thread sees this submission's failure first thing.
+                        const auto& f = par.last_failure();
+                        if (x % 7 != 3 || e.what() != "refused " + std::to_string(x) || !f ||
+                            f->arguments.find(std::to_string(x)) == std::string::npos)
+                            ++unexplained;
+                        ++refused;
+                    }
+                }
+            }, asio::detached);
+        }
+        co_return;
+    }, 60s);
+    CHECK(wrong == 0);
+    CHECK(unexplained == 0);
+    CHECK(refused == 143);  // x in [0, 1000) with x % 7 == 3
+    // Some call ran more than one submission: a task was not the first of its call.
+    CHECK(highest_index.load() > 0);
+}
+
+TEST_CASE("async_submit: a submission cancelled while it waits completes at once and never runs",
+          "[async][submit][cancel]") {
+    touched = 0;
+    std::atomic<bool> release{false};
+    asio::io_context ctx;
+    asio::cancellation_signal stop;
+    int held_done = 0;
+    std::exception_ptr cancelled;
+    bool cancelled_done = false;
+    {
+        cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads}};
+        // Two groups hold both workers: the third submission waits for one of them to end.
+        for (int i = 0; i < 2; ++i)
+            par.async_submit(cojob::delayed(wait_for_release)(&release),
+                             asio::bind_executor(ctx, [&](std::exception_ptr, long) { ++held_done; }));
+        par.async_submit(cojob::delayed(touch)(100L),
+                         asio::bind_cancellation_slot(stop.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e) {
+                                                          cancelled = e;
+                                                          cancelled_done = true;
+                                                      })));
+        ctx.poll();
+        stop.emit(asio::cancellation_type::terminal);
+        CHECK(kit::eventually([&] {
+            ctx.restart();
+            ctx.poll();
+            return cancelled_done;
+        }, 10s));
+        CHECK(held_done == 0);  // completed before the tasks ahead of it
+        CHECK(kit::is_operation_aborted(cancelled));
+        release = true;
+        CHECK(kit::eventually([&] {
+            ctx.restart();
+            ctx.poll();
+            return held_done == 2;
+        }, 20s));
+    }
+    CHECK(touched.load() == 0);
+}
+
+TEST_CASE("async_submit: submissions still waiting when the object goes complete with operation_aborted",
+          "[async][submit][cancel]") {
+    touched = 0;
+    std::atomic<bool> release{false};
+    asio::io_context ctx;
+    int held_done = 0;
+    int aborted = 0;
+    {
+        cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads}};
+        for (int i = 0; i < 2; ++i)
+            par.async_submit(cojob::delayed(wait_for_release)(&release),
+                             asio::bind_executor(ctx, [&](std::exception_ptr, long) { ++held_done; }));
+        for (long i = 0; i < 5; ++i)
+            par.async_submit(cojob::delayed(touch)(i + 1),
+                             asio::bind_executor(ctx, [&](std::exception_ptr e) { aborted += kit::is_operation_aborted(e); }));
+        ctx.poll();
+    }
+    CHECK(kit::eventually([&] {
+        ctx.restart();
+        ctx.poll();
+        return aborted == 5;
+    }, 10s));
+    release = true;
+    CHECK(kit::eventually([&] {
+        ctx.restart();
+        ctx.poll();
+        return held_done == 2;
+    }, 20s));
+    CHECK(touched.load() == 0);
+}

@@ -3,7 +3,7 @@
 // Submissions of one task type made with one executor wait in a queue of their own. While
 // fewer groups than the runner has workers are running, a submission starts a group at once,
 // together with every submission waiting in its queue; otherwise it waits for a running group
-// to end. A group is a keep_going call over the tasks it took: its sink hands each task's
+// to end, and the queues take the free places in turn. A group is a keep_going call over the tasks it took: its sink hands each task's
 // result or failure to that task's submitter as soon as its batch is back, so one submission's
 // failure is its own, and a submission costs a share of a batch instead of a call of its own.
 #pragma once
@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -142,7 +143,7 @@ struct submit_sink final : sink_base {
     }
 };
 
-/// What the runner keeps of every queue of submissions: one lock for all of them.
+/// What the runner keeps of every queue of submissions.
 class submit_queue_base {
 public:
     submit_queue_base(const std::type_info& type, boost::asio::any_io_executor ex) : type_(&type), ex_(std::move(ex)) {}
@@ -153,17 +154,28 @@ public:
     [[nodiscard]] bool serves(const std::type_info& type, const boost::asio::any_io_executor& ex) const {
         return *type_ == type && ex_ == ex;
     }
+    /// What waits and was not cancelled, as a group counted as running: the returned function
+    /// starts it, once the registry's lock is released (empty: nothing waits).
+    virtual std::function<void()> take_group() = 0;
     /// Completes every waiting submission with `e` (the runner is going away).
     virtual void abort_waiting(std::exception_ptr e) = 0;
+    /// Nothing waits and no group of it runs.
+    [[nodiscard]] virtual bool idle() const noexcept = 0;
 
 protected:
     const std::type_info* type_;
     boost::asio::any_io_executor ex_;
 };
 
-/// The queues of a runner's submissions, by task type and executor.
+/// The queues of a runner's submissions, by task type and executor, and the groups running
+/// now, at most `max_groups` (the runner's workers) over all queues. Everything here is
+/// guarded by `mutex`.
 struct submit_registry {
+    explicit submit_registry(std::size_t groups) : max_groups(std::max<std::size_t>(1, groups)) {}
+
     std::mutex mutex;
+    const std::size_t max_groups;
+    std::size_t running = 0;
     bool closed = false;  ///< the runner is gone: submissions still waiting complete aborted
     std::vector<std::shared_ptr<submit_queue_base>> queues;
 
@@ -174,6 +186,26 @@ struct submit_registry {
         const auto aborted = std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted));
         for (auto& q : queues) q->abort_waiting(aborted);
         queues.clear();
+    }
+
+    /// A group of `from` has ended: what waits starts in the free places, the queues after
+    /// `from` first, so that no task type or executor waits behind another's stream of
+    /// submissions. Takes the lock.
+    void group_ended(const submit_queue_base* from) {
+        std::vector<std::function<void()>> starts;
+        {
+            std::lock_guard lock(mutex);
+            --running;
+            if (!closed) {
+                const auto it = std::find_if(queues.begin(), queues.end(), [from](auto& q) { return q.get() == from; });
+                const std::size_t n = queues.size();
+                const std::size_t at = it == queues.end() ? 0 : static_cast<std::size_t>(it - queues.begin());
+                for (std::size_t k = 1; k <= n && running < max_groups; ++k)
+                    if (auto start = queues[(at + k) % n]->take_group()) starts.push_back(std::move(start));
+            }
+            std::erase_if(queues, [](auto& q) { return q->idle(); });
+        }
+        for (auto& start : starts) start();
     }
 };
 
@@ -192,41 +224,34 @@ class submit_queue final : public submit_queue_base, public std::enable_shared_f
     };
 
 public:
-    submit_queue(boost::asio::any_io_executor ex, std::shared_ptr<engine> eng, std::shared_ptr<submit_registry> reg,
-                 std::size_t max_groups)
-        : submit_queue_base(typeid(Task), std::move(ex)),
-          engine_(std::move(eng)),
-          registry_(std::move(reg)),
-          max_groups_(std::max<std::size_t>(1, max_groups)) {}
+    submit_queue(boost::asio::any_io_executor ex, std::shared_ptr<engine> eng, std::shared_ptr<submit_registry> reg)
+        : submit_queue_base(typeid(Task), std::move(ex)), engine_(std::move(eng)), registry_(std::move(reg)) {}
 
-    /// The queue of `reg` for Task and `ex`, made on first use (`reg` locked by the caller).
-    static std::shared_ptr<submit_queue> of(const std::shared_ptr<submit_registry>& reg, const std::shared_ptr<engine>& eng,
-                                            const boost::asio::any_io_executor& ex, std::size_t max_groups) {
-        for (auto& q : reg->queues)
-            if (q->serves(typeid(Task), ex)) return std::static_pointer_cast<submit_queue>(q);
-        auto q = std::make_shared<submit_queue>(ex, eng, reg, max_groups);
-        reg->queues.push_back(q);
-        return q;
+    /// Queues a submission to `reg`, in the queue for Task and `ex` (made on first use), and
+    /// starts it in a group at once when there is room.
+    static void submit(const std::shared_ptr<submit_registry>& reg, const std::shared_ptr<engine>& eng,
+                       const boost::asio::any_io_executor& ex, Task task, std::shared_ptr<submission<result>> to) {
+        std::function<void()> start;
+        {
+            std::lock_guard lock(reg->mutex);
+            if (reg->closed) {
+                to->fail(std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
+                return;
+            }
+            std::shared_ptr<submit_queue> q;
+            for (auto& other : reg->queues)
+                if (other->serves(typeid(Task), ex)) q = std::static_pointer_cast<submit_queue>(other);
+            if (!q) {
+                q = std::make_shared<submit_queue>(ex, eng, reg);
+                reg->queues.push_back(q);
+            }
+            q->waiting_.push_back({std::move(task), std::move(to)});
+            if (reg->running < reg->max_groups) start = q->take_group();
+        }
+        if (start) start();
     }
 
-    /// Queues a submission; starts a group when fewer than max_groups run (`lock` holds the
-    /// registry's mutex, and is released before the group starts).
-    void submit(Task task, std::shared_ptr<submission<result>> to, std::unique_lock<std::mutex>& lock) {
-        waiting_.push_back({std::move(task), std::move(to)});
-        if (running_ >= max_groups_) return;
-        auto g = take();
-        lock.unlock();
-        start(std::move(g));
-    }
-
-    void abort_waiting(std::exception_ptr e) override {
-        for (auto& w : waiting_) w.to->fail(e);
-        waiting_.clear();
-    }
-
-private:
-    // What is waiting and not cancelled, as a group counted as running (null: nothing).
-    std::shared_ptr<group> take() {
+    std::function<void()> take_group() override {
         std::vector<Task> tasks;
         std::vector<std::shared_ptr<submission<result>>> to;
         tasks.reserve(waiting_.size());
@@ -237,43 +262,44 @@ private:
             to.push_back(std::move(w.to));
         }
         waiting_.clear();
-        if (tasks.empty()) return nullptr;
+        if (tasks.empty()) return {};
         ++running_;
+        ++registry_->running;
         auto g = std::make_shared<group>(std::move(tasks));
         g->sink.to = std::move(to);
-        return g;
+        return [self = this->shared_from_this(), g = std::move(g)] { self->start(g); };
     }
 
-    void start(std::shared_ptr<group> g) {
-        if (!g) return;
+    void abort_waiting(std::exception_ptr e) override {
+        for (auto& w : waiting_) w.to->fail(e);
+        waiting_.clear();
+    }
+
+    [[nodiscard]] bool idle() const noexcept override { return running_ == 0 && waiting_.empty(); }
+
+private:
+    void start(const std::shared_ptr<group>& g) {
         auto& source = g->source;
         auto& sink = g->sink;
         start_async_call(engine_, g, source, sink, ex_, {},
                          [self = this->shared_from_this(), g](std::exception_ptr e) { self->ended(*g, e); });
     }
 
-    // On the group's executor: a submission the group could not answer gets its error, and
-    // what waited meanwhile starts as the next group.
+    // On the group's executor: a submission the group could not answer gets its error.
     void ended(group& g, std::exception_ptr e) {
         if (!e) e = std::make_exception_ptr(error("cojob::parallel::async_submit: the task's call ended without its result"));
         for (auto& to : g.sink.to) to->fail(e);
-        std::shared_ptr<group> next;
         {
             std::lock_guard lock(registry_->mutex);
             --running_;
-            if (!registry_->closed) next = take();
-            if (running_ == 0 && waiting_.empty()) std::erase(registry_->queues, shared_from_base());
         }
-        start(std::move(next));
+        registry_->group_ended(this);
     }
-
-    std::shared_ptr<submit_queue_base> shared_from_base() { return this->shared_from_this(); }
 
     std::shared_ptr<engine> engine_;
     std::shared_ptr<submit_registry> registry_;
-    const std::size_t max_groups_;
     std::vector<waiting> waiting_;  ///< guarded by the registry's mutex
-    std::size_t running_ = 0;       ///< groups running; guarded by the registry's mutex
+    std::size_t running_ = 0;       ///< groups of this queue running; guarded by the registry's mutex
 };
 
 }  // namespace cojob::detail
