@@ -57,6 +57,31 @@ bool fast_calls_beside(cojob::parallel& par, Other&& other) {
     return ok;
 }
 
+/// 20 coroutines awaiting 10 async_submits of tagged squares each, beside one more submission
+/// of `odd_one`: counts the squares that came back and the wrong ones, and returns what the
+/// odd one's submission failed with (null: it returned).
+template <class Task>
+std::exception_ptr submits_beside(cojob::parallel& par, Task odd_one, long& done, long& wrong) {
+    std::exception_ptr failure;
+    kit::run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (long c = 0; c < 20; ++c) {
+            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                for (long k = 0; k < 10; ++k) {
+                    if (co_await par.async_submit(cojob::delayed(tagged_square)(k, c), asio::use_awaitable) != c + k * k) ++wrong;
+                    ++done;
+                }
+            }, asio::detached);
+        }
+        try {
+            (void)co_await par.async_submit(std::move(odd_one), asio::use_awaitable);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    }, 50s);
+    return failure;
+}
+
 }  // namespace concurrent_process
 
 using namespace concurrent_process;
@@ -214,22 +239,13 @@ TEST_CASE("processes: async_submit from many coroutines runs each task on the po
     long wrong = 0;
     long done = 0;
     std::string error;
-    kit::run_coroutine([&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        for (long c = 0; c < 20; ++c) {
-            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
-                for (long k = 0; k < 10; ++k) {
-                    if (co_await par.async_submit(cojob::delayed(tagged_square)(k, c), asio::use_awaitable) != c + k * k) ++wrong;
-                    ++done;
-                }
-            }, asio::detached);
-        }
-        try {
-            (void)co_await par.async_submit(cojob::delayed(throw_at)(5L, 5L), asio::use_awaitable);
-        } catch (const std::invalid_argument& e) {
-            error = e.what();
-        }
-    }, 50s);
+    const auto failure = submits_beside(par, cojob::delayed(throw_at)(5L, 5L), done, wrong);
+    REQUIRE(failure);
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::invalid_argument& e) {
+        error = e.what();
+    }
     CHECK(done == 200);
     CHECK(wrong == 0);
     CHECK(error.starts_with("bad 5"));  // a worker's exception carries its traceback after the message
@@ -242,22 +258,13 @@ TEST_CASE("processes: a submission whose task kills its worker fails alone; thos
     long wrong = 0;
     long done = 0;
     bool died = false;
-    kit::run_coroutine([&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        for (long c = 0; c < 20; ++c) {
-            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
-                for (long k = 0; k < 10; ++k) {
-                    if (co_await par.async_submit(cojob::delayed(tagged_square)(k, c), asio::use_awaitable) != c + k * k) ++wrong;
-                    ++done;
-                }
-            }, asio::detached);
-        }
-        try {
-            (void)co_await par.async_submit(cojob::delayed(die_after)(20L), asio::use_awaitable);
-        } catch (const cojob::worker_died&) {
-            died = true;
-        }
-    }, 50s);
+    const auto failure = submits_beside(par, cojob::delayed(die_after)(20L), done, wrong);
+    REQUIRE(failure);
+    try {
+        std::rethrow_exception(failure);
+    } catch (const cojob::worker_died&) {
+        died = true;
+    }
     CHECK(died);
     CHECK(done == 200);
     CHECK(wrong == 0);

@@ -38,6 +38,20 @@ long wait_for_release(std::atomic<bool>* release) {
     return 1;
 }
 
+/// Runs `coroutines` coroutines on one io_context, each awaiting `submit(x)` for `per` values
+/// of its own (coroutine c takes x = c * per ... c * per + per - 1), all within 60 s.
+template <class Submit>
+void from_coroutines(long coroutines, long per, Submit submit) {
+    kit::run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (long c = 0; c < coroutines; ++c)
+            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                for (long k = 0; k < per; ++k) co_await submit(c * per + k);
+            }, asio::detached);
+        co_return;
+    }, 60s);
+}
+
 }  // namespace
 
 TEST_CASE("async_submit: one task's result, its exception unchanged, and a void task", "[async][submit]") {
@@ -68,19 +82,10 @@ TEST_CASE("async_submit: hundreds in flight from many coroutines each get their 
     cojob::parallel par{{.n_jobs = 2}};
     long wrong = 0;
     long done = 0;
-    kit::run_coroutine([&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        for (long c = 0; c < 100; ++c) {
-            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
-                for (long k = 0; k < 10; ++k) {
-                    const long x = c * 10 + k;
-                    if (co_await par.async_submit(cojob::delayed(cube)(x), asio::use_awaitable) != x * x * x) ++wrong;
-                    ++done;
-                }
-            }, asio::detached);
-        }
-        co_return;
-    }, 60s);
+    from_coroutines(100, 10, [&](long x) -> asio::awaitable<void> {
+        if (co_await par.async_submit(cojob::delayed(cube)(x), asio::use_awaitable) != x * x * x) ++wrong;
+        ++done;
+    });
     CHECK(done == 1000);
     CHECK(wrong == 0);
 }
@@ -135,29 +140,19 @@ TEST_CASE("async_submit: submissions in flight run together, and a failure stays
     long wrong = 0;
     long refused = 0;
     long unexplained = 0;
-    kit::run_coroutine([&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        for (long c = 0; c < 50; ++c) {
-            asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
-                for (long k = 0; k < 20; ++k) {
-                    const long x = c * 20 + k;
-                    try {
-                        if (co_await par.async_submit(cojob::delayed(refuse_sevenths)(x), asio::use_awaitable) != 2 * x)
-                            ++wrong;
-                        if (x % 7 == 3) ++wrong;
-                    } catch (const std::domain_error& e) {
-                        // The handler's thread sees this submission's failure first thing.
-                        const auto& f = par.last_failure();
-                        if (x % 7 != 3 || e.what() != "refused " + std::to_string(x) || !f ||
-                            f->arguments.find(std::to_string(x)) == std::string::npos)
-                            ++unexplained;
-                        ++refused;
-                    }
-                }
-            }, asio::detached);
+    from_coroutines(50, 20, [&](long x) -> asio::awaitable<void> {
+        try {
+            if (co_await par.async_submit(cojob::delayed(refuse_sevenths)(x), asio::use_awaitable) != 2 * x) ++wrong;
+            if (x % 7 == 3) ++wrong;
+        } catch (const std::domain_error& e) {
+            // The handler's thread sees this submission's failure first thing.
+            const auto& f = par.last_failure();
+            if (x % 7 != 3 || e.what() != "refused " + std::to_string(x) || !f ||
+                f->arguments.find(std::to_string(x)) == std::string::npos)
+                ++unexplained;
+            ++refused;
         }
-        co_return;
-    }, 60s);
+    });
     CHECK(wrong == 0);
     CHECK(unexplained == 0);
     CHECK(refused == 143);  // x in [0, 1000) with x % 7 == 3
