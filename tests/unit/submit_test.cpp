@@ -38,6 +38,23 @@ long wait_for_release(std::atomic<bool>* release) {
     return 1;
 }
 
+/// Runs what is ready on `ctx` until `ready()` holds, for at most `limit`; returns whether it does.
+template <class Ready>
+bool poll_until(asio::io_context& ctx, Ready ready, std::chrono::seconds limit) {
+    return kit::eventually([&] {
+        ctx.restart();
+        ctx.poll();
+        return ready();
+    }, limit);
+}
+
+/// Two submissions that hold both workers of `par` until `release`; `done` counts their completions.
+void hold_workers(cojob::parallel& par, std::atomic<bool>& release, asio::io_context& ctx, int& done) {
+    for (int i = 0; i < 2; ++i)
+        par.async_submit(cojob::delayed(wait_for_release)(&release),
+                         asio::bind_executor(ctx, [&done](std::exception_ptr, long) { ++done; }));
+}
+
 /// Runs `coroutines` coroutines on one io_context, each awaiting `submit(x)` for `per` values
 /// of its own (coroutine c takes x = c * per ... c * per + per - 1), all within 60 s.
 template <class Submit>
@@ -172,9 +189,7 @@ TEST_CASE("async_submit: a submission cancelled while it waits completes at once
     {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads}};
         // Two groups hold both workers: the third submission waits for one of them to end.
-        for (int i = 0; i < 2; ++i)
-            par.async_submit(cojob::delayed(wait_for_release)(&release),
-                             asio::bind_executor(ctx, [&](std::exception_ptr, long) { ++held_done; }));
+        hold_workers(par, release, ctx, held_done);
         par.async_submit(cojob::delayed(touch)(100L),
                          asio::bind_cancellation_slot(stop.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e) {
                                                           cancelled = e;
@@ -182,19 +197,11 @@ TEST_CASE("async_submit: a submission cancelled while it waits completes at once
                                                       })));
         ctx.poll();
         stop.emit(asio::cancellation_type::terminal);
-        CHECK(kit::eventually([&] {
-            ctx.restart();
-            ctx.poll();
-            return cancelled_done;
-        }, 10s));
+        CHECK(poll_until(ctx, [&] { return cancelled_done; }, 10s));
         CHECK(held_done == 0);  // completed before the tasks ahead of it
         CHECK(kit::is_operation_aborted(cancelled));
         release = true;
-        CHECK(kit::eventually([&] {
-            ctx.restart();
-            ctx.poll();
-            return held_done == 2;
-        }, 20s));
+        CHECK(poll_until(ctx, [&] { return held_done == 2; }, 20s));
     }
     CHECK(touched.load() == 0);
 }
@@ -208,24 +215,14 @@ TEST_CASE("async_submit: submissions still waiting when the object goes complete
     int aborted = 0;
     {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::threads}};
-        for (int i = 0; i < 2; ++i)
-            par.async_submit(cojob::delayed(wait_for_release)(&release),
-                             asio::bind_executor(ctx, [&](std::exception_ptr, long) { ++held_done; }));
+        hold_workers(par, release, ctx, held_done);
         for (long i = 0; i < 5; ++i)
             par.async_submit(cojob::delayed(touch)(i + 1),
                              asio::bind_executor(ctx, [&](std::exception_ptr e) { aborted += kit::is_operation_aborted(e); }));
         ctx.poll();
     }
-    CHECK(kit::eventually([&] {
-        ctx.restart();
-        ctx.poll();
-        return aborted == 5;
-    }, 10s));
+    CHECK(poll_until(ctx, [&] { return aborted == 5; }, 10s));
     release = true;
-    CHECK(kit::eventually([&] {
-        ctx.restart();
-        ctx.poll();
-        return held_done == 2;
-    }, 20s));
+    CHECK(poll_until(ctx, [&] { return held_done == 2; }, 20s));
     CHECK(touched.load() == 0);
 }
