@@ -84,12 +84,6 @@ void parallel::run_blocking(detail::source_base& source, detail::sink_base& sink
     if (failure) std::rethrow_exception(failure);
 }
 
-void parallel::start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
-                           asio::any_io_executor ex, asio::cancellation_slot slot,
-                           asio::any_completion_handler<void(std::exception_ptr)> done) {
-    detail::start_async_call(engine_, std::move(keep_alive), source, sink, std::move(ex), slot, std::move(done));
-}
-
 void detail::start_async_call(const std::shared_ptr<engine>& eng, std::shared_ptr<void> keep_alive,
                               source_base& source, sink_base& sink, asio::any_io_executor ex,
                               asio::cancellation_slot slot, asio::any_completion_handler<void(std::exception_ptr)> done) {

@@ -191,15 +191,12 @@ public:
     /// a void task; on failure the exception is the task's, unchanged (or `operation_aborted`
     /// after cancellation), and R is value-initialized; the handler runs on its own executor.
     ///
-    /// Submissions made while others are in flight run together: while as many groups of
-    /// submissions as the object has workers run, a submission waits, and then those of one
-    /// task type made with one executor go out as one call with `cojob::keep_going`, cut into
-    /// batches as any call is, each result handed to its submitter as soon as its batch is back. A task's failure (exception,
-    /// `options::timeout`, its worker's death, after `options::retry`) is its submission's
-    /// alone. Cancelling a submission through the token's cancellation slot completes it at
-    /// once with `operation_aborted`; its task does not start if it had not been sent to a
-    /// worker yet, and its result is dropped otherwise. `options::on_task` events and verbose
-    /// lines speak of the group: a task's index is its place in its group.
+    /// Submissions in flight at once run together: at most as many groups as the object has
+    /// workers run, each one `cojob::keep_going` call over the waiting submissions of one task
+    /// type and executor, each result handed to its submitter as its batch comes back; a
+    /// task's failure is its submission's alone. Cancelling completes a submission at once with
+    /// `operation_aborted`: a task still waiting for a group never runs, one in a group may,
+    /// and its result is dropped. `options::on_task` events and verbose lines speak of groups.
     ///
     /// @par Example
     /// @code
@@ -215,11 +212,7 @@ public:
         using signature = typename detail::submit_signature<result>::type;
         return boost::asio::async_initiate<CompletionToken, signature>(
             [this](auto handler, Task t) {
-                auto slot = boost::asio::get_associated_cancellation_slot(handler);
-                boost::asio::any_io_executor ex = boost::asio::get_associated_executor(handler);
-                auto to = std::make_shared<detail::submission<result>>(std::move(handler), ex, engine_);
-                to->watch(slot);
-                detail::submit_queue<Task>::submit(submits_, engine_, ex, std::move(t), std::move(to));
+                detail::submit_queue<Task>::submit(submits_, engine_, std::move(handler), std::move(t));
             },
             token, std::move(task));
     }
@@ -372,7 +365,7 @@ private:
                 auto ex = boost::asio::get_associated_executor(handler);
                 auto& source = call->source;
                 auto& sink = call->sink;
-                start_async(call, source, sink, ex, slot,
+                detail::start_async_call(engine_, call, source, sink, ex, slot,
                             [call, complete, h = std::move(handler)](std::exception_ptr e) mutable {
                                 complete(h, e, call->sink);
                             });
@@ -401,9 +394,6 @@ private:
 
     [[nodiscard]] cojob::order stream_order() const noexcept;
     void run_blocking(detail::source_base& source, detail::sink_base& sink);
-    void start_async(std::shared_ptr<void> keep_alive, detail::source_base& source, detail::sink_base& sink,
-                     boost::asio::any_io_executor ex, boost::asio::cancellation_slot slot,
-                     boost::asio::any_completion_handler<void(std::exception_ptr)> done);
 
     std::shared_ptr<detail::engine> engine_;
     /// `async_submit`'s submissions waiting to run together.

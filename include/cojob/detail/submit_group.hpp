@@ -3,9 +3,10 @@
 // Submissions of one task type made with one executor wait in a queue of their own. While
 // fewer groups than the runner has workers are running, a submission starts a group at once,
 // together with every submission waiting in its queue; otherwise it waits for a running group
-// to end, and the queues take the free places in turn. A group is a keep_going call over the tasks it took: its sink hands each task's
-// result or failure to that task's submitter as soon as its batch is back, so one submission's
-// failure is its own, and a submission costs a share of a batch instead of a call of its own.
+// to end, and the queues take the free places in turn. A group is a keep_going call over the
+// tasks it took: its sink hands each task's result or failure to that task's submitter as soon
+// as its batch is back, so one submission's failure is its own, and a submission costs a share
+// of a batch instead of a call of its own.
 #pragma once
 
 #include <cojob/detail/batch.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
@@ -33,6 +35,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <tuple>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -227,9 +230,21 @@ public:
     submit_queue(boost::asio::any_io_executor ex, std::shared_ptr<engine> eng, std::shared_ptr<submit_registry> reg)
         : submit_queue_base(typeid(Task), std::move(ex)), engine_(std::move(eng)), registry_(std::move(reg)) {}
 
+    /// Submits `task` to `reg`, completing `handler` (see `parallel::async_submit`).
+    template <class Handler>
+    static void submit(const std::shared_ptr<submit_registry>& reg, const std::shared_ptr<engine>& eng, Handler handler,
+                       Task task) {
+        auto slot = boost::asio::get_associated_cancellation_slot(handler);
+        boost::asio::any_io_executor ex = boost::asio::get_associated_executor(handler);
+        auto to = std::make_shared<submission<result>>(std::move(handler), ex, eng);
+        to->watch(slot);
+        enqueue(reg, eng, ex, std::move(task), std::move(to));
+    }
+
+private:
     /// Queues a submission to `reg`, in the queue for Task and `ex` (made on first use), and
     /// starts it in a group at once when there is room.
-    static void submit(const std::shared_ptr<submit_registry>& reg, const std::shared_ptr<engine>& eng,
+    static void enqueue(const std::shared_ptr<submit_registry>& reg, const std::shared_ptr<engine>& eng,
                        const boost::asio::any_io_executor& ex, Task task, std::shared_ptr<submission<result>> to) {
         std::function<void()> start;
         {
@@ -251,6 +266,7 @@ public:
         if (start) start();
     }
 
+public:
     std::function<void()> take_group() override {
         std::vector<Task> tasks;
         std::vector<std::shared_ptr<submission<result>>> to;
