@@ -12,6 +12,8 @@
 #include "scratch_dir.hpp"
 #include "trace_reader.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
@@ -303,6 +305,32 @@ TEST_CASE("mpi: async_run completes in a coroutine", "[mpi][async]") {
         30s);
     REQUIRE(got.size() == 100);
     CHECK(got[99] == 99L * 99);
+}
+
+TEST_CASE("mpi: async_submits from many coroutines each get their own result or exception", "[mpi][async]") {
+    cojob::parallel par(on_ranks());
+    long wrong = 0;
+    long refused = 0;
+    kit::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            for (int c = 0; c < 20; ++c) {
+                asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
+                    for (int k = 0; k < 10; ++k) {
+                        const int x = c * 10 + k;
+                        try {
+                            if (co_await par.async_submit(cojob::delayed(picky)(x), asio::use_awaitable) != x) ++wrong;
+                        } catch (const std::invalid_argument& e) {
+                            refused += x == 37 && std::string(e.what()).find("picky refuses 37") != std::string::npos;
+                        }
+                    }
+                }, asio::detached);
+            }
+            co_return;
+        },
+        60s);
+    CHECK(wrong == 0);
+    CHECK(refused == 1);
 }
 
 TEST_CASE("mpi: a timeout ends the call, and the ranks serve the next one when free", "[mpi]") {
