@@ -9,12 +9,9 @@
 
 #include "fastest_first.hpp"
 #include "kit.hpp"
+#include "mpi_tasks.hpp"
 #include "scratch_dir.hpp"
 #include "trace_reader.hpp"
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
 
@@ -33,82 +30,8 @@
 #include <thread>
 #include <vector>
 
-namespace {
-
+using namespace mpi_tasks;
 using namespace std::chrono_literals;
-namespace asio = boost::asio;
-
-cojob::options on_ranks(int n_jobs = -1) {
-    cojob::options o;
-    o.n_jobs = n_jobs;
-    o.backend = cojob::backend::mpi;
-    return o;
-}
-
-long square(int x) { return static_cast<long>(x) * x; }
-int rank_of(int) { return cojob::mpi::rank(); }
-
-int picky(int x) {
-    if (x == 37) throw std::invalid_argument("picky refuses 37");
-    return x;
-}
-
-int nap_ms(int ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-}
-
-/// Allocates and touches `mb` megabytes on its rank; returns their count.
-int take_mb(long mb) {
-    std::vector<char> block(static_cast<std::size_t>(mb) << 20, 1);
-    return static_cast<int>(block.size() >> 20) + block[block.size() / 2] - 1;
-}
-
-int slow_identity(int x) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(x % 3 == 0 ? 30 : 1));
-    return x;
-}
-
-/// Sleeps, then leaves a file at `marker`: whoever sees no file knows the task has not finished.
-int sleep_then_mark(int ms, std::string marker) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    std::ofstream(marker) << ms;
-    return ms;
-}
-
-struct window_sum {
-    double sum = 0;
-    std::uintptr_t address = 0;  ///< where the array lies on the rank
-    int rank = -1;
-    template <class Ar>
-    void serialize(Ar& ar) {
-        ar(sum, address, rank);
-    }
-};
-
-window_sum sum_window(std::span<const double> data, std::size_t from) {
-    window_sum w;
-    w.sum = std::accumulate(data.begin() + static_cast<std::ptrdiff_t>(from),
-                            data.begin() + static_cast<std::ptrdiff_t>(from + 1000), 0.0);
-    w.address = reinterpret_cast<std::uintptr_t>(data.data());
-    w.rank = cojob::mpi::rank();
-    return w;
-}
-
-std::vector<double> filled(int i) { return std::vector<double>(std::size_t{1} << 20, static_cast<double>(i)); }
-
-int fill(cojob::memmap<double> out, std::size_t i, double value) {
-    out[i] = value;
-    return cojob::mpi::rank();
-}
-
-int inner_threads(int x) {
-    cojob::parallel inner{{.n_jobs = 2, .backend = cojob::backend::mpi}};  // becomes threads on a rank
-    auto r = inner(std::views::iota(0, 4) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
-    return x + static_cast<int>(std::accumulate(r.begin(), r.end(), 0L));
-}
-
-}  // namespace
 
 TEST_CASE("mpi: the job has three ranks and this is rank 0", "[mpi]") {
     CHECK(cojob::mpi::rank() == 0);
@@ -293,46 +216,6 @@ TEST_CASE("mpi: a memmap travels by path: the ranks fill a w+ output rank 0 sees
     CHECK(std::set<int>(ranks.begin(), ranks.end()) == std::set<int>{1, 2});
 }
 
-TEST_CASE("mpi: async_run completes in a coroutine", "[mpi][async]") {
-    cojob::parallel par(on_ranks());
-    std::vector<long> got;
-    kit::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            got = co_await par.async_run(
-                std::views::iota(0, 100) | std::views::transform([](int i) { return cojob::delayed(square)(i); }),
-                asio::use_awaitable);
-        },
-        30s);
-    REQUIRE(got.size() == 100);
-    CHECK(got[99] == 99L * 99);
-}
-
-TEST_CASE("mpi: async_submits from many coroutines each get their own result or exception", "[mpi][async]") {
-    cojob::parallel par(on_ranks());
-    long wrong = 0;
-    long refused = 0;
-    kit::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            for (int c = 0; c < 20; ++c) {
-                asio::co_spawn(ex, [&, c]() -> asio::awaitable<void> {
-                    for (int k = 0; k < 10; ++k) {
-                        const int x = c * 10 + k;
-                        try {
-                            if (co_await par.async_submit(cojob::delayed(picky)(x), asio::use_awaitable) != x) ++wrong;
-                        } catch (const std::invalid_argument& e) {
-                            refused += x == 37 && std::string(e.what()).find("picky refuses 37") != std::string::npos;
-                        }
-                    }
-                }, asio::detached);
-            }
-            co_return;
-        },
-        60s);
-    CHECK(wrong == 0);
-    CHECK(refused == 1);
-}
-
 TEST_CASE("mpi: a timeout ends the call, and the ranks serve the next one when free", "[mpi]") {
     cojob::options o = on_ranks();
     o.timeout = 0.3s;
@@ -407,44 +290,4 @@ TEST_CASE("mpi: the trace puts each task on its rank's track", "[mpi][trace]") {
         CHECK(trace.track_of(*by_task.at({1, i}).front()) == "MPI rank " + std::to_string(ranks[static_cast<std::size_t>(i)]));
     }
     CHECK(trace.transfers > 0);
-}
-
-TEST_CASE("mpi: two runners on one pool of ranks, called at once, each get their own results", "[mpi][pool]") {
-    cojob::pool ranks{-1, cojob::backend::mpi};
-    CHECK(ranks.n_jobs() == 2);
-    cojob::parallel one_by_one{ranks, {.batch_size = 1}};
-    cojob::parallel batched{ranks, {.batch_size = 16}};
-    std::vector<int> seen;
-    std::thread other([&] {
-        seen = batched(std::views::iota(0, 400) | std::views::transform([](int i) { return cojob::delayed(rank_of)(i); }));
-    });
-    const auto r = one_by_one(std::views::iota(0, 300) | std::views::transform([](int i) { return cojob::delayed(square)(i); }));
-    other.join();
-    REQUIRE(r.size() == 300);
-    for (int i = 0; i < 300; ++i) REQUIRE(r[static_cast<std::size_t>(i)] == square(i));
-    REQUIRE(seen.size() == 400);
-    CHECK(std::set<int>(seen.begin(), seen.end()).size() <= 2);
-    CHECK_THROWS_WITH((cojob::parallel{ranks, {.backend = cojob::backend::processes}}), Catch::Contains("backend=processes"));
-}
-
-TEST_CASE("mpi: a one-task call is served while a long call has every batch queued", "[mpi][fair]") {
-    std::atomic<long> completed{0};
-    cojob::options o = on_ranks();
-    o.batch_size = 1;
-    cojob::parallel par(o);
-    cojob::options all = o;
-    all.pre_dispatch = "all";
-    all.progress = [&completed](const cojob::progress_event& e) { completed = static_cast<long>(e.completed); };
-    cojob::parallel queue_everything{all};
-    std::atomic<bool> long_done{false};
-    std::thread long_call([&] {
-        (void)queue_everything(std::views::iota(0, 300) | std::views::transform([](int) { return cojob::delayed(nap_ms)(10); }));
-        long_done = true;
-    });
-    REQUIRE(kit::eventually([&] { return completed.load() >= 4; }, 20s));
-    // Round robin: the short call waits about one 10 ms batch per rank, the long one ~1.5 s.
-    CHECK(par(std::views::iota(0, 1) | std::views::transform([](int i) { return cojob::delayed(square)(i + 7); })) ==
-          std::vector<long>{49});
-    CHECK_FALSE(long_done.load());
-    long_call.join();
 }
