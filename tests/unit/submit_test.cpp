@@ -1,5 +1,7 @@
 // parallel::async_submit: one task as an awaitable, with its result, its exception, void tasks,
-// per-operation cancellation, and hundreds in flight from many coroutines at once.
+// per-operation cancellation, and hundreds in flight from many coroutines at once, which run
+// together in groups: a failure stays with its own submission, a submission cancelled while it
+// waits never runs, and those waiting when the object goes complete aborted.
 #include "kit.hpp"
 
 #include <cojob/cojob.hpp>
@@ -117,7 +119,7 @@ TEST_CASE("async_submit: cancelling one submission completes it with operation_a
     bool cancelled_done = false;
     long other = 0;
     // The one to cancel waits on a worker until released: cancellation cannot stop a running
-    // task, so the operation completes once the task returns, with operation_aborted.
+    // task, but the operation completes with operation_aborted all the same.
     par.async_submit(cojob::delayed(wait_for_release)(&release),
                      asio::bind_cancellation_slot(stop.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, long) {
                                                       cancelled = e;
