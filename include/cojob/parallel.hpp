@@ -354,10 +354,9 @@ private:
     /// `complete(handler, error, sink)` hands its outcome to the completion handler.
     template <class Call, class Signature, class Input, class CompletionToken, class Complete>
     auto start_call(Input&& input, CompletionToken&& token, Complete complete) {
-        using call_type = Call;
         return boost::asio::async_initiate<CompletionToken, Signature>(
             [this, complete](auto handler, std::decay_t<Input> in) {
-                auto call = std::make_shared<call_type>(std::move(in));
+                auto call = std::make_shared<Call>(std::move(in));
                 auto slot = boost::asio::get_associated_cancellation_slot(handler);
                 auto ex = boost::asio::get_associated_executor(handler);
                 auto& source = call->source;
