@@ -75,7 +75,7 @@ std::vector<std::string> requests() {
     std::vector<std::string> frames;
     for (const auto& tasks : batches) {
         typed_batch<scale_task> b;
-        b.tasks = tasks;
+        b.tasks.assign(tasks.begin(), tasks.end());
         b.size = tasks.size();
         byte_buffer buf;
         const std::size_t at = begin_frame(buf);

@@ -9,6 +9,8 @@
 #include <cojob/detail/wire.hpp>
 #include <cojob/errors.hpp>
 
+#include <boost/container/vector.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -144,10 +146,17 @@ std::string remote_refusal() {
     }
 }
 
+/// The tasks of a batch, and those a source stages for the next batches. Boost.Container's
+/// vector, not std::vector: its append is inlined where it is made and its regrowth stays a
+/// call, where GCC's std::vector append carries its regrowth inlined and is then too large to
+/// be inlined itself, a call per task that made a third of a tiny task's time.
+template <class Task>
+using task_list = boost::container::vector<Task>;
+
 template <class Task>
 struct typed_batch final : batch_base {
     using result = typename Task::result_type;
-    std::vector<Task> tasks;
+    task_list<Task> tasks;
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> results;
 
     void run(const std::atomic<bool>& stop, bool track) noexcept override {
@@ -188,7 +197,7 @@ struct typed_batch final : batch_base {
     std::unique_ptr<batch_base> split_off(std::size_t from, std::size_t to) override {
         auto b = std::make_unique<typed_batch>();
         b->tasks.reserve(to - from);
-        for (std::size_t i = from; i < to; ++i) b->tasks.push_back(std::move(tasks[i]));
+        for (std::size_t i = from; i < to; ++i) b->tasks.emplace_back(std::move(tasks[i]));
         b->first = first + from;
         b->size = to - from;
         b->attempt = attempt;

@@ -62,21 +62,22 @@ public:
             b = std::move(free_.back());
             free_.pop_back();
         }
-        if (head_ == 0 && k == staging_.size()) {
-            b->tasks.swap(staging_);  // both buffers keep their capacity: no copy, no allocation
+        auto& staged_tasks = staging_->tasks;
+        if (head_ == 0 && k == staged_tasks.size()) {
+            b.swap(staging_);  // the staged tasks leave in their buffer; b's empty one stages next
             head_ = k;
         } else {
-            // push_back, not insert: tasks (lambdas with captures) need not be assignable.
+            // One by one, not insert: tasks (lambdas with captures) need not be assignable.
             b->tasks.reserve(k);
-            for (std::size_t i = 0; i < k; ++i) b->tasks.push_back(std::move(staging_[head_ + i]));
+            for (std::size_t i = 0; i < k; ++i) b->tasks.emplace_back(std::move(staged_tasks[head_ + i]));
             head_ += k;
         }
-        if (head_ >= staging_.size()) {
-            staging_.clear();  // keeps its capacity for the next fill
+        if (head_ >= staging_->tasks.size()) {
+            staging_->tasks.clear();  // keeps its capacity for the next fill
             head_ = 0;
         }
         b->size = k;
-        staged = staging_.size() - head_;
+        staged_now();
         return b;
     }
 
@@ -97,7 +98,7 @@ protected:
     /// Stages one more task; the caller counts it in `pulled` (a loop counts once at its end).
     template <class U>
     void stage_one(U&& task) {
-        staging_.push_back(std::forward<U>(task));
+        staging_->tasks.emplace_back(std::forward<U>(task));
     }
     /// Stages one more task and counts it.
     template <class U>
@@ -106,16 +107,18 @@ protected:
         ++pulled;
     }
     /// Room for n more tasks, in one allocation instead of regrowth per task.
-    void reserve_more(std::size_t n) { staging_.reserve(staging_.size() + n); }
+    void reserve_more(std::size_t n) { staging_->tasks.reserve(staging_->tasks.size() + n); }
     /// Counts what fill staged.
-    void staged_now() noexcept { staged = staging_.size() - head_; }
+    void staged_now() noexcept { staged = staging_->tasks.size() - head_; }
 
 private:
     using batch_type = typed_batch<task_type>;
     static constexpr std::size_t max_free = 16;
 
     std::vector<std::unique_ptr<batch_type>> free_;
-    std::vector<task_type> staging_;
+    /// Tasks pulled and not yet in a batch, from head_ on, held in a batch of their own: when
+    /// a batch takes them all, that batch goes out as it is.
+    std::unique_ptr<batch_type> staging_ = std::make_unique<batch_type>();
     std::size_t head_ = 0;
 };
 
