@@ -108,8 +108,8 @@ double handoff_threads(int n) {
     const std::size_t batches = (static_cast<std::size_t>(n) + batch - 1) / batch;
     std::atomic<std::size_t> next{0};
     const auto work = [&] {
-        for (std::size_t b; (b = next.fetch_add(1)) < batches;) {
-            slot& s = slots[b % ring];
+        for (std::size_t k; (k = next.fetch_add(1)) < batches;) {
+            slot& s = slots[k % ring];
             for (int expected = 1; !s.state.compare_exchange_weak(expected, 2); expected = 1) std::this_thread::yield();
             for (std::size_t i = 0; i < s.tasks.size(); ++i) out[s.first + i] = s.tasks[i]();
             s.state.store(0, std::memory_order_release);
@@ -266,33 +266,29 @@ config parse(int argc, char** argv) {
     return c;
 }
 
-// Runs `a` and `b` alternately `runs` times each (after one warm-up of each); their medians.
-std::pair<double, double> alternated(int runs, const std::function<double()>& a, const std::function<double()>& b) {
-    std::vector<double> va, vb;
-    a();
-    b();
-    for (int r = 0; r < runs; ++r) {
-        va.push_back(a());
-        vb.push_back(b());
-    }
-    return {median(va), median(vb)};
+// Runs each of `cases` in turn, `runs` rounds (after one warm-up round); the median of each.
+std::vector<double> alternated(int runs, const std::vector<std::function<double()>>& cases) {
+    std::vector<std::vector<double>> values(cases.size());
+    for (int r = -1; r < runs; ++r)
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+            const double v = cases[i]();
+            if (r >= 0) values[i].push_back(v);
+        }
+    std::vector<double> medians;
+    for (const auto& v : values) medians.push_back(median(v));
+    return medians;
 }
 
 void per_task_figures(const config& c, std::vector<figure>& out) {
     cojob::parallel warm{{.n_jobs = 2, .backend = cojob::backend::threads}};
-    std::vector<double> threads, two_threads, handoff;
-    for (int r = -1; r < c.runs; ++r) {  // the three alternated; the first round warms up
-        const double t = cojob_call(warm, c.n, "threads"), p = plain_threads(c.n), h = handoff_threads(c.n);
-        if (r < 0) continue;
-        threads.push_back(t);
-        two_threads.push_back(p);
-        handoff.push_back(h);
-    }
+    const auto medians = alternated(c.runs, {[&] { return cojob_call(warm, c.n, "threads"); },
+                                             [&] { return plain_threads(c.n); }, [&] { return handoff_threads(c.n); }});
+    const double threads = medians[0], two_threads = medians[1], handoff = medians[2];
     out.push_back({"threads", "1e6 tiny tasks, n_jobs=2 threads, warm (floor: two plain threads, fresh storage)",
-                   median(threads), median(two_threads), "ns/task", 2.0, 0});
+                   threads, two_threads, "ns/task", 2.0, 0});
     out.push_back({"threads_handoff",
                    "the same (floor: the caller's thread reads the range into batches two plain threads run)",
-                   median(threads), median(handoff), "ns/task", 0, 0});
+                   threads, handoff, "ns/task", 0, 0});
 
     double worst = 0, at_worst = 1;  // the slowest call and its object's median, of the worst object
     for (int object = 0; object < 3; ++object) {
@@ -309,8 +305,8 @@ void per_task_figures(const config& c, std::vector<figure>& out) {
                                  " consecutive calls of a new threads object (floor: their median; worst of 3)",
                    worst, at_worst, "ns/task", 2.0, 0});
 
-    const auto [seq, loop] =
-        alternated(c.runs, [&] { return fresh_sequential(c.n); }, [&] { return plain_loop(c.n); });
+    const auto sl = alternated(c.runs, {[&] { return fresh_sequential(c.n); }, [&] { return plain_loop(c.n); }});
+    const double seq = sl[0], loop = sl[1];
     out.push_back({"seq", "1e6 tiny tasks, n_jobs=1, new object (floor: a plain loop, fresh vector)", seq, loop,
                    "ns/task", 2.0, 0});
 }

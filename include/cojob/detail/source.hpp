@@ -62,12 +62,11 @@ public:
             b = std::move(free_.back());
             free_.pop_back();
         }
-        auto& staged_tasks = staging_->tasks;
-        if (head_ == 0 && k == staged_tasks.size()) {
+        if (head_ == 0 && k == staging_->tasks.size()) {
             b.swap(staging_);  // the staged tasks leave in their buffer; b's empty one stages next
-            head_ = k;
         } else {
             // One by one, not insert: tasks (lambdas with captures) need not be assignable.
+            auto& staged_tasks = staging_->tasks;
             b->tasks.reserve(k);
             for (std::size_t i = 0; i < k; ++i) b->tasks.emplace_back(std::move(staged_tasks[head_ + i]));
             head_ += k;
