@@ -207,8 +207,10 @@ private:
 
     channel_ptr start_worker() {
         process::channel_owner& owner = *this;
-        return std::make_shared<channel>(process::spawn_worker(inner_threads_, memory_limit_), owner, guard_, io_.executor(),
-                                         static_cast<std::uint32_t>(std::max(workers_, 1)));
+        auto w = std::make_shared<channel>(process::spawn_worker(inner_threads_, memory_limit_), owner, guard_,
+                                           io_.executor(), static_cast<std::uint32_t>(std::max(workers_, 1)));
+        w->watch();
+        return w;
     }
 
     /// Workers started in place of ones held for a stream are retired once idle: the pool goes
@@ -226,10 +228,11 @@ private:
         std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
     }
 
-    /// Drops idle workers that died while nobody was looking (OOM killer, a signal).
+    /// Lets go of idle workers killed on purpose, and of those that died while idle (the OOM
+    /// killer, a signal), which their channels reaped when their pipes ended.
     void reap_idle_dead() {
         for (auto& w : pool_)
-            if (w->idle()) w->reap_if_gone();
+            if (w->idle() && w->interrupted()) w->retire();
         std::erase_if(pool_, [](const channel_ptr& x) { return x->dead(); });
     }
 

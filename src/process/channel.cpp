@@ -215,7 +215,12 @@ void channel::read_more() {
         const ssize_t r = pipe_seam().read(from_, in_.data() + at, want);
         if (r > 0) {
             in_.resize(at + static_cast<std::size_t>(r));
-            if (take_frames()) return;
+            if (take_frames()) {
+                // Idle, its read stays armed: a worker that dies between calls (the OOM killer,
+                // a signal) is reaped here at once, not found by the next call.
+                if (!dead_) wait_readable();
+                return;
+            }
         } else if (r == 0) {
             lost(in_.size() == 0 ? loss::closed : loss::cut);
             return;

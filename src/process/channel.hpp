@@ -65,6 +65,10 @@ public:
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
 
+    /// Starts reading its response pipe, which stays read from then on, idle or not: its hello
+    /// comes, and a worker that dies while idle (the OOM killer, a signal) is reaped at once
+    /// and found dead by the next call, which costs no system call.
+    void watch() { wait_readable(); }
     /// Reaped, or being replaced.
     [[nodiscard]] bool dead() const noexcept { return dead_; }
     /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
@@ -101,9 +105,6 @@ public:
     bool poll_responses();
     /// Copies the task it runs, and since when, into its running batch if that is `call`'s.
     void publish_progress(const call_state& call) noexcept;
-    /// An idle worker killed on purpose, or dead while nobody was looking (OOM killer, a
-    /// signal): reaps it and lets it go.
-    void reap_if_gone() noexcept;
     /// Kills and reaps a worker that is not needed any more.
     void retire() noexcept;
     /// Shutting down, first step: closes the request pipe, which tells the worker to exit.

@@ -22,16 +22,6 @@
 
 namespace cojob::detail::process {
 
-void channel::reap_if_gone() noexcept {
-    int st = 0;
-    if (interrupted_) {
-        retire();
-    } else if (memory_->reap(st, WNOHANG) == pid_) {
-        pid_ = -1;
-        drop();
-    }
-}
-
 void channel::lost(loss how_lost, std::exception_ptr why) {
     const bool answered = how_lost == loss::lent_results;
     // Of a frame cut short: the bytes that came, and those its header announced (0: the header

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     cojob::init(argc, argv);
     if (role == "orphan_maker") return roles::orphan_maker();
     if (role == "cached_map") return roles::cached_map();
+    if (role == "ctrl_c_after_call") return roles::ctrl_c_after_call();
     if (role == "workers_skip_init") return roles::forgetful_main();
     return Catch::Session().run(argc, argv);
 }

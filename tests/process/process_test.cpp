@@ -308,24 +308,6 @@ TEST_CASE("processes: cancelling async_run stops the workers and completes with 
     par(iota(2) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i); }));
 }
 
-TEST_CASE("processes: Ctrl-C during a blocking call ends it with cojob::cancelled", "[process][cancel]") {
-    cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
-    // Ctrl-C once the call watches for it (SIGINT no longer has its default disposition); sent
-    // before, it would end the test binary. Uninterrupted, the call would take a minute and
-    // not throw.
-    std::thread interrupter([] {
-        if (kit::eventually([] { return !kit::sigint_is_default(); }, 10s)) ::kill(::getpid(), SIGINT);
-    });
-    CHECK_THROWS_AS(par(iota(6) | std::views::transform([](int) { return cojob::delayed(sleep_ms)(20000); })),
-                    cojob::cancelled);
-    interrupter.join();
-    CHECK(zombie_children() == 0);
-    struct sigaction now {};
-    ::sigaction(SIGINT, nullptr, &now);
-    CHECK(now.sa_handler == SIG_DFL);  // the default disposition is back
-    par(iota(2) | std::views::transform([](int i) { return cojob::delayed(sleep_ms)(i); }));
-}
-
 TEST_CASE("processes: garbage, truncated and wrong-version frames are clear errors; the worker is replaced", "[process][wire]") {
     cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
     const std::pair<int, const char*> cases[] = {

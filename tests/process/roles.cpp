@@ -100,6 +100,16 @@ int orphan_maker() {
     return 0;
 }
 
+int ctrl_c_after_call() {
+    cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};
+    (void)par(std::views::iota(0, 2) | std::views::transform([](int i) { return cojob::delayed(role_pid_after)(i); }));
+    std::printf("called\n");
+    std::fflush(stdout);
+    ::kill(::getpid(), SIGINT);  // no call watches now: it must end this program
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    return 0;
+}
+
 int forgetful_main() {
     try {
         cojob::parallel par{{.n_jobs = 2, .backend = cojob::backend::processes}};

@@ -22,6 +22,9 @@ int cached_map();
 
 /// Starts a pool whose workers block, prints the worker pids on stdout, then waits to be killed.
 int orphan_maker();
+/// Makes a blocking call on processes, prints "called", then sends itself SIGINT at once,
+/// while cojob's handler is still installed but no call watches: the signal ends it.
+int ctrl_c_after_call();
 /// Makes a processes call and prints how it ended ("worker_died: ...", "error: ...", "ok").
 /// Returns 0 unless cojob refused the call itself.
 int forgetful_main();

@@ -2,6 +2,7 @@
 // destroy at any stage, cancelling the awaiting coroutine, destroying the parallel object) with
 // the workers that ran the dropped tasks stopped, and Ctrl-C during a blocking stream. Every
 // wait is bounded by a watchdog.
+#include "process/sigint_watch.hpp"
 #include "stream_process_kit.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -177,7 +178,7 @@ TEST_CASE("processes: Ctrl-C during a blocking stream ends it with cojob::cancel
         // Ctrl-C once the stream watches for it and has handed out its first results (sent
         // before the watch, it would end the test binary).
         std::thread interrupter([&seen, want = buffered ? 1L : 2L] {
-            if (kit::eventually([&] { return !kit::sigint_is_default() && seen.load() >= want; }, 10s))
+            if (kit::eventually([&] { return cojob::detail::process::sigint_watchers() > 0 && seen.load() >= want; }, 10s))
                 ::kill(::getpid(), SIGINT);
         });
         const auto consume = [&] {
@@ -197,9 +198,7 @@ TEST_CASE("processes: Ctrl-C during a blocking stream ends it with cojob::cancel
         CHECK_THROWS_AS(consume(), cojob::cancelled);
         interrupter.join();
         CHECK(seen <= (buffered ? 5 : 2));  // nothing buffered was handed out after Ctrl-C
-        struct sigaction now {};
-        ::sigaction(SIGINT, nullptr, &now);
-        CHECK(now.sa_handler == SIG_DFL);  // the default disposition is back
+        CHECK(kit::eventually([] { return kit::sigint_is_default(); }, 5s));  // the default disposition is back
         CHECK(tracked_values.load() == 0);
         if (!buffered) {
             check_dropped_workers_stopped(par, pool);
