@@ -40,7 +40,7 @@ public:
     explicit engine(resolved_options o);
     /// On the workers of a pool (`shared`), which other engines use too.
     engine(resolved_options o, std::shared_ptr<backend_base> shared);
-    /// The backend goes first: worker pipes may be registered with the blocking contexts.
+    /// The backend goes first: the batches it gives back as it ends go to the blocking contexts.
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -55,7 +55,8 @@ public:
     void keep_sizer(const batch_sizer& tuned);
 
     /// An io_context for one blocking call, which runs it on the caller's thread; it stays the
-    /// engine's (worker pipes may stay registered with it) and goes back with `give_back_context`.
+    /// engine's (a batch that comes back after its call is queued on it) and goes back with
+    /// `give_back_context`.
     boost::asio::io_context& take_context();
     void give_back_context(boost::asio::io_context& ctx) noexcept;
     /// Runs what is queued on every blocking context (batches that came back after their call).
