@@ -30,13 +30,6 @@ auto naps(int n, int ms) {
     return std::views::iota(0, n) | std::views::transform([ms](int) { return cojob::delayed(ctrl_c::nap_ms)(ms); });
 }
 
-std::string all_of(int fd) {
-    std::string text;
-    char buf[256];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-    return text;
-}
-
 }  // namespace
 
 TEST_CASE("processes: Ctrl-C during a blocking call ends it with cojob::cancelled", "[process][cancel]") {
@@ -56,11 +49,7 @@ TEST_CASE("processes: Ctrl-C during a blocking call ends it with cojob::cancelle
 }
 
 TEST_CASE("processes: Ctrl-C just after a blocking call ends the program, as the default would", "[process][cancel]") {
-    auto [pid, out] = roles::start("COJOB_TEST_ROLE=ctrl_c_after_call");
-    const std::string text = all_of(out);
-    ::close(out);
-    int st = 0;
-    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    const auto [text, st] = roles::run("COJOB_TEST_ROLE=ctrl_c_after_call");
     CHECK(text == "called\n");
     CHECK(WIFSIGNALED(st));
     CHECK(WTERMSIG(st) == SIGINT);

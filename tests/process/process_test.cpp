@@ -363,17 +363,6 @@ TEST_CASE("processes: what workers print reaches the parent's stdout before the 
     CHECK_THAT(text, Catch::Contains("[Worker "));
 }
 
-namespace {
-
-std::string read_all(int fd) {
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-    return text;
-}
-
-}  // namespace
-
 TEST_CASE("processes: workers exit on their own when the parent is killed", "[process][orphan]") {
     auto [pid, out] = roles::start("COJOB_TEST_ROLE=orphan_maker");
     // The role prints its worker pids on one line once they run a task.
@@ -394,11 +383,7 @@ TEST_CASE("processes: workers exit on their own when the parent is killed", "[pr
 }
 
 TEST_CASE("processes: a worker whose main skips init fails loudly instead of spawning workers", "[process][guard]") {
-    auto [pid, out] = roles::start("COJOB_TEST_ROLE=workers_skip_init");
-    const std::string text = read_all(out);
-    ::close(out);
-    int st = 0;
-    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    const auto [text, st] = roles::run("COJOB_TEST_ROLE=workers_skip_init");
     CHECK(WIFEXITED(st));
     CHECK(WEXITSTATUS(st) == 0);
     // The worker refused to start workers of its own, said why, and exited...
@@ -410,11 +395,7 @@ TEST_CASE("processes: a worker whose main skips init fails loudly instead of spa
 }
 
 TEST_CASE("processes: a program without init gets a clear error naming the fix", "[process][guard]") {
-    auto [pid, out] = roles::start("COJOB_TEST_ROLE=no_init");
-    const std::string text = read_all(out);
-    ::close(out);
-    int st = 0;
-    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    const auto [text, st] = roles::run("COJOB_TEST_ROLE=no_init");
     CHECK(WIFEXITED(st));
     CHECK(WEXITSTATUS(st) == 1);
     CHECK_THAT(text, Catch::Contains("needs cojob::init(argc, argv) at the top of main"));

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -58,6 +59,16 @@ std::pair<pid_t, int> start(const std::string& role_env) {
         throw std::runtime_error("posix_spawn failed");
     }
     return {pid, out[0]};
+}
+
+ended run(const std::string& role_env) {
+    const auto [pid, out] = start(role_env);
+    ended e;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(out, buf, sizeof buf)) > 0;) e.out.append(buf, static_cast<std::size_t>(n));
+    ::close(out);
+    if (::waitpid(pid, &e.status, 0) != pid) throw std::runtime_error("waitpid failed");
+    return e;
 }
 
 int resume_task(int i, int victim, std::string dir) {

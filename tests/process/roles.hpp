@@ -11,6 +11,14 @@ namespace roles {
 /// environment and its stdout on a pipe; returns its pid and the pipe's read end.
 /// @throws std::runtime_error when it cannot be started.
 std::pair<pid_t, int> start(const std::string& role_env);
+/// What a role run to its end wrote on stdout, and its wait status.
+struct ended {
+    std::string out;
+    int status = 0;
+};
+/// Starts a role (as start does) and waits for it to end.
+/// @throws std::runtime_error when it cannot be started or waited for.
+ended run(const std::string& role_env);
 
 /// Cached with cojob::memory in the role below and in the test that resumes it: notes each
 /// computation in `dir`/computed (a line per run), kills the role's process (its worker's
