@@ -60,9 +60,11 @@ void on_sigint(int /*signal*/) {
 /// Puts SIGINT's default disposition back, unless the program has installed a handler of its
 /// own meanwhile.
 void restore_default() noexcept {
-    struct sigaction dfl {}, old {};
+    struct sigaction current {};
+    if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != on_sigint) return;
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    if (::sigaction(SIGINT, &dfl, &old) == 0 && old.sa_handler != on_sigint) ::sigaction(SIGINT, &old, nullptr);
+    ::sigaction(SIGINT, &dfl, nullptr);
 }
 
 struct watcher {
