@@ -1,9 +1,9 @@
 // src/process/pool_guard.hpp - private: the one lock of a pool of worker processes. Calls of one
 // `parallel` object may run at once on several threads, and a worker's answers are read by the
 // thread of the call that waits for them or on the pool's I/O thread: the pool's entry points
-// and every handler of its channels take this lock first. Batches that go back to their calls while it is held are handed over
-// once it is released, since handing one back may end its call, and the call's end may end the
-// pool (a call holds its engine).
+// and every handler of its channels take this lock first. Batches that go back to their calls
+// while it is held are handed over once it is released, since handing one back may end its
+// call, and the call's end may end the pool (a call holds its engine).
 #pragma once
 
 #include "../call_state.hpp"
