@@ -3,7 +3,7 @@
 //   (a) eight concurrent async_runs of K tasks against one call of 8K of the same tasks;
 //   (b) N async_submits from 100 coroutines against one call of the same N tasks;
 //   (c) a one-task call's latency while a long call keeps every worker busy, against its
-//       latency on the idle runner.
+//       latency on the idle runner (the median, and the 90th percentile of the busy calls).
 // Prints medians and ratios. Environment: REPEATS (5), SPIN_US (50, the work of one task),
 // K (1000), N_SUBMIT (10000), BACKEND (both; or threads, or processes).
 #include <cojob/cojob.hpp>
@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -84,8 +85,13 @@ ratio_row submits(cojob::parallel& par, long n, long us) {
     return {seconds_since(t0), floor};
 }
 
-/// Median latency of 50 one-task calls; with `busy`, while a long call keeps the workers busy.
-double one_task_latency(cojob::parallel& par, long us, bool busy) {
+struct latency {
+    double median_us = 0, p90_us = 0;
+};
+
+/// Latency of 50 one-task calls made back to back; with `busy`, while a long call keeps the
+/// workers busy.
+latency one_task_latency(cojob::parallel& par, long us, bool busy) {
     std::atomic<bool> stop{false};
     std::thread load;
     if (busy) {
@@ -102,13 +108,15 @@ double one_task_latency(cojob::parallel& par, long us, bool busy) {
     }
     stop = true;
     if (load.joinable()) load.join();
-    return median(us_each);
+    const double m = median(us_each);
+    std::sort(us_each.begin(), us_each.end());
+    return {m, us_each[us_each.size() * 9 / 10]};
 }
 
 void run_backend(cojob::backend b, const char* name, int repeats, long us, long k, long n_submit) {
     cojob::parallel par{{.n_jobs = 2, .backend = b}};
     (void)par(spins(100, us));  // warm: workers up, batch size tuned
-    std::vector<double> eight, eight_floor, sub, sub_floor, idle, busy;
+    std::vector<double> eight, eight_floor, sub, sub_floor, idle, busy, busy_p90;
     for (int r = 0; r < repeats; ++r) {
         const auto e = eight_requests(par, k, us);
         eight.push_back(e.concurrent_s / e.floor_s);
@@ -116,15 +124,17 @@ void run_backend(cojob::backend b, const char* name, int repeats, long us, long 
         const auto s = submits(par, n_submit, us);
         sub.push_back(s.concurrent_s / s.floor_s);
         sub_floor.push_back(s.floor_s);
-        idle.push_back(one_task_latency(par, us, false));
-        busy.push_back(one_task_latency(par, us, true));
+        idle.push_back(one_task_latency(par, us, false).median_us);
+        const latency l = one_task_latency(par, us, true);
+        busy.push_back(l.median_us);
+        busy_p90.push_back(l.p90_us);
     }
     std::printf("%s: 8 concurrent requests of %ld tasks / one call of %ld: %.3f (one call %.1f ms)\n", name, k, 8 * k,
                 median(eight), median(eight_floor) * 1e3);
     std::printf("%s: %ld async_submits from 100 coroutines / one call: %.2f (one call %.1f ms)\n", name, n_submit,
                 median(sub), median(sub_floor) * 1e3);
-    std::printf("%s: one-task call latency, saturated / idle: %.1f (%.1f us / %.1f us)\n", name,
-                median(busy) / median(idle), median(busy), median(idle));
+    std::printf("%s: one-task call latency, saturated / idle: %.1f (%.1f us / %.1f us); saturated p90 %.1f us\n",
+                name, median(busy) / median(idle), median(busy), median(idle), median(busy_p90));
 }
 
 }  // namespace

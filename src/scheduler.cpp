@@ -280,7 +280,7 @@ void call_state::complete_batch(std::unique_ptr<batch_base> b) {
             trace_load();
         }
     }
-    const std::int64_t since_ns = b->started_ns ? b->started_ns : b->dispatched_ns;
+    const std::int64_t since_ns = b->started_ns ? b->started_ns : b->placed_ns ? b->placed_ns : b->dispatched_ns;
     sizer_.completed(b->size, static_cast<double>(now_ns - since_ns) * 1e-9);
     if (stopping_) return;  // draining after an error or a cancellation
     if (b->error && settles_) {

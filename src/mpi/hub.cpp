@@ -184,6 +184,7 @@ void hub::send_request(int to, mpi_job j) {
         {
             wire_out ar(o->bytes, &blocks);
             j.batch->worker = to;
+            j.batch->placed_ns = batch_base::now_ns();
             timed_step(*j.batch, j.batch->encoded, [&] { j.batch->encode(ar, j.call->tracks_tasks()); });
         }
         seal_frame(o->bytes, at, mpi_frame_kind::request, j.call->options().worker_memory_limit.value_or(0));

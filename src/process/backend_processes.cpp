@@ -7,8 +7,9 @@
 // (src/sharing.hpp); the worker, this program started again, serves it inside cojob::init
 // (worker_loop.cpp) and answers through its pipe or, when the answer is large, its result arena
 // (arena.hpp); the channel hands the answer back to the call. Every worker holds at most two
-// batches of one call, the running one and the next; the rest wait here, shared between the
-// calls that run at once round robin (src/fair_queue.hpp), until a worker has room. When a
+// batches, the running one and the next, which may be another call's; the rest wait here,
+// shared between the calls that run at once round robin (src/fair_queue.hpp), until a worker
+// has room. When a
 // worker has nothing to do and nothing waits here, it takes the next batch of a busy worker
 // that has not started it (rebalance), so a fast task never waits behind a slow one.
 //
@@ -144,9 +145,10 @@ public:
 
     stop_effect interrupt(call_state& call) noexcept override {
         const pool_guard::held lock(*guard_);
-        // A worker holds batches of one call only: the others' keep running.
+        // Only the call's batches stop: another call's that a worker holds runs elsewhere, or
+        // first (channel::interrupt_for).
         for (auto& w : pool_)
-            if (!w->dead() && w->serves(call) && !w->interrupted()) w->interrupt();
+            if (w->serves(call)) w->interrupt_for(call);
         // Batches not sent yet come back at once.
         queue_.remove(&call, [this](job j) {
             j.batch->error = process::batch_not_sent();
@@ -156,12 +158,13 @@ public:
     }
 
     /// The worker running `b` is killed: `b` comes back with its error, the batch behind it
-    /// (not started) too, and a worker starts in its place when work waits. A batch answered
+    /// (not started) too when it is b's call's, else it runs elsewhere; a worker starts in its
+    /// place when work waits. A batch answered
     /// or not sent yet comes back on its own.
-    void stop_batch(call_state& /*call*/, batch_base& b) noexcept override {
+    void stop_batch(call_state& call, batch_base& b) noexcept override {
         const pool_guard::held lock(*guard_);
         for (auto& w : pool_)
-            if (!w->dead() && !w->interrupted() && w->runs(b)) w->interrupt();
+            if (w->runs(b)) w->interrupt_for(call);
     }
 
     /// A worker with nothing to do takes the batch a busy worker holds behind its running one
@@ -195,6 +198,15 @@ public:
 
 private:
     void refill() override { pump(); }
+    void requeue(job j) noexcept override {
+        if (j.call->stop_flag().load(std::memory_order_relaxed)) {  // its call is over: nothing to run
+            j.batch->error = process::batch_not_sent();
+            guard_->give_back(std::move(j));
+            return;
+        }
+        const void* key = j.call.get();
+        queue_.push_front(key, std::move(j));
+    }
     void batch_took(std::int64_t ns) noexcept override { long_batches_ = ns > long_batch_ns; }
 
     /// Workers that can serve `j` now or once they have room (null: a batch of any call): not
@@ -248,9 +260,12 @@ private:
         if ((!best || best->load() > 0) && live(&j) < workers_) return placement{nullptr};
         if (!best) return std::nullopt;
         // At the end of a call's input, a batch of long tasks waits for an idle worker
-        // instead of queueing behind a running batch: the other worker may free up first,
-        // and a task queued on the wrong worker costs the call a whole task at its end.
-        if (best->load() > 0 && long_batches_ && j.call->input_exhausted()) return std::nullopt;
+        // instead of queueing behind a running batch of its call: the other worker may free
+        // up first, and a task queued on the wrong worker costs the call a whole task at its
+        // end. Behind another call's batch it does queue: with calls competing, no worker may
+        // idle before they end.
+        if (best->load() > 0 && long_batches_ && j.call->input_exhausted() && best->serves(*j.call))
+            return std::nullopt;
         return placement{best};
     }
 
@@ -270,7 +285,7 @@ private:
                 where = place(q);
                 return where.has_value();
             });
-            if (!j) return;
+            if (!j) break;
             channel_ptr to = std::move(where->to);
             if (!to) {
                 try {
@@ -283,6 +298,38 @@ private:
                 pool_.push_back(to);
             }
             send_to(*to, std::move(*j));
+        }
+        if (!queue_.empty()) make_way();
+    }
+
+    /// A call with no batch on any worker, while every worker holds batches of others, takes
+    /// the place of a batch held behind a running one and not started yet, which goes back
+    /// first in its call's lane: a call that arrives while other calls keep every worker busy
+    /// waits one batch, not until a worker idles. The call that makes way keeps its running
+    /// batch, so it never needs to take a place back.
+    void make_way() {
+        for (;;) {
+            channel_ptr from;
+            std::optional<job> j = queue_.take_first([&](const job& q) {
+                for (const auto& w : pool_)
+                    if (w->serves(*q.call)) return false;
+                for (const auto& w : pool_)
+                    if (w->could_make_way()) {
+                        from = w;
+                        return true;
+                    }
+                return false;
+            });
+            if (!j) return;
+            std::optional<job> held = from->take_back();
+            if (!held) {  // it started that batch meanwhile
+                const void* key = j->call.get();
+                queue_.push_front(key, std::move(*j));
+                return;
+            }
+            const void* key = held->call.get();
+            queue_.push_front(key, std::move(*held));
+            send_to(*from, std::move(*j));
         }
     }
 

@@ -3,6 +3,7 @@
 // fault). How a worker's end is handled is in channel_end.cpp.
 #include "channel.hpp"
 
+#include "../request_gate.hpp"
 #include "../sharing.hpp"
 #include "../task_events.hpp"
 #include "../wire.hpp"
@@ -82,13 +83,17 @@ bool channel::held_from(const job* j) const noexcept {
 bool channel::has_room_for(const job* j) const noexcept {
     if (dead_ || interrupted_) return false;
     if (jobs_.empty()) return !held_from(j);
-    // Behind a running batch of its call only, and never before it in input order (see held_from).
-    return j && jobs_.size() < depth && jobs_.back().call == j->call && jobs_.back().batch->first < j->batch->first;
+    if (!j || jobs_.size() >= depth) return false;
+    const job& ahead = jobs_.back();
+    // Behind a batch of its own call, never before it in input order (see held_from).
+    if (ahead.call == j->call) return ahead.batch->first < j->batch->first;
+    return !ahead.call->streams_results();
 }
 
 void channel::send(job j, array_placer* placer) {
     batch_base& b = *j.batch;
     b.worker = pid_;
+    b.placed_ns = batch_base::now_ns();
     if (out_pos_ == out_.size()) {
         out_.clear();
         out_pos_ = 0;
@@ -127,9 +132,36 @@ std::optional<job> channel::take_back() noexcept {
     return std::nullopt;
 }
 
-void channel::interrupt() noexcept {
+bool channel::started(const job& j) const noexcept {
+    return status_ && status_->gate.decided.load(std::memory_order_acquire) >= j.request;
+}
+
+void channel::interrupt_for(const call_state& call) noexcept {
+    if (dead_ || interrupted_ || jobs_.empty()) return;
+    job& behind = jobs_.back();
+    // Whether `behind` is taken back: the worker will skip it.
+    const auto take_behind = [&] { return status_ && take_back_request(status_->gate, behind.request); };
+    if (jobs_.front().call.get() != &call) {
+        // Another call's batch comes first, call's waits behind it: taken back, or, when the
+        // worker started it (or has not started the first), killed once the first is answered.
+        if (take_behind()) {
+            behind.batch->error = batch_not_sent();
+            guard_->give_back(std::move(behind));
+            jobs_.pop_back();
+            return;
+        }
+        kill_pending_ = true;
+    } else if (jobs_.size() > 1 && behind.call.get() != &call) {
+        if (take_behind()) {  // another call's batch behind call's: it runs elsewhere
+            owner_->requeue(std::move(behind));
+            jobs_.pop_back();
+        } else if (started(behind)) {
+            return;  // call's batch was answered; the one it runs now is another call's
+        }
+    }
     interrupted_ = true;
-    kill_worker(pid_);  // its pipe reports end of file, and the batch comes back
+    stopped_for_ = &call;
+    if (!kill_pending_) kill_worker(pid_);  // its pipe reports end of file, and its batches come back
 }
 
 void channel::publish_progress(const call_state& call) noexcept {
@@ -294,6 +326,10 @@ bool channel::take_frames() {
                     jobs_.pop_front();
                     owner_->batch_took(batch_base::now_ns() - j.batch->dispatched_ns);
                     output_->drain();  // what its tasks printed comes before their results
+                    if (kill_pending_) {  // stopped for the call of the batch it runs now
+                        kill_pending_ = false;
+                        kill_worker(pid_);
+                    }
                     // Killed just after it answered: the answer stands, the process goes.
                     if (interrupted_ && jobs_.empty()) retire();
                     guard_->give_back(std::move(j));

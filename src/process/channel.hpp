@@ -4,8 +4,11 @@
 // the reads and writes itself, through the pipe seam, so that partial transfers are handled in
 // one place (a call's thread writes a request itself when the pipe has room). A worker holds at
 // most `depth` batches, the one it runs and the next, so that it never waits for the parent
-// between two; both are of one call. Each batch goes back to its call when its response arrives
-// or when the worker is lost.
+// between two; the next may be another call's, so that a call arriving while every worker is
+// busy waits one batch, not until a worker idles. Each batch goes back to its call when its
+// response arrives or when the worker is lost; a batch of another call that the worker had not
+// started when it was lost or stopped goes back to the pool's queue instead (a call loses
+// nothing to another call's failure).
 #pragma once
 
 #include "../call_state.hpp"
@@ -47,6 +50,9 @@ public:
     virtual void refill() = 0;
     /// The batch that came back spent `ns` nanoseconds from its dispatch to its answer.
     virtual void batch_took(std::int64_t ns) noexcept = 0;
+    /// A batch its worker never started, taken back when the worker was lost or stopped for
+    /// another call: to be sent again, first of its call's.
+    virtual void requeue(job j) noexcept = 0;
 
 protected:
     channel_owner() = default;
@@ -74,14 +80,23 @@ public:
     /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
     [[nodiscard]] bool interrupted() const noexcept { return interrupted_; }
     [[nodiscard]] bool idle() const noexcept { return !dead_ && jobs_.empty(); }
-    /// Whether it can take `j` now (null: a batch of any call): it is idle, or holds one batch
-    /// of j's call that comes before j in input order; and no result that a stream's consumer
-    /// takes after j's waits in its arena (its worker waits for that consumer).
+    /// Whether it can take `j` now (null: a batch of any call): it is idle, or holds one batch,
+    /// of j's call and before j in input order, or of another call that does not stream (a
+    /// stream's results may wait in the arena for its consumer, and j's answer behind them);
+    /// and no result that a stream's consumer takes after j's waits in its arena (its worker
+    /// waits for that consumer).
     [[nodiscard]] bool has_room_for(const job* j) const noexcept;
     /// Idle, but its last results wait in its arena for a stream's consumer, who takes them
     /// before `j`'s (null: a batch of any call): a worker given `j` would wait for results that
     /// wait for j's. A batch of that stream that comes after them may queue behind them.
     [[nodiscard]] bool held_from(const job* j) const noexcept;
+    /// It holds `depth` batches of one call, and the one behind the running one could make way
+    /// for a batch of another call (take_back, then has_room_for): that call does not stream.
+    /// The call that makes way keeps its running batch.
+    [[nodiscard]] bool could_make_way() const noexcept {
+        return !dead_ && !interrupted_ && status_ && jobs_.size() == depth && jobs_.front().call == jobs_.back().call &&
+               !jobs_.front().call->streams_results();
+    }
     /// It can take no batch of any call now: it holds `depth`, or is dead or on its way out.
     [[nodiscard]] bool full() const noexcept { return dead_ || interrupted_ || jobs_.size() >= depth; }
     /// Batches sent and not answered yet.
@@ -96,9 +111,12 @@ public:
     /// When it holds two batches: takes back the first it has not started (src/request_gate.hpp;
     /// it skips that request), for another worker to run. Null when it started both.
     [[nodiscard]] std::optional<job> take_back() noexcept;
-    /// Kills the worker for its call (error, timeout, cancellation): its end of file brings
-    /// its batches back.
-    void interrupt() noexcept;
+    /// Stops `call`'s batches on it (an error, a timeout, a cancellation): kills the worker when
+    /// it runs one of them, and its end of file brings them back. A batch of another call held
+    /// behind goes back to the queue; one of `call` held behind another call's batch is taken
+    /// back (it comes back not sent) or, when the worker has started it, stopped once the
+    /// answer before it is read.
+    void interrupt_for(const call_state& call) noexcept;
     /// Reads the responses that have come, without waiting: a thread that waits for its call
     /// does the I/O thread's work itself, which spares a hand-over between threads. Returns
     /// whether a batch went back (answered, or lost with the worker).
@@ -114,6 +132,8 @@ public:
     void finish(std::chrono::steady_clock::time_point deadline) noexcept;
 
 private:
+    /// Whether the worker has started `j`, a batch it holds (src/request_gate.hpp).
+    [[nodiscard]] bool started(const job& j) const noexcept;
     /// Lets go of the pipes' registration with the I/O thread's io_context.
     void unbind() noexcept;
     void write_more();
@@ -133,6 +153,9 @@ private:
     /// Kills and reaps the worker, and gives its batches back with the reason (`why`: how it
     /// broke the protocol).
     void lost(loss how_lost, std::exception_ptr why = nullptr);
+    /// At its loss (the worker reaped): hands the owner the batches of other calls than the
+    /// one it ran or was stopped for that it never started. Returns whether there were any.
+    bool requeue_unstarted(bool was_interrupted) noexcept;
     /// Forgets a worker whose process is gone (or about to be): closes its ends and page.
     void drop() noexcept;
 
@@ -150,7 +173,9 @@ private:
     long oom_kills_at_start_;   ///< the memory cgroup's OOM kills when it started (-1: unknown)
     bool greeted_ = false;      ///< its hello frame arrived and matched
     bool dead_ = false;         ///< reaped or being replaced
-    bool interrupted_ = false;  ///< killed on purpose for its call
+    bool interrupted_ = false;  ///< killed on purpose for its call (or about to be: kill_pending_)
+    bool kill_pending_ = false;  ///< to be killed once the answer it owes another call is read
+    const call_state* stopped_for_ = nullptr;  ///< the call it was interrupted for
     std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
     bool read_armed_ = false;   ///< a wait for its response pipe is pending (one at most)
 
@@ -158,7 +183,7 @@ private:
     std::shared_ptr<worker_output> output_;  ///< its standard output and error, relayed
 
     std::shared_ptr<pool_guard> guard_;
-    std::deque<job> jobs_;  ///< sent, in order; the front one runs; all of one call
+    std::deque<job> jobs_;  ///< sent, in order; the front one runs
     /// The call whose stream keeps the last response in the arena (while status_->arena_held).
     std::weak_ptr<call_state> arena_kept_for_;
     std::size_t arena_kept_first_ = 0;  ///< the input position of the first result kept there

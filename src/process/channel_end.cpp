@@ -1,9 +1,11 @@
 // src/process/channel_end.cpp - how a worker's channel ends. Lost (end of file, garbage, killed
 // on purpose): the worker is killed if need be and reaped at once, and its batches go back to
-// their calls with the reason (failure_text.hpp). Retired, dropped, or closed and awaited at the
+// their calls with the reason (failure_text.hpp), but for those of other calls that it never
+// started, which go back to the pool's queue. Retired, dropped, or closed and awaited at the
 // pool's shutdown.
 #include "channel.hpp"
 
+#include "../request_gate.hpp"
 #include "../wire.hpp"
 #include "failure_text.hpp"
 
@@ -43,6 +45,7 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     output_->close();  // all it wrote is in the pipes now
     const bool greeted = greeted_;
     const std::size_t index = status_ ? static_cast<std::size_t>(status_->running.load(std::memory_order_relaxed)) : 0;
+    const bool requeued = requeue_unstarted(was_interrupted);
     drop();
     std::deque<job> jobs = std::move(jobs_);
     jobs_.clear();
@@ -58,7 +61,7 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
         guard_->give_back(std::move(a));
     }
     if (jobs.empty()) {
-        if (answered) owner_->refill();
+        if (answered || requeued) owner_->refill();
         return;
     }
     // Batches behind the one that ran never started.
@@ -89,6 +92,25 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
     guard_->give_back(std::move(j));
     for (auto& rest : jobs) guard_->give_back(std::move(rest));
     owner_->refill();
+}
+
+bool channel::requeue_unstarted(bool was_interrupted) noexcept {
+    if (jobs_.empty() || !status_) return false;
+    // The call whose batch it ran (or was stopped for) takes the loss; the batches of other
+    // calls that it never started go back to the queue. The worker is gone, so the gate tells:
+    // taking back in order succeeds from the first request it did not start on.
+    const call_state* loser = was_interrupted ? stopped_for_ : jobs_.front().call.get();
+    bool requeued = false;
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+        if (take_back_request(status_->gate, it->request) && it->call.get() != loser) {
+            owner_->requeue(std::move(*it));
+            it = jobs_.erase(it);
+            requeued = true;
+        } else {
+            ++it;
+        }
+    }
+    return requeued;
 }
 
 void channel::retire() noexcept {

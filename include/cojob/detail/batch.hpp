@@ -59,6 +59,10 @@ struct batch_base {
     /// When it began to run, where run() runs it (0: elsewhere, or not yet). Batch sizing measures
     /// from here: the wait in a queue shared with other calls says nothing of the batch's size.
     std::int64_t started_ns = 0;
+    /// When a backend whose tasks run elsewhere handed it to the worker that runs it (a process,
+    /// a rank), which may hold it behind one batch; sizing measures from here when run() does
+    /// not run it, since calls that share the workers make it wait in the pool's queue.
+    std::int64_t placed_ns = 0;
     std::size_t number = 0;          ///< the batch's place in the call's dispatch order
 
     // With per-task events: when each task ran, and where.
@@ -106,7 +110,7 @@ protected:
     void reset_base() noexcept {
         first = size = completed = 0;
         error = nullptr;
-        dispatched_ns = started_ns = 0;
+        dispatched_ns = started_ns = placed_ns = 0;
         number = 0;
         running.store(0, std::memory_order_relaxed);
         running_since.store(0, std::memory_order_relaxed);
