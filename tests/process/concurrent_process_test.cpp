@@ -23,13 +23,6 @@ using namespace pstream;
 
 inline long tagged_square(long i, long base) { return base + i * i; }
 
-/// Kills its own worker after `ms`.
-inline long die_after(long ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    ::kill(::getpid(), SIGKILL);
-    return 0;
-}
-
 inline auto tagged(long n, long base) {
     return std::views::iota(0L, n) |
            std::views::transform([base](long i) { return cojob::delayed(tagged_square)(i, base); });

@@ -7,21 +7,12 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
-#include <signal.h>
-
 #include <atomic>
 #include <thread>
 
 namespace shared_worker {
 
 using namespace pstream;
-
-/// Kills its own worker after `ms`.
-inline long kill_self_after(long ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    ::kill(::getpid(), SIGKILL);
-    return 0;
-}
 
 inline long plus_one(long i) { return i + 1; }
 
@@ -46,7 +37,7 @@ TEST_CASE("processes: a batch waiting behind another call's batch runs elsewhere
     bool died = false;
     const long r = one_task_behind(par, [&] {
         try {
-            (void)par(std::views::iota(0L, 2L) | std::views::transform([](long) { return cojob::delayed(kill_self_after)(300L); }));
+            (void)par(std::views::iota(0L, 2L) | std::views::transform([](long) { return cojob::delayed(die_after)(300L); }));
         } catch (const cojob::worker_died&) {
             died = true;
         }

@@ -15,6 +15,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -103,6 +104,13 @@ inline long square(long i) { return i * i; }
 inline long sleep_then(long i, long ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return i;
+}
+
+/// Kills its own worker after `ms`.
+inline long die_after(long ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    ::kill(::getpid(), SIGKILL);
+    return 0;
 }
 
 inline long throw_at(long i, long bad) {
