@@ -9,9 +9,10 @@
 // (arena.hpp); the channel hands the answer back to the call. Every worker holds at most two
 // batches, the running one and the next, which may be another call's; the rest wait here,
 // shared between the calls that run at once round robin (src/fair_queue.hpp), until a worker
-// has room. When a
-// worker has nothing to do and nothing waits here, it takes the next batch of a busy worker
-// that has not started it (rebalance), so a fast task never waits behind a slow one.
+// has room, and a call with none on any worker takes the place of a batch held and not started
+// (make_way). When a worker has nothing to do and nothing waits here, it takes the next batch
+// of a busy worker that has not started it (rebalance), so a fast task never waits behind a
+// slow one.
 //
 // Calls may run at once on several threads: every entry point takes the pool's lock
 // (pool_guard.hpp), as do the handlers of the channels, which run on the pool's I/O thread
@@ -159,8 +160,7 @@ public:
 
     /// The worker running `b` is killed: `b` comes back with its error, the batch behind it
     /// (not started) too when it is b's call's, else it runs elsewhere; a worker starts in its
-    /// place when work waits. A batch answered
-    /// or not sent yet comes back on its own.
+    /// place when work waits. A batch answered or not sent yet comes back on its own.
     void stop_batch(call_state& call, batch_base& b) noexcept override {
         const pool_guard::held lock(*guard_);
         for (auto& w : pool_)

@@ -137,7 +137,14 @@ bool channel::started(const job& j) const noexcept {
 }
 
 void channel::interrupt_for(const call_state& call) noexcept {
-    if (dead_ || interrupted_ || jobs_.empty()) return;
+    if (dead_ || jobs_.empty() || (interrupted_ && !kill_pending_)) return;
+    if (kill_pending_) {  // stopped for the call behind; now for the one it runs too (a timeout)
+        if (jobs_.front().call.get() == &call) {
+            kill_pending_ = false;
+            kill_worker(pid_);
+        }
+        return;
+    }
     job& behind = jobs_.back();
     // Whether `behind` is taken back: the worker will skip it.
     const auto take_behind = [&] { return status_ && take_back_request(status_->gate, behind.request); };

@@ -35,7 +35,8 @@ void channel::lost(loss how_lost, std::exception_ptr why) {
         std::memcpy(&h, in_.data(), sizeof h);  // its header was checked when it came
         announced = sizeof h + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
     }
-    const bool was_interrupted = interrupted_;
+    // Killed on purpose, not still waiting to be (then it died on its own, in the batch it ran).
+    const bool was_interrupted = interrupted_ && !kill_pending_;
     const pid_t pid = pid_;
     kill_worker(pid);
     int st = 0;
