@@ -81,9 +81,8 @@ inline constexpr require_remotable_t require_remotable{};
 /// robin between calls, so a short call started while long ones keep every worker busy waits
 /// about one batch per worker, not for the long calls to end. A task may call the object that
 /// runs it (on threads it runs nested, on the same threads). On backend::processes a worker
-/// holds its running batch and the next, which may be another call's; a worker killed for its
-/// call (a timeout, a cancellation) or lost in a crash fails that call's tasks only (another
-/// call's batch waiting on it runs on another worker), and is replaced. With
+/// killed for its call (a timeout, a cancellation) or lost in a crash fails that call's tasks
+/// only (another call's batch waiting on it runs elsewhere), and is replaced. With
 /// n_jobs = 1 (sequential) each call runs on the thread that drives it, so concurrent calls run
 /// side by side on their own threads. `options::on_task` and `options::progress` callbacks of
 /// concurrent calls may run at the same time on different threads.
