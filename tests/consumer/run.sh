@@ -59,8 +59,10 @@ echo "== subproject: cojob's source tree under the consumer's subprojects/"
 mkdir -p "$work/consumer/subprojects"
 cp "$src/tests/consumer/meson.build" "$src/tests/consumer/meson_options.txt" "$src/tests/consumer/main.cpp" "$work/consumer/"
 ln -s "$src" "$work/consumer/subprojects/cojob"
-# plain: no optimisation and no debug information, the cheapest build that links and runs.
-meson setup "$work/build-sub" "$work/consumer" -Dfind=subproject --buildtype=plain >/dev/null
+# The cheapest build that links and runs: no optimisation, no debug information, and cojob's
+# sources in one unity unit (its headers parsed once instead of once per source).
+meson setup "$work/build-sub" "$work/consumer" -Dfind=subproject --buildtype=plain \
+  --unity=subprojects -Dunity_size=1000 >/dev/null
 # What a parent project's build compiles of cojob: the library, nothing else (no test, sample,
 # benchmark or header check; cojob-mpi only if the parent links it).
 meson introspect --targets --tests "$work/build-sub" | python3 -c '
