@@ -67,6 +67,11 @@ public:
     /// helping for calls made from inside a worker); processes read the answers that came.
     /// Returns whether it did any.
     virtual bool help(const call_state& /*call*/) { return false; }
+    /// The blocking call's thread found nothing to do and is about to sleep until a handler
+    /// comes: a backend whose answers that thread was reading itself makes sure that the next
+    /// one wakes it, and reads what came meanwhile. Returns whether it read any (then the
+    /// thread looks again instead of sleeping).
+    virtual bool before_sleep(const call_state& /*call*/) { return false; }
 
     /// Before the first batch of a call (on its executor); may refuse the call by throwing.
     virtual void begin_call(call_state& /*call*/) {}

@@ -91,7 +91,7 @@ void call_driver::drive(Ready ready) {
             if (ran || ready() || std::chrono::steady_clock::now() >= spin_until) break;
             std::this_thread::yield();
         }
-        if (!ran && !ready()) ctx.run_one();
+        if (!ran && !ready() && !(call_ && eng_->backend->before_sleep(*call_))) ctx.run_one();
     }
 }
 

@@ -133,7 +133,17 @@ public:
         // into pool_ survives that, so by index, each channel held while it reads.
         for (std::size_t i = 0; i < pool_.size(); ++i) {
             const channel_ptr w = pool_[i];
-            if (!w->dead() && w->serves(call)) answered = w->poll_responses() || answered;
+            if (!w->dead() && w->serves(call)) answered = w->poll_responses(call) || answered;
+        }
+        return answered;
+    }
+
+    bool before_sleep(const call_state& call) override {
+        const pool_guard::held lock(*guard_);
+        bool answered = false;
+        for (std::size_t i = 0; i < pool_.size(); ++i) {
+            const channel_ptr w = pool_[i];
+            answered = w->before_sleep(call) || answered;
         }
         return answered;
     }
@@ -191,6 +201,10 @@ public:
 
     void end_call(call_state& call) noexcept override {
         const pool_guard::held lock(*guard_);
+        for (std::size_t i = 0; i < pool_.size(); ++i) {
+            const channel_ptr w = pool_[i];  // an answer read here may refill, and change pool_
+            w->call_ended(call);
+        }
         std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
         sharing_.erase(&call);
         shrink();

@@ -44,6 +44,8 @@ channel::channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_gu
       memory_(std::move(w.memory)),
       oom_kills_at_start_(cgroup_oom_kills()),
       guard_(std::move(guard)) {
+    bell_fd_ = w.bell;
+    exit_fd_ = w.exit;
     try {
         output_ = std::make_shared<worker_output>(w.out, w.err, guard_, io);
     } catch (...) {
@@ -53,7 +55,8 @@ channel::channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_gu
         throw;
     }
     try {
-        rd_ = std::make_unique<asio::posix::stream_descriptor>(io, from_);
+        bell_ = std::make_unique<asio::posix::stream_descriptor>(io, bell_fd_ >= 0 ? bell_fd_ : from_);
+        if (exit_fd_ >= 0) exit_ = std::make_unique<asio::posix::stream_descriptor>(io, exit_fd_);
         wr_ = std::make_unique<asio::posix::stream_descriptor>(io, to_);
         output_->start();
     } catch (...) {
@@ -113,6 +116,9 @@ void channel::send(job j, array_placer* placer) {
     }
     const bool was_idle = jobs_.empty();
     const bool was_writing = out_pos_ < before;
+    // Rung for, until a thread that waits for this call reads the answers itself
+    // (poll_responses): nobody may be reading now.
+    ring_for_answers(true);
     j.request = ++requests_;
     jobs_.push_back(std::move(j));
     if (!was_writing) write_more();
@@ -181,13 +187,13 @@ void channel::publish_progress(const call_state& call) noexcept {
 
 void channel::unbind() noexcept {
     // A wait that completed before release() still runs its handler (already queued on the
-    // I/O thread): the new epoch makes it a no-op instead of a read through a null rd_.
+    // I/O thread): the new epoch makes it a no-op instead of a read through a null descriptor.
     ++epoch_;
     read_armed_ = false;
-    if (rd_) (void)rd_->release();
-    if (wr_) (void)wr_->release();
-    rd_.reset();
-    wr_.reset();
+    for (auto* d : {&bell_, &exit_, &wr_}) {
+        if (*d) (void)(*d)->release();
+        d->reset();
+    }
 }
 
 void channel::write_more() {
@@ -213,26 +219,9 @@ void channel::write_more() {
     out_.shrink_if_above(64u << 20);
 }
 
-void channel::wait_readable() {
-    if (read_armed_) return;  // poll_responses reads too, and finds the wait already pending
-    read_armed_ = true;
-    rd_->async_wait(asio::posix::stream_descriptor::wait_read,
-                    [self = shared_from_this(), epoch = epoch_](boost::system::error_code ec) {
-                        const pool_guard::held lock(*self->guard_);
-                        if (self->epoch_ != epoch) return;
-                        self->read_armed_ = false;
-                        if (!ec && !self->dead_) self->read_more();
-                    });
-}
-
-bool channel::poll_responses() {
-    if (dead_ || !rd_ || jobs_.empty()) return false;  // !rd_: shutting down
-    const std::size_t waiting = jobs_.size();
-    read_more();
-    return dead_ || jobs_.size() != waiting;
-}
-
 void channel::read_more() {
+    // Every frame counted so far is whole in the pipe: reading it dry takes them all.
+    if (status_) answers_seen_ = status_->answers.load(std::memory_order_seq_cst);
     for (;;) {
         // Read straight into place: as much as the frame in progress still needs.
         std::size_t want = read_chunk;

@@ -2,13 +2,15 @@
 // responses come in as frames (src/wire.hpp) on the worker's two pipes, which the parent drives
 // through Asio on the pool's own I/O thread: it waits for readiness with async_wait and does
 // the reads and writes itself, through the pipe seam, so that partial transfers are handled in
-// one place (a call's thread writes a request itself when the pipe has room). A worker holds at
-// most `depth` batches, the one it runs and the next, so that it never waits for the parent
-// between two; the next may be another call's, so that a call arriving while every worker is
-// busy waits one batch, not until a worker idles. Each batch goes back to its call when its
-// response arrives or when the worker is lost; a batch of another call that the worker had not
-// started when it was lost or stopped goes back to the pool's queue instead (a call loses
-// nothing to another call's failure).
+// one place (a call's thread writes a request itself when the pipe has room). A blocking call's
+// thread reads its workers' answers itself while it waits for them; the I/O thread reads them
+// when the worker rings its doorbell, which it does unless such a thread reads every answer it
+// owes (channel_wait.cpp). A worker holds at most `depth` batches, the one it runs and the next,
+// so that it never waits for the parent between two; the next may be another call's, so that a
+// call arriving while every worker is busy waits one batch, not until a worker idles. Each
+// batch goes back to its call when its response arrives or when the worker is lost; a batch of
+// another call that the worker had not started when it was lost or stopped goes back to the
+// pool's queue instead (a call loses nothing to another call's failure).
 #pragma once
 
 #include "../call_state.hpp"
@@ -71,10 +73,10 @@ public:
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
 
-    /// Starts reading its response pipe, which stays read from then on, idle or not: its hello
-    /// comes, and a worker that dies while idle (the OOM killer, a signal) is reaped at once
-    /// and found dead by the next call, which costs no system call.
-    void watch() { wait_readable(); }
+    /// Starts waiting for its answers and its end, from then on, idle or not: a worker that
+    /// dies while idle (the OOM killer, a signal) is reaped at once and found dead by the next
+    /// call, which costs no system call.
+    void watch();
     /// Reaped, or being replaced.
     [[nodiscard]] bool dead() const noexcept { return dead_; }
     /// Killed on purpose for its call: it takes nothing more, its end of file is on its way.
@@ -117,10 +119,17 @@ public:
     /// back (it comes back not sent) or, when the worker has started it, stopped once the
     /// answer before it is read.
     void interrupt_for(const call_state& call) noexcept;
-    /// Reads the responses that have come, without waiting: a thread that waits for its call
-    /// does the I/O thread's work itself, which spares a hand-over between threads. Returns
-    /// whether a batch went back (answered, or lost with the worker).
-    bool poll_responses();
+    /// Reads the responses that have come, without waiting: the thread of a blocking call that
+    /// waits for `call` does the I/O thread's work itself, which spares a hand-over between
+    /// threads; while it does, the worker rings no doorbell, unless it holds another call's
+    /// batch too or the call is a stream, whose consumer may be away. Returns whether a batch
+    /// went back (answered, or lost with the worker).
+    bool poll_responses(const call_state& call);
+    /// The thread of blocking call `call` is about to sleep: the worker rings its doorbell
+    /// again, and what came meanwhile is read now. Returns whether a batch went back.
+    bool before_sleep(const call_state& call);
+    /// The call `call` has ended: answers to batches it gave up are read on the I/O thread.
+    void call_ended(const call_state& call);
     /// Copies the task it runs, and since when, into its running batch if that is `call`'s.
     void publish_progress(const call_state& call) noexcept;
     /// Kills and reaps a worker that is not needed any more.
@@ -138,6 +147,11 @@ private:
     void unbind() noexcept;
     void write_more();
     void wait_readable();
+    void wait_exit();
+    /// Asks the worker to ring after each frame (or not).
+    void ring_for_answers(bool ring) noexcept;
+    /// Reads the pipe when a frame came since it was last read dry (or one is half read).
+    bool read_if_answered();
     void read_more();
     /// Handles the complete frames read; true when reading must stop (the worker's batches are
     /// all answered, or it was dropped).
@@ -177,9 +191,14 @@ private:
     bool kill_pending_ = false;  ///< to be killed once the answer it owes another call is read
     const call_state* stopped_for_ = nullptr;  ///< the call it was interrupted for
     std::uint64_t epoch_ = 0;   ///< bumps when the worker is dropped or unbound: stale handlers see it
-    bool read_armed_ = false;   ///< a wait for its response pipe is pending (one at most)
+    bool read_armed_ = false;   ///< a wait for its doorbell is pending (one at most)
+    int bell_fd_ = -1;          ///< its doorbell (an eventfd), -1: none (its pipe is waited on)
+    int exit_fd_ = -1;          ///< a pidfd, with the doorbell
+    std::uint64_t answers_seen_ = 0;  ///< worker_status::answers when its pipe was last read dry
 
-    std::unique_ptr<boost::asio::posix::stream_descriptor> rd_, wr_;  ///< on the I/O thread's io_context
+    /// On the I/O thread's io_context: what says an answer came (the doorbell, else the response
+    /// pipe), the worker's end (its pidfd; null without a doorbell), the request pipe.
+    std::unique_ptr<boost::asio::posix::stream_descriptor> bell_, exit_, wr_;
     std::shared_ptr<worker_output> output_;  ///< its standard output and error, relayed
 
     std::shared_ptr<pool_guard> guard_;

@@ -129,9 +129,10 @@ void channel::drop() noexcept {
     dead_ = true;
     ++epoch_;
     unbind();
-    if (to_ >= 0) ::close(to_);
-    if (from_ >= 0) ::close(from_);
-    to_ = from_ = -1;
+    for (int* fd : {&to_, &from_, &bell_fd_, &exit_fd_}) {
+        if (*fd >= 0) ::close(*fd);
+        *fd = -1;
+    }
     if (output_) output_->close();
     status_.reset();
     arena_.reset();

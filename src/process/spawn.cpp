@@ -12,8 +12,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,8 +147,13 @@ private:
 
 }  // namespace
 
+namespace {
+// glibc's declaration of pidfd_open (sys/pidfd.h) lacks C linkage for C++ in this release.
+int open_pidfd(pid_t pid, unsigned flags) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, flags)); }
+}  // namespace
+
 process_calls& process_seam() noexcept {
-    static process_calls calls{&::kill, &::wait4};
+    static process_calls calls{&::kill, &::wait4, &open_pidfd};
     return calls;
 }
 
@@ -170,6 +177,11 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     fd_guard err_r(err[0]), err_w(err[1]);
     (void)::fcntl(req_w.fd, F_SETPIPE_SZ, pipe_bytes);  // best effort: pipe-max-size may forbid it
     (void)::fcntl(resp_w.fd, F_SETPIPE_SZ, pipe_bytes);
+    // The doorbell and the pidfd go together: without a pidfd (a kernel before 5.3, a seccomp
+    // filter) the parent learns of a worker's end from its response pipe, which it then
+    // waits on for every answer, and the worker gets no doorbell.
+    fd_guard probe(process_seam().pidfd_open(::getpid(), 0));
+    fd_guard bell(probe.fd >= 0 ? ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1);
     fd_guard mem(::memfd_create("cojob-worker-status", MFD_CLOEXEC));
     if (mem.fd < 0) throw_errno("cojob: memfd_create");
     if (::ftruncate(mem.fd, static_cast<off_t>(sizeof(worker_status))) != 0) throw_errno("cojob: ftruncate");
@@ -189,6 +201,7 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     fd_guard child_arena(arena_dup);
     fd_guard child_in(lift(req_r.release())), child_out(lift(resp_w.release())), child_mem(lift(mem.release()));
     fd_guard child_stdout(lift(out_w.release())), child_stderr(lift(err_w.release()));
+    fd_guard child_bell(bell.fd >= 0 ? ::fcntl(bell.fd, F_DUPFD_CLOEXEC, 10) : -1);
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -196,6 +209,7 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     posix_spawn_file_actions_adddup2(&actions, child_out.fd, worker_response_fd);
     posix_spawn_file_actions_adddup2(&actions, child_mem.fd, worker_status_fd);
     posix_spawn_file_actions_adddup2(&actions, child_arena.fd, worker_arena_fd);
+    if (child_bell.fd >= 0) posix_spawn_file_actions_adddup2(&actions, child_bell.fd, worker_bell_fd);
     posix_spawn_file_actions_adddup2(&actions, child_stdout.fd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, child_stderr.fd, STDERR_FILENO);
     posix_spawnattr_t attr;
@@ -216,7 +230,8 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
             env_strings.emplace_back(*e);
     env_strings.push_back(std::string(worker_env) + "=" + std::to_string(worker_request_fd) + "," +
                           std::to_string(worker_response_fd) + "," + std::to_string(worker_status_fd) + "," +
-                          std::to_string(worker_arena_fd) + "," + std::to_string(::getpid()));
+                          std::to_string(worker_arena_fd) + "," + std::to_string(::getpid()) + "," +
+                          std::to_string(child_bell.fd >= 0 ? worker_bell_fd : -1));
     // Native thread pools inside the workers share the CPUs with the other workers (joblib's
     // oversubscription guard), unless the user chose a value.
     for (const char* var : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -255,6 +270,10 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     w.from = resp_r.release();
     w.out = out_r.release();
     w.err = err_r.release();
+    if (bell.fd >= 0) {
+        w.exit = process_seam().pidfd_open(pid, 0);
+        if (w.exit >= 0) w.bell = bell.release();  // a pidfd is close-on-exec
+    }
     w.status = std::shared_ptr<worker_status>(status, [](worker_status* p) { ::munmap(p, sizeof(worker_status)); });
     page_guard.p = nullptr;
     w.arena = std::move(arena);

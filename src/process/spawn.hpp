@@ -19,13 +19,14 @@
 namespace cojob::detail::process {
 
 /// The environment variable that marks a process as a worker cojob started; its value is
-/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>".
+/// "<request fd>,<response fd>,<status fd>,<arena fd>,<parent pid>,<doorbell fd or -1>".
 inline constexpr const char* worker_env = "COJOB_WORKER";
 /// The descriptors a worker finds its pipes and status page on.
 inline constexpr int worker_request_fd = 3;
 inline constexpr int worker_response_fd = 4;
 inline constexpr int worker_status_fd = 5;
 inline constexpr int worker_arena_fd = 6;  ///< the result arena (arena.hpp)
+inline constexpr int worker_bell_fd = 7;   ///< the doorbell (worker_status::doorbell)
 /// The environment variable that gives a worker its address-space limit in bytes
 /// (options::worker_memory_limit), and the exit status of a worker that ran out under it.
 inline constexpr const char* worker_memory_env = "COJOB_WORKER_MEMORY_LIMIT";
@@ -42,6 +43,16 @@ struct worker_status {
     std::atomic<std::uint32_t> lend{0};
     /// Whether the parent may take back the batch it holds (src/request_gate.hpp).
     request_gate gate;
+    /// Frames the worker has written whole to its response pipe: the parent reads the pipe only
+    /// when this has moved, or a frame is still coming, so a caller that waits for its answer
+    /// makes no read that finds nothing.
+    std::atomic<std::uint64_t> answers{0};
+    /// Set by the parent while no thread of its reads this worker's answers as they come (an
+    /// asynchronous call or a stream, whose answers the pool's I/O thread reads; a blocking
+    /// caller about to sleep): the worker then rings its doorbell, an eventfd the I/O thread
+    /// waits on, after each frame. Clear while a blocking caller reads them itself, so that
+    /// an answer wakes nobody but that caller (channel.hpp).
+    std::atomic<std::uint32_t> doorbell{1};
 };
 
 /// A worker just started, and the parent's ends of what it was given.
@@ -51,6 +62,8 @@ struct spawned_worker {
     int from = -1;  ///< response pipe, parent's end (non-blocking)
     int out = -1;   ///< the read end of its standard output (non-blocking)
     int err = -1;   ///< the read end of its standard error (non-blocking)
+    int bell = -1;  ///< its doorbell (an eventfd, non-blocking); -1: none, its pipe is waited on
+    int exit = -1;  ///< a pidfd, readable once it has ended; -1 with no doorbell
     /// The shared status page (mapped) and the result arena (mapped read-only when read).
     std::shared_ptr<worker_status> status;
     std::shared_ptr<shared_arena> arena;
@@ -76,11 +89,12 @@ bool kill_worker(pid_t pid) noexcept;
 /// what it returned, -1 when `pid` names no process.
 pid_t wait_worker(pid_t pid, int& status, int options, struct rusage* usage = nullptr) noexcept;
 
-/// The system calls under kill_worker and wait_worker; tests swap them to see which pids
-/// they reach.
+/// The system calls under kill_worker and wait_worker, and the pidfd a worker's end is waited
+/// on through; tests swap them to see which pids they reach, and to run without pidfds.
 struct process_calls {
     int (*kill)(pid_t pid, int sig);
     pid_t (*wait4)(pid_t pid, int* status, int options, struct rusage* usage);
+    int (*pidfd_open)(pid_t pid, unsigned flags);
 };
 process_calls& process_seam() noexcept;
 

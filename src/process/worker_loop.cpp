@@ -58,6 +58,35 @@ void flush_output() {
     std::_Exit(3);
 }
 
+/// Rings the parent's doorbell (worker_status::doorbell), when this worker has one.
+void ring(bool has_bell) noexcept {
+    if (!has_bell) return;
+    const std::uint64_t one = 1;
+    (void)!::write(worker_bell_fd, &one, sizeof one);
+}
+
+/// Writes a frame to the parent and counts it (worker_status::answers), then rings when the
+/// parent asks for it. With a doorbell the pipe is non-blocking, and a full pipe rings before
+/// this waits for room: the parent may be reading nothing until it is told.
+/// @throws std::system_error when the parent is gone.
+void answer(worker_status& status, bool has_bell, const void* data, std::size_t n) {
+    const auto* p = static_cast<const char*>(data);
+    for (std::size_t put = 0; put < n;) {
+        const ssize_t r = pipe_seam().write(worker_response_fd, p + put, n - put);
+        if (r >= 0) {
+            put += static_cast<std::size_t>(r);
+        } else if (errno == EAGAIN) {
+            ring(has_bell);
+            pollfd room{worker_response_fd, POLLOUT, 0};
+            (void)::poll(&room, 1, -1);
+        } else if (errno != EINTR) {
+            throw std::system_error(errno, std::generic_category(), "cojob: writing a worker pipe");
+        }
+    }
+    status.answers.fetch_add(1, std::memory_order_seq_cst);
+    if (status.doorbell.load(std::memory_order_seq_cst) != 0) ring(has_bell);
+}
+
 /// Spins briefly before blocking: the next request often follows the last response closely,
 /// and waking a sleeping process costs tens of microseconds.
 void wait_for_request(int fd) {
@@ -72,7 +101,7 @@ void wait_for_request(int fd) {
     }
 }
 
-[[noreturn]] void serve_parent(int parent) {
+[[noreturn]] void serve_parent(int parent, bool has_bell) {
     enter_worker_mode();
     // Standard output is a pipe to the parent (worker_output.hpp): a line a task prints goes at
     // once, not when a block fills.
@@ -130,6 +159,11 @@ void wait_for_request(int fd) {
         // request: read at each large result.
         ctx.lend_readers = &status->lend;
     }
+    // Its doorbell, when the parent gave it one; then its answers go out non-blocking (answer).
+    if (has_bell) {
+        ::fcntl(worker_bell_fd, F_SETFD, FD_CLOEXEC);
+        ::fcntl(worker_response_fd, F_SETFL, ::fcntl(worker_response_fd, F_GETFL) | O_NONBLOCK);
+    }
     worker_arrays arrays;  // the shared arguments its requests name (src/sharing.hpp)
     byte_buffer in;
     std::uint64_t requests = 0;  // numbered as the parent numbers them (src/request_gate.hpp)
@@ -184,13 +218,13 @@ void wait_for_request(int fd) {
                 // The payload stays in the arena until the parent has decoded it.
                 const frame_header h = arena_header(out, ctx.failed);
                 status->arena_held.store(1, std::memory_order_release);
-                write_all(worker_response_fd, &h, sizeof h);
+                answer(*status, has_bell, &h, sizeof h);
                 // A small response that lent its results needs no more than the arena's first
                 // step: pages an earlier response grew it by would sit beside the lent
                 // vectors. Given back now (the parent reads only the first bytes).
                 if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
             } else {
-                write_all(worker_response_fd, out.data(), out.size());
+                answer(*status, has_bell, out.data(), out.size());
             }
         } catch (...) {
             break;  // the parent is gone
@@ -224,7 +258,9 @@ void apply_memory_limit() {
 
 void serve(const char* spec) {
     int in = -1, out = -1, status = -1, arena = -1, parent = -1;
-    if (std::sscanf(spec, "%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent) != 5 || in != worker_request_fd ||
+    int bell = -1;
+    if (std::sscanf(spec, "%d,%d,%d,%d,%d,%d", &in, &out, &status, &arena, &parent, &bell) != 6 ||
+        in != worker_request_fd || (bell != -1 && bell != worker_bell_fd) ||
         out != worker_response_fd || status != worker_status_fd || arena != worker_arena_fd ||
         ::fcntl(in, F_GETFD) < 0 || ::fcntl(out, F_GETFD) < 0) {
         // Inherited from a worker's environment by a program it started, or set by hand: this
@@ -234,7 +270,7 @@ void serve(const char* spec) {
     }
     ::unsetenv(worker_env);  // programs a task starts are not workers
     apply_memory_limit();
-    serve_parent(parent);
+    serve_parent(parent, bell == worker_bell_fd && ::fcntl(bell, F_GETFD) >= 0);
 }
 
 }  // namespace cojob::detail::process

@@ -53,7 +53,7 @@ struct process_seam_swap {
     process::process_calls saved = process::process_seam();
     process_seam_swap() {
         calls.clear();
-        process::process_seam() = process::process_calls{&record_kill, &record_waitpid};
+        process::process_seam() = process::process_calls{&record_kill, &record_waitpid, saved.pidfd_open};
     }
     ~process_seam_swap() { process::process_seam() = saved; }
     process_seam_swap(const process_seam_swap&) = delete;
