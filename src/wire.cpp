@@ -111,8 +111,12 @@ bool read_exact(int fd, void* buf, std::size_t n) {
 }
 
 void read_payload(int fd, std::uint64_t length, byte_buffer& out) {
-    constexpr std::size_t step = 256 * 1024;
     out.clear();
+    read_rest_of_payload(fd, length, out);
+}
+
+void read_rest_of_payload(int fd, std::uint64_t length, byte_buffer& out) {
+    constexpr std::size_t step = 256 * 1024;
     while (out.size() < length) {
         const std::size_t at = out.size();
         const auto left = static_cast<std::size_t>(length - at);

@@ -75,6 +75,8 @@ bool read_exact(int fd, void* buf, std::size_t n);
 /// grows as the bytes come (at most doubling), never by the length alone.
 /// @throws wire_error when the pipe closes first, or an I/O error.
 void read_payload(int fd, std::uint64_t length, byte_buffer& out);
+/// The same after the payload's first out.size() bytes, which `out` holds already.
+void read_rest_of_payload(int fd, std::uint64_t length, byte_buffer& out);
 /// Blocking: writes all n bytes (retries EINTR, short writes and EAGAIN).
 void write_all(int fd, const void* buf, std::size_t n);
 

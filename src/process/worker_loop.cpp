@@ -9,6 +9,7 @@
 #include "../wire.hpp"
 #include "../worker.hpp"
 #include "arena.hpp"
+#include "frame_reader.hpp"
 #include "spawn.hpp"
 
 #include <fcntl.h>
@@ -174,16 +175,17 @@ void wait_for_request(int fd) {
         std::_Exit(3);
     }
 
+    frame_reader requests_in(worker_request_fd);
     for (;;) {
-        char head[sizeof(frame_header)];
-        wait_for_request(worker_request_fd);
+        char head[frame_reader::header_bytes];
+        if (!requests_in.header_ready()) wait_for_request(worker_request_fd);
         frame_header h;
         try {
-            if (!read_exact(worker_request_fd, head, sizeof head)) break;  // the parent closed: done
+            if (!requests_in.read_header(head)) break;  // the parent closed: done
             h = parse_header(head);
             if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
                 throw wire_error("cojob: worker got a frame that is not a request");
-            read_payload(worker_request_fd, h.length, in);
+            requests_in.read_payload(h.length, in);
             check_payload(h, in.data());
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());
