@@ -1,10 +1,13 @@
 // tests/process/wire_test.cpp - the wire alone: frames, checksums, the pipe seam under EINTR and
-// short transfers, bounds-checked payloads, and function identities.
+// short transfers, bounds-checked payloads, function identities, and the worker's frame_reader
+// (frames that share a read come out one by one; the pipe's end only between frames is clean).
 #include <catch2/catch.hpp>
 
 #include "fresh_storage.hpp"
+#include "process/frame_reader.hpp"
 #include "wire.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -13,12 +16,14 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace {
 
 using namespace cojob::detail;
+using cojob::detail::process::frame_reader;
 
 double twice(double x) { return 2 * x; }
 
@@ -53,6 +58,45 @@ byte_buffer frame_of(const std::string& text) {
     ar(text);
     end_frame(b, at, frame_kind::response);
     return b;
+}
+
+/// The text of the next frame, checked against its header's checksum.
+std::string next_text(frame_reader& reader, byte_buffer& payload) {
+    char head[frame_reader::header_bytes];
+    REQUIRE(reader.read_header(head));
+    const frame_header h = parse_header(head);
+    reader.read_payload(h.length, payload);
+    REQUIRE(payload.size() == h.length);
+    check_payload(h, payload.data());
+    wire_in in(payload.data(), payload.size());
+    std::string text;
+    in(text);
+    return text;
+}
+
+void reads_frames_in_turn(bool stutter) {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    REQUIRE(::fcntl(p[1], F_SETPIPE_SZ, 256 * 1024) >= 256 * 1024);  // room for every frame below
+    const std::string big(100'000, 'x');  // more than the reader's buffer
+    const std::vector<std::string> texts{"first", "second", big, "after the big one"};
+    for (const auto& t : texts) {
+        const auto f = frame_of(t);
+        write_all(p[1], f.data(), f.size());
+    }
+    ::close(p[1]);
+    std::optional<pipe_seam_swap> faults;
+    if (stutter) faults.emplace(&flaky_read, pipe_seam().write);
+    frame_reader reader(p[0]);
+    byte_buffer payload;
+    std::vector<std::string> got;
+    char head[frame_reader::header_bytes];
+    for (std::size_t i = 0; i < texts.size(); ++i) got.push_back(next_text(reader, payload));
+    const bool ended = !reader.read_header(head);  // the end, between frames
+    faults.reset();
+    ::close(p[0]);
+    CHECK(got == texts);
+    CHECK(ended);
 }
 
 }  // namespace
@@ -237,4 +281,43 @@ TEST_CASE("wire: a function identity resolves to the same function, and a wrong 
     CHECK_THROWS_WITH(decode(module ^ 1, offset, print), Catch::Contains("module"));
     CHECK_THROWS_WITH(decode(module, offset + (std::uint64_t{1} << 40), print), Catch::Contains("outside the code"));
     CHECK_THROWS_WITH(decode(module, offset + 1, print), Catch::Contains("code differs"));
+}
+
+TEST_CASE("frame_reader: frames come out one by one, whatever each read brings", "[wire]") {
+    SECTION("reads as they come") { reads_frames_in_turn(false); }
+    SECTION("EINTR and three bytes at a time") { reads_frames_in_turn(true); }
+}
+
+TEST_CASE("frame_reader: a second small frame is already there after the first", "[wire]") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    for (const char* t : {"one", "two"}) {
+        const auto f = frame_of(t);
+        write_all(p[1], f.data(), f.size());
+    }
+    frame_reader reader(p[0]);
+    byte_buffer payload;
+    CHECK_FALSE(reader.header_ready());
+    CHECK(next_text(reader, payload) == "one");
+    CHECK(reader.header_ready());  // read with the first: no wait on the pipe for it
+    CHECK(next_text(reader, payload) == "two");
+    CHECK_FALSE(reader.header_ready());
+    ::close(p[1]);
+    ::close(p[0]);
+}
+
+TEST_CASE("frame_reader: the pipe's end inside a header or a payload is an error", "[wire]") {
+    const auto f = frame_of("cut short");
+    for (const std::size_t keep : {std::size_t{5}, f.size() - 3}) {
+        int p[2];
+        REQUIRE(::pipe(p) == 0);
+        write_all(p[1], f.data(), keep);
+        ::close(p[1]);
+        frame_reader reader(p[0]);
+        char head[frame_reader::header_bytes];
+        byte_buffer payload;
+        CHECK_THROWS_AS(reader.read_header(head) && (reader.read_payload(parse_header(head).length, payload), true),
+                        wire_error);
+        ::close(p[0]);
+    }
 }
