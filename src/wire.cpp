@@ -11,6 +11,7 @@
 #include <cxxabi.h>
 #include <elf.h>
 #include <link.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,14 +129,18 @@ void read_rest_of_payload(int fd, std::uint64_t length, byte_buffer& out) {
     }
 }
 
-void write_all(int fd, const void* buf, std::size_t n) {
+void write_all(int fd, const void* buf, std::size_t n, void (*before_waiting)() noexcept) {
     const auto* p = static_cast<const char*>(buf);
     std::size_t put = 0;
     while (put < n) {
         const ssize_t r = pipe_seam().write(fd, p + put, n - put);
         if (r >= 0) {
             put += static_cast<std::size_t>(r);
-        } else if (errno != EINTR && errno != EAGAIN) {
+        } else if (errno == EAGAIN) {
+            if (before_waiting) before_waiting();
+            pollfd room{fd, POLLOUT, 0};
+            (void)::poll(&room, 1, -1);
+        } else if (errno != EINTR) {
             throw std::system_error(errno, std::generic_category(), "cojob: writing a worker pipe");
         }
     }

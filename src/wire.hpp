@@ -77,8 +77,9 @@ bool read_exact(int fd, void* buf, std::size_t n);
 void read_payload(int fd, std::uint64_t length, byte_buffer& out);
 /// The same after the payload's first out.size() bytes, which `out` holds already.
 void read_rest_of_payload(int fd, std::uint64_t length, byte_buffer& out);
-/// Blocking: writes all n bytes (retries EINTR, short writes and EAGAIN).
-void write_all(int fd, const void* buf, std::size_t n);
+/// Blocking: writes all n bytes (retries EINTR and short writes). On a non-blocking fd with no
+/// room it calls `before_waiting` (when given), then waits for room.
+void write_all(int fd, const void* buf, std::size_t n, void (*before_waiting)() noexcept = nullptr);
 
 /// Identifies this build: the wire version and the build ids of the program and of cojob.
 [[nodiscard]] std::string build_identity();

@@ -128,24 +128,12 @@ public:
 
     bool help(const call_state& call) override {
         const pool_guard::held lock(*guard_);
-        bool answered = false;
-        // An answer refills its worker (pump), which may start or drop workers: no iterator
-        // into pool_ survives that, so by index, each channel held while it reads.
-        for (std::size_t i = 0; i < pool_.size(); ++i) {
-            const channel_ptr w = pool_[i];
-            if (!w->dead() && w->serves(call)) answered = w->poll_responses(call) || answered;
-        }
-        return answered;
+        return read_each([&](channel& w) { return !w.dead() && w.serves(call) && w.poll_responses(call); });
     }
 
     bool before_sleep(const call_state& call) override {
         const pool_guard::held lock(*guard_);
-        bool answered = false;
-        for (std::size_t i = 0; i < pool_.size(); ++i) {
-            const channel_ptr w = pool_[i];
-            answered = w->before_sleep(call) || answered;
-        }
-        return answered;
+        return read_each([&](channel& w) { return w.before_sleep(call); });
     }
 
     /// Ctrl-C during a blocking call stops its workers, when the program has not claimed
@@ -201,10 +189,10 @@ public:
 
     void end_call(call_state& call) noexcept override {
         const pool_guard::held lock(*guard_);
-        for (std::size_t i = 0; i < pool_.size(); ++i) {
-            const channel_ptr w = pool_[i];  // an answer read here may refill, and change pool_
-            w->call_ended(call);
-        }
+        (void)read_each([&](channel& w) {
+            w.call_ended(call);
+            return false;
+        });
         std::erase_if(pool_, [](const channel_ptr& w) { return w->dead(); });
         sharing_.erase(&call);
         shrink();
@@ -222,6 +210,19 @@ private:
         queue_.push_front(key, std::move(j));
     }
     void batch_took(std::int64_t ns) noexcept override { long_batches_ = ns > long_batch_ns; }
+
+    /// Calls `read(channel)` on every worker; true if any call returned true. An answer read
+    /// refills its worker (pump), which may start or drop workers: no iterator into pool_
+    /// survives that, so by index, each channel held while it reads.
+    template <class Read>
+    bool read_each(Read read) {
+        bool any = false;
+        for (std::size_t i = 0; i < pool_.size(); ++i) {
+            const channel_ptr w = pool_[i];
+            any = read(*w) || any;
+        }
+        return any;
+    }
 
     /// Workers that can serve `j` now or once they have room (null: a batch of any call): not
     /// on their way out (interrupted ones are), not held for a stream that waits for `j`.

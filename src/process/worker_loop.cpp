@@ -44,6 +44,30 @@ void flush_output() {
     std::fflush(nullptr);
 }
 
+/// Whether the parent gave this worker a doorbell (worker_status::doorbell); its answers then
+/// go out non-blocking.
+bool has_bell = false;
+
+/// Rings the parent's doorbell, when this worker has one.
+void ring() noexcept {
+    if (!has_bell) return;
+    const std::uint64_t one = 1;
+    (void)!::write(worker_bell_fd, &one, sizeof one);
+}
+
+/// Writes a frame to the parent, ringing before it waits for room in a full pipe (the parent
+/// may be reading nothing until it is told).
+/// @throws std::system_error when the parent is gone.
+void send_frame(const void* data, std::size_t n) { write_all(worker_response_fd, data, n, &ring); }
+
+/// Sends an answer and counts it (worker_status::answers), then rings when the parent asks.
+/// @throws std::system_error when the parent is gone.
+void answer(worker_status& status, const void* data, std::size_t n) {
+    send_frame(data, n);
+    status.answers.fetch_add(1, std::memory_order_seq_cst);
+    if (status.doorbell.load(std::memory_order_seq_cst) != 0) ring();
+}
+
 /// Sends a fault frame (the parent reports it and replaces this worker) and exits.
 [[noreturn]] void fault(const std::string& message) {
     try {
@@ -52,40 +76,11 @@ void flush_output() {
         wire_out ar(b);
         ar(message);
         end_frame(b, at, frame_kind::fault);
-        write_all(worker_response_fd, b.data(), b.size());
+        send_frame(b.data(), b.size());
     } catch (...) {
     }
     flush_output();
     std::_Exit(3);
-}
-
-/// Rings the parent's doorbell (worker_status::doorbell), when this worker has one.
-void ring(bool has_bell) noexcept {
-    if (!has_bell) return;
-    const std::uint64_t one = 1;
-    (void)!::write(worker_bell_fd, &one, sizeof one);
-}
-
-/// Writes a frame to the parent and counts it (worker_status::answers), then rings when the
-/// parent asks for it. With a doorbell the pipe is non-blocking, and a full pipe rings before
-/// this waits for room: the parent may be reading nothing until it is told.
-/// @throws std::system_error when the parent is gone.
-void answer(worker_status& status, bool has_bell, const void* data, std::size_t n) {
-    const auto* p = static_cast<const char*>(data);
-    for (std::size_t put = 0; put < n;) {
-        const ssize_t r = pipe_seam().write(worker_response_fd, p + put, n - put);
-        if (r >= 0) {
-            put += static_cast<std::size_t>(r);
-        } else if (errno == EAGAIN) {
-            ring(has_bell);
-            pollfd room{worker_response_fd, POLLOUT, 0};
-            (void)::poll(&room, 1, -1);
-        } else if (errno != EINTR) {
-            throw std::system_error(errno, std::generic_category(), "cojob: writing a worker pipe");
-        }
-    }
-    status.answers.fetch_add(1, std::memory_order_seq_cst);
-    if (status.doorbell.load(std::memory_order_seq_cst) != 0) ring(has_bell);
 }
 
 /// Spins briefly before blocking: the next request often follows the last response closely,
@@ -102,7 +97,7 @@ void wait_for_request(int fd) {
     }
 }
 
-[[noreturn]] void serve_parent(int parent, bool has_bell) {
+[[noreturn]] void serve_parent(int parent) {
     enter_worker_mode();
     // Standard output is a pipe to the parent (worker_output.hpp): a line a task prints goes at
     // once, not when a block fills.
@@ -170,7 +165,7 @@ void wait_for_request(int fd) {
     std::uint64_t requests = 0;  // numbered as the parent numbers them (src/request_gate.hpp)
     try {
         write_hello(out);
-        write_all(worker_response_fd, out.data(), out.size());
+        send_frame(out.data(), out.size());
     } catch (...) {
         std::_Exit(3);
     }
@@ -220,13 +215,13 @@ void wait_for_request(int fd) {
                 // The payload stays in the arena until the parent has decoded it.
                 const frame_header h = arena_header(out, ctx.failed);
                 status->arena_held.store(1, std::memory_order_release);
-                answer(*status, has_bell, &h, sizeof h);
+                answer(*status, &h, sizeof h);
                 // A small response that lent its results needs no more than the arena's first
                 // step: pages an earlier response grew it by would sit beside the lent
                 // vectors. Given back now (the parent reads only the first bytes).
                 if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
             } else {
-                answer(*status, has_bell, out.data(), out.size());
+                answer(*status, out.data(), out.size());
             }
         } catch (...) {
             break;  // the parent is gone
@@ -272,7 +267,8 @@ void serve(const char* spec) {
     }
     ::unsetenv(worker_env);  // programs a task starts are not workers
     apply_memory_limit();
-    serve_parent(parent, bell == worker_bell_fd && ::fcntl(bell, F_GETFD) >= 0);
+    has_bell = bell == worker_bell_fd && ::fcntl(bell, F_GETFD) >= 0;
+    serve_parent(parent);
 }
 
 }  // namespace cojob::detail::process
