@@ -122,6 +122,7 @@ void channel::send(job j, array_placer* placer) {
     j.request = ++requests_;
     jobs_.push_back(std::move(j));
     if (!was_writing) write_more();
+    if (status_) status_->sent.store(requests_, std::memory_order_release);  // after the bytes
     if (was_idle) wait_readable();
 }
 

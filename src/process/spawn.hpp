@@ -47,6 +47,11 @@ struct worker_status {
     /// when this has moved, or a frame is still coming, so a caller that waits for its answer
     /// makes no read that finds nothing.
     std::atomic<std::uint64_t> answers{0};
+    /// Requests the parent has sent, counted once each is in the pipe (or queued behind a full
+    /// one): a worker waiting for its next request watches this instead of the pipe, a load
+    /// instead of a system call per turn of its spin. A line of its own, since the worker reads
+    /// it in a loop while the parent writes the fields above.
+    alignas(64) std::atomic<std::uint64_t> sent{0};
     /// Set by the parent while no thread of its reads this worker's answers as they come (an
     /// asynchronous call or a stream, whose answers the pool's I/O thread reads; a blocking
     /// caller about to sleep): the worker then rings its doorbell, an eventfd the I/O thread
