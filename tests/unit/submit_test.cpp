@@ -35,8 +35,11 @@ long refuse(long x) { throw std::domain_error("refused " + std::to_string(x)); }
 std::atomic<long> touched{0};
 void touch(long x) { touched += x; }
 
+std::atomic<long> releases_seen{0};  // wait_for_release calls that saw their release
+
 long wait_for_release(std::atomic<bool>* release) {
     while (!release->load()) std::this_thread::sleep_for(1ms);
+    ++releases_seen;  // `release` is not touched after this
     return 1;
 }
 
@@ -115,6 +118,7 @@ TEST_CASE("async_submit: cancelling one submission completes it with operation_a
     asio::io_context ctx;
     asio::cancellation_signal stop;
     std::atomic<bool> release{false};
+    const long seen_before = releases_seen.load();
     std::exception_ptr cancelled;
     bool cancelled_done = false;
     long other = 0;
@@ -137,6 +141,9 @@ TEST_CASE("async_submit: cancelling one submission completes it with operation_a
     REQUIRE(cancelled_done);
     CHECK(kit::is_operation_aborted(cancelled));
     CHECK(other == 64);
+    // The cancelled operation has completed, but its task may still be running: the object's
+    // destructor does not wait for a call it cancels, so `release` must outlive the task.
+    CHECK(kit::eventually([&] { return releases_seen.load() > seen_before; }, 20s));
 }
 
 namespace {
