@@ -127,7 +127,9 @@ void call_trace::ran(const batch_base& b, std::int64_t now_ns) { batch_events(bu
 void call_trace::late(const batch_base& b, std::int64_t now_ns) const noexcept {
     try {
         std::string out;
-        batch_events(out, b, now_ns, nullptr);
+        // Untimed tasks start after their worker's last task, whenever that one came back.
+        const std::lock_guard lock(late_mutex_);
+        batch_events(out, b, now_ns, &track_ends_);
         file_->append(out);
     } catch (...) {  // a trace that cannot be written (memory) must not take a worker down
     }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -39,7 +40,8 @@ public:
     void load(std::size_t in_flight, std::optional<std::size_t> waiting);
     /// Hands the collected events to the file.
     void flush();
-    /// A batch that came back after its call ended (any thread): written at once.
+    /// A batch whose outcome was given already, or that came back after its call ended (then
+    /// on any thread, never beside `ran`): written at once.
     void late(const batch_base& b, std::int64_t now_ns) const noexcept;
 
 private:
@@ -53,7 +55,10 @@ private:
     cojob::backend kind_;
     std::size_t call_;
     std::string buffer_;
-    std::map<long, std::int64_t> track_ends_;
+    /// Used by `ran`, and by `late` under late_mutex_ (late batches may come on several
+    /// threads at once after the call's end).
+    mutable std::map<long, std::int64_t> track_ends_;
+    mutable std::mutex late_mutex_;
 };
 
 }  // namespace cojob::detail

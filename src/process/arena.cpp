@@ -196,18 +196,23 @@ void arena_payload::copy_lent(std::uint64_t address, std::size_t n, piece_sink s
 namespace arena_flag {
 
 void wait_released(std::atomic<std::uint32_t>& held) noexcept {
-    // The parent decodes a response as soon as it reads its header: spin a little first.
+    // The parent decodes a response as soon as it sees it: spin a little first.
     for (int i = 0; i < 2000 && held.load(std::memory_order_acquire) != 0; ++i) {
     }
-    while (held.load(std::memory_order_acquire) != 0) {
+    for (;;) {
+        std::uint32_t v = held.load(std::memory_order_acquire);
+        if (v == 0) return;
+        // Say that a waiter sleeps (2), so that the parent wakes it; a release in between
+        // fails the exchange, and the loop sees it.
+        if (v == 1 && !held.compare_exchange_strong(v, 2, std::memory_order_acq_rel)) continue;
         const timespec limit{0, 100'000'000};  // re-check now and then, whatever happens to wakes
-        (void)futex(held, FUTEX_WAIT, 1, &limit);
+        (void)futex(held, FUTEX_WAIT, 2, &limit);
     }
 }
 
 void release(std::atomic<std::uint32_t>& held) noexcept {
-    held.store(0, std::memory_order_release);
-    (void)futex(held, FUTEX_WAKE, 1, nullptr);
+    // A system call only when the worker sleeps on it.
+    if (held.exchange(0, std::memory_order_acq_rel) == 2) (void)futex(held, FUTEX_WAKE, 1, nullptr);
 }
 
 }  // namespace arena_flag

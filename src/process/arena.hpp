@@ -1,12 +1,14 @@
 // src/process/arena.hpp - private: a worker's result arena, a memfd both processes map. The worker
-// serializes each response into it; a response larger than a pipe-sized frame stays there and
-// only its header crosses the pipe, so the parent decodes it in place: no copy into a pipe,
-// none out of it, and after the first use no page faults on either side.
+// serializes each response into it, and the parent decodes it there, in place. With a doorbell
+// every answer stays there and only its header crosses, in the status page; without one a
+// response larger than a pipe-sized frame stays there and only its header crosses the pipe.
+// Either way: no copy into a pipe, none out of it, and after the first use no page faults on
+// either side.
 //
-// The hand-over: the worker sets `held` in the shared status page before it sends an arena
-// frame and does not write the arena again until the parent, done decoding, clears it and
-// wakes it (a futex on the shared page). A stream may leave a response there until its consumer
-// takes the results (arena_payload).
+// The hand-over: the worker sets `held` in the shared status page before it answers from the
+// arena and does not write the arena again until the parent, done decoding, clears it (and
+// wakes it when it sleeps: a futex on the shared page). A stream may leave a response there
+// until its consumer takes the results (arena_payload).
 #pragma once
 
 #include <cojob/detail/wire.hpp>
@@ -24,8 +26,9 @@
 
 namespace cojob::detail {
 
-/// Responses at least this large stay in the arena; smaller ones go through the pipe, which is
-/// as fast for them and needs no hand-over.
+/// Responses at least this large are arena responses, which a stream's consumer may keep in
+/// the arena until it takes their results. Without a doorbell smaller ones go through the
+/// pipe, which is as fast for them and needs no hand-over.
 inline constexpr std::size_t arena_min_response = 256 * 1024;
 /// An arena that grew past this is given back to the system once its response was read.
 inline constexpr std::size_t arena_keep_bytes = 64u << 20;
@@ -132,7 +135,8 @@ private:
     std::size_t bytes_;
 };
 
-/// The hand-over flag, a futex word in the shared status page.
+/// The hand-over flag, a futex word in the shared status page: 0 released, 1 held, 2 held with
+/// the worker asleep on it.
 namespace arena_flag {
 /// Worker: waits until the parent has released the previous response (blocking; returns at
 /// once when it has).

@@ -1,6 +1,6 @@
 // src/process/channel.cpp - the parent's end of one worker process: the batches it may take,
-// the frames it writes and reads, and what each answer means (hello, response, arena_response,
-// fault). How a worker's end is handled is in channel_end.cpp.
+// and the frames it writes and reads. What each answer means is in channel_answer.cpp, how a
+// worker's end is handled in channel_end.cpp.
 #include "channel.hpp"
 
 #include "../request_gate.hpp"
@@ -46,6 +46,7 @@ channel::channel(spawned_worker w, channel_owner& owner, std::shared_ptr<pool_gu
       guard_(std::move(guard)) {
     bell_fd_ = w.bell;
     exit_fd_ = w.exit;
+    arena_answers_ = bell_fd_ >= 0 && arena_;
     try {
         output_ = std::make_shared<worker_output>(w.out, w.err, guard_, io);
     } catch (...) {
@@ -220,9 +221,7 @@ void channel::write_more() {
     out_.shrink_if_above(64u << 20);
 }
 
-void channel::read_more() {
-    // Every frame counted so far is whole in the pipe: reading it dry takes them all.
-    if (status_) answers_seen_ = status_->answers.load(std::memory_order_seq_cst);
+void channel::read_more(bool end_is_loss) {
     for (;;) {
         // Read straight into place: as much as the frame in progress still needs.
         std::size_t want = read_chunk;
@@ -251,7 +250,7 @@ void channel::read_more() {
                 return;
             }
         } else if (r == 0) {
-            lost(in_.size() == 0 ? loss::closed : loss::cut);
+            if (end_is_loss) lost(in_.size() == 0 ? loss::closed : loss::cut);
             return;
         } else if (errno == EINTR) {
             continue;
@@ -264,96 +263,6 @@ void channel::read_more() {
             return;
         }
     }
-}
-
-bool channel::take_frames() {
-    while (in_.size() >= sizeof(frame_header)) {
-        try {
-            const frame_header h = parse_header(in_.data());
-            const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
-            if (in_.size() < total) return false;
-            const bool in_arena = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
-            if (in_arena && !arena_) throw wire_error("cojob: a worker without an arena sent an arena response");
-            const char* payload = in_arena ? arena_->view(sizeof(frame_header) + h.length) + sizeof(frame_header)
-                                           : in_.data() + sizeof(frame_header);
-            // The checksum guards bytes that crossed the pipe. An arena payload did not: it is
-            // memory the worker wrote before it sent the header, and hashing 16 MiB twice
-            // would cost more than the rest of the hand-over.
-            if (!in_arena) check_payload(h, payload);
-            wire_in ar(payload, static_cast<std::size_t>(h.length), memory_.get());  // lent results come from it
-            switch (static_cast<frame_kind>(h.kind)) {
-                case frame_kind::hello: {
-                    const hello_facts hi = read_hello(ar);
-                    if (hi.identity != build_identity())
-                        throw wire_error("cojob: worker process " + std::to_string(hi.pid) + " is another build (" +
-                                         hi.identity + ", expected " + build_identity() + ")");
-                    // Large vector results are lent when this process can read the worker's memory.
-                    if (memory_->probe(hi.probe)) status_->lend.store(lend_readers_, std::memory_order_release);
-                    greeted_ = true;
-                    break;
-                }
-                case frame_kind::response:
-                case frame_kind::arena_response: {
-                    if (!greeted_) throw wire_error("cojob: a worker answered before its handshake");
-                    if (jobs_.empty()) throw wire_error("cojob: a worker answered a request it was not sent");
-                    batch_base& b = *jobs_.front().batch;
-                    if (in_arena && h.reserved != arena_response_failed && jobs_.front().call->streams_results()) {
-                        // A stream reads the results when its consumer takes them; until then
-                        // they stay in the arena, and the worker waits before writing the next.
-                        std::uint64_t completed = 0;
-                        ar(completed);
-                        if (completed > b.size) answered_too_many();
-                        b.completed = static_cast<std::size_t>(completed);
-                        arena_kept_for_ = jobs_.front().call;
-                        arena_kept_first_ = b.first;
-                        b.deferred = std::make_unique<arena_payload>(
-                            arena_, std::shared_ptr<std::atomic<std::uint32_t>>(status_, &status_->arena_held), memory_,
-                            static_cast<std::size_t>(h.length));
-                        if (b.record_times) read_trailing_times(payload, static_cast<std::size_t>(h.length), b.completed, b.times);
-                    } else {
-                        timed_step(b, b.decoded, [&] { b.decode(ar); });
-                        // The arena stays mapped here: unmapping it to keep its pages out of
-                        // this process's RSS made the next response fault them all in again,
-                        // a fifth of the parent's time on 16 MB results. They are the
-                        // worker's pages, shared, not a second copy (PSS counts them once).
-                        if (in_arena) arena_flag::release(status_->arena_held);  // the worker may write it again
-                    }
-                    in_.consume(total);
-                    job j = std::move(jobs_.front());
-                    jobs_.pop_front();
-                    owner_->batch_took(batch_base::now_ns() - j.batch->dispatched_ns);
-                    output_->drain();  // what its tasks printed comes before their results
-                    if (kill_pending_) {  // stopped for the call of the batch it runs now
-                        kill_pending_ = false;
-                        kill_worker(pid_);
-                    }
-                    // Killed just after it answered: the answer stands, the process goes.
-                    if (interrupted_ && jobs_.empty()) retire();
-                    guard_->give_back(std::move(j));
-                    owner_->refill();  // refill it before reading on: it works while we decode
-                    if (dead_ || jobs_.empty()) {
-                        in_.shrink_if_above(64u << 20);
-                        return true;
-                    }
-                    continue;
-                }
-                case frame_kind::fault: {
-                    std::string message;
-                    ar(message);
-                    throw wire_error(message);
-                }
-                default: throw wire_error("cojob: a worker sent a request frame");
-            }
-            in_.consume(total);
-        } catch (const lent_result_lost&) {
-            lost(loss::lent_results);  // it died before we read what it lent: tell how
-            return true;
-        } catch (...) {
-            lost(loss::broke, std::current_exception());
-            return true;
-        }
-    }
-    return false;
 }
 
 }  // namespace cojob::detail::process

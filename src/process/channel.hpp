@@ -1,8 +1,10 @@
-// src/process/channel.hpp - private: the parent's end of one worker process. Requests go out and
-// responses come in as frames (src/wire.hpp) on the worker's two pipes, which the parent drives
-// through Asio on the pool's own I/O thread: it waits for readiness with async_wait and does
-// the reads and writes itself, through the pipe seam, so that partial transfers are handled in
-// one place (a call's thread writes a request itself when the pipe has room). A blocking call's
+// src/process/channel.hpp - private: the parent's end of one worker process. Requests go out as
+// frames (src/wire.hpp) on the worker's request pipe; responses come back in its result arena,
+// their headers in its status page (channel_answer.cpp), or, for a worker without a doorbell, as
+// frames on its response pipe. The parent drives the pipes through Asio on the pool's own I/O
+// thread: it waits for readiness with async_wait and does the reads and writes itself, through
+// the pipe seam, so that partial transfers are handled in one place (a call's thread writes a
+// request itself when the pipe has room). A blocking call's
 // thread reads its workers' answers itself while it waits for them; the I/O thread reads them
 // when the worker rings its doorbell, which it does unless such a thread reads every answer it
 // owes (channel_wait.cpp). A worker holds at most `depth` batches, the one it runs and the next,
@@ -152,10 +154,22 @@ private:
     void ring_for_answers(bool ring) noexcept;
     /// Reads the pipe when a frame came since it was last read dry (or one is half read).
     bool read_if_answered();
-    void read_more();
+    /// Reads the response pipe until it is dry. At its end of file the worker is lost, unless
+    /// `end_is_loss` is false: then the end is left for the next read, after the answers
+    /// counted before it are taken.
+    void read_more(bool end_is_loss = true);
     /// Handles the complete frames read; true when reading must stop (the worker's batches are
     /// all answered, or it was dropped).
     bool take_frames();
+    /// With arena answers: takes those counted in the status page since the last one taken;
+    /// true when reading must stop, as take_frames.
+    bool take_answers();
+    /// Takes the response headed `h`, its payload at `payload`, of which `pipe_bytes` came
+    /// through the pipe (0: all in the arena), and gives its batch back; true when reading
+    /// must stop. @throws wire_error (or lent_result_lost) when it makes no sense.
+    bool take_response(const frame_header& h, const char* payload, std::size_t pipe_bytes);
+    /// Reading broke with `e`: the worker is lost, and how is told. Returns true.
+    bool failed_reading(std::exception_ptr e);
     /// How a worker was lost.
     enum class loss {
         closed,        ///< it closed its response pipe (it ended) between two frames
@@ -194,7 +208,10 @@ private:
     bool read_armed_ = false;   ///< a wait for its doorbell is pending (one at most)
     int bell_fd_ = -1;          ///< its doorbell (an eventfd), -1: none (its pipe is waited on)
     int exit_fd_ = -1;          ///< a pidfd, with the doorbell
-    std::uint64_t answers_seen_ = 0;  ///< worker_status::answers when its pipe was last read dry
+    /// Its answers stay in its arena, their headers in the status page, and cross no pipe: it
+    /// has a doorbell (spawn.hpp; worker_status::answer).
+    bool arena_answers_ = false;
+    std::uint64_t answers_taken_ = 0;  ///< of worker_status::answers, with arena answers
 
     /// On the I/O thread's io_context: what says an answer came (the doorbell, else the response
     /// pipe), the worker's end (its pidfd; null without a doorbell), the request pipe.

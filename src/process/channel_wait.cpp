@@ -1,17 +1,18 @@
 // src/process/channel_wait.cpp - how the parent learns that a worker has answered or ended.
 //
-// The response pipe is waited on by nobody. A blocking call's thread, while it waits for its
-// list, reads its workers' answers itself (poll_responses, from the drive loop), and only when
-// the worker's answer counter in the status page has moved: an answer then wakes that thread
-// and no other. Otherwise the worker rings its doorbell, an eventfd the pool's I/O thread
-// waits on, after each frame: for an asynchronous call or a stream, and for a blocking call
-// whose thread is about to sleep (before_sleep), and while the worker holds a batch of
-// another call than the reader's. Both sides check the other's flag after
-// setting their own (the worker: its counter, then the doorbell flag; the parent: the flag,
-// then the counter), so that one of them always sees the answer. A full pipe rings too, so
-// that a large answer never waits for a reader that is not coming. The worker's end comes
-// through a pidfd. Without a pidfd (an old kernel, a seccomp filter) the worker gets no
-// doorbell and the I/O thread waits on the response pipe itself, for every answer.
+// Nobody waits on the response pipe. A blocking call's thread, while it waits for its list,
+// takes its workers' answers itself (poll_responses, from the drive loop), and only when the
+// worker's answer counter in the status page has moved: an answer then wakes that thread and
+// no other, and costs it no system call (the answer is in the arena, channel_answer.cpp).
+// Otherwise the worker rings its doorbell, an eventfd the pool's I/O thread waits on, after
+// each answer: for an asynchronous call or a stream, and for a blocking call whose thread is
+// about to sleep (before_sleep), and while the worker holds a batch of another call than the
+// reader's. Both sides check the other's flag after setting their own (the worker: its
+// counter, then the doorbell flag; the parent: the flag, then the counter), so that one of
+// them always sees the answer. A frame that fills the pipe (its hello or a fault) rings too, so
+// that it never waits for a reader that is not coming. The worker's end comes through a pidfd.
+// Without a pidfd (an old kernel, a seccomp filter) the worker gets no doorbell, answers
+// through its response pipe, and the I/O thread waits on that pipe itself, for every answer.
 #include "channel.hpp"
 
 #include <unistd.h>
@@ -46,7 +47,10 @@ void channel::wait_readable() {
                               std::uint64_t rings = 0;  // the count, to be read so that it rings again
                               (void)!::read(self->bell_fd_, &rings, sizeof rings);
                           }
-                          self->read_more();
+                          // A ring that brought no answer is for a frame that fills the pipe.
+                          const std::uint64_t taken = self->answers_taken_;
+                          if (self->arena_answers_) (void)self->take_answers();
+                          if (!self->dead_ && self->answers_taken_ == taken) self->read_more();
                           if (!self->dead_) self->wait_readable();
                       });
 }
@@ -58,7 +62,8 @@ void channel::wait_exit() {
                           const pool_guard::held lock(*self->guard_);
                           if (ec || self->epoch_ != epoch || self->dead_) return;
                           // What it wrote before it ended comes first, and its end of file.
-                          self->read_more();
+                          if (self->arena_answers_) (void)self->take_answers();
+                          if (!self->dead_) self->read_more();
                           // A process it started may hold its pipe open: it has ended all the same.
                           if (!self->dead_) self->lost(self->in_.size() == 0 ? loss::closed : loss::cut);
                       });
@@ -66,11 +71,11 @@ void channel::wait_exit() {
 
 bool channel::read_if_answered() {
     if (dead_ || !bell_ || jobs_.empty()) return false;  // !bell_: shutting down
-    // Nothing new since the pipe was read dry, and no frame half read: no read to make.
-    if (bell_fd_ >= 0 && status_->answers.load(std::memory_order_seq_cst) == answers_seen_ && in_.size() == 0)
-        return false;
     const std::size_t waiting = jobs_.size();
-    read_more();
+    if (!arena_answers_)
+        read_more();
+    else if (status_->answers.load(std::memory_order_seq_cst) != answers_taken_)  // else no answer came
+        (void)take_answers();
     return dead_ || jobs_.size() != waiting;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "../request_gate.hpp"
+#include "../wire.hpp"
 #include "arena.hpp"
 
 #include <sys/resource.h>
@@ -36,17 +37,21 @@ inline constexpr int memory_limit_exit = 111;
 struct worker_status {
     std::atomic<std::uint64_t> running{0};       ///< index inside the batch
     std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
-    std::atomic<std::uint32_t> arena_held{0};    ///< 1 while the parent reads a response in the arena
+    std::atomic<std::uint32_t> arena_held{0};    ///< non-zero while the parent reads a response in the arena
     /// Set by the parent once it has read this worker's memory (the hello's probe), to the
     /// number of workers it reads from: large vector results may then be lent
     /// (cojob/detail/shared_arrays.hpp, blob_lent; worker_context::lend_readers).
     std::atomic<std::uint32_t> lend{0};
     /// Whether the parent may take back the batch it holds (src/request_gate.hpp).
     request_gate gate;
-    /// Frames the worker has written whole to its response pipe: the parent reads the pipe only
-    /// when this has moved, or a frame is still coming, so a caller that waits for its answer
-    /// makes no read that finds nothing.
+    /// Answers the worker has given. With a doorbell, an answer crosses no pipe: its header is
+    /// `answer` below and its payload waits in the arena, which the worker holds (arena_held)
+    /// until the parent has read it; the parent takes it when this count moves. Without one,
+    /// answers are frames on the response pipe, counted once written whole.
     std::atomic<std::uint64_t> answers{0};
+    /// With a doorbell: the header of the last answer counted, written before the count moves
+    /// and not again before the parent released the arena (a payload read in place).
+    frame_header answer{};
     /// Requests the parent has sent, counted once each is in the pipe (or queued behind a full
     /// one): a worker waiting for its next request watches this instead of the pipe, a load
     /// instead of a system call per turn of its spin. A line of its own, since the worker reads

@@ -1,7 +1,8 @@
 // src/process/worker_loop.cpp - a worker process serving its parent: it says hello, then reads
 // a request, runs its batch and answers, in a loop, until the parent closes the request pipe or
-// dies. Responses are written into the result arena; a large one stays there and only its
-// header crosses the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
+// dies. Responses are written into the result arena and, with a doorbell, stay there, their
+// headers in the status page; without one a large one stays there and only its header crosses
+// the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
 #include "worker_loop.hpp"
 
 #include "../sharing.hpp"
@@ -48,6 +49,10 @@ void flush_output() {
 /// go out non-blocking.
 bool has_bell = false;
 
+/// Whether its answers stay in the arena, their headers in the status page (answer): with a
+/// doorbell and an arena, as the parent expects of a worker it gave both.
+bool arena_answers = false;
+
 /// Rings the parent's doorbell, when this worker has one.
 void ring() noexcept {
     if (!has_bell) return;
@@ -61,9 +66,20 @@ void ring() noexcept {
 void send_frame(const void* data, std::size_t n) { write_all(worker_response_fd, data, n, &ring); }
 
 /// Sends an answer and counts it (worker_status::answers), then rings when the parent asks.
+/// With arena answers the frame `h` heads, its payload in the arena after the header's place,
+/// crosses no pipe: its header goes into the status page (`data` is not read). Without them,
+/// the `n` bytes at `data` are written to the pipe.
 /// @throws std::system_error when the parent is gone.
-void answer(worker_status& status, const void* data, std::size_t n) {
-    send_frame(data, n);
+void answer(worker_status& status, const frame_header& h, const void* data, std::size_t n) {
+    if (arena_answers) {
+        // The batch waited for the arena before its first result (ctx.acquire); the header
+        // must not change under the parent's copy of the last one either: checked again.
+        arena_flag::wait_released(status.arena_held);
+        status.answer = h;
+        status.arena_held.store(1, std::memory_order_release);
+    } else {
+        send_frame(data, n);
+    }
     status.answers.fetch_add(1, std::memory_order_seq_cst);
     if (status.doorbell.load(std::memory_order_seq_cst) != 0) ring();
 }
@@ -136,6 +152,7 @@ void wait_for_request(int fd, const std::atomic<std::uint64_t>& sent, std::uint6
 
     // Responses are written into the result arena; large ones stay there (arena.hpp).
     const bool has_arena = ::fcntl(worker_arena_fd, F_GETFD) >= 0;
+    arena_answers = has_bell && has_arena;
     shared_arena arena(has_arena ? worker_arena_fd : -1, true);
     byte_buffer out = has_arena ? byte_buffer(arena) : byte_buffer();
     // Large vector results lent to the parent (worker_context::lent): kept until the parent has
@@ -204,6 +221,8 @@ void wait_for_request(int fd, const std::atomic<std::uint64_t>& sent, std::uint6
             run_request(in.data(), in.size(), out, ctx, arrays);
             // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
             // response lent, and the response must be handed over even when it is small.
+            // (With arena answers every response is read in the arena; `stays` says whether
+            // a stream's consumer may keep it there: an arena_response.)
             stays = has_arena && (out.size() >= arena_min_response || !lent.empty());
             // A response that stays in the arena gets its header below, without a checksum.
             if (!stays) end_frame(out, 0, frame_kind::response);
@@ -216,14 +235,16 @@ void wait_for_request(int fd, const std::atomic<std::uint64_t>& sent, std::uint6
             if (stays) {
                 // The payload stays in the arena until the parent has decoded it.
                 const frame_header h = arena_header(out, ctx.failed);
-                status->arena_held.store(1, std::memory_order_release);
-                answer(*status, &h, sizeof h);
+                if (!arena_answers) status->arena_held.store(1, std::memory_order_release);
+                answer(*status, h, &h, sizeof h);
                 // A small response that lent its results needs no more than the arena's first
                 // step: pages an earlier response grew it by would sit beside the lent
                 // vectors. Given back now (the parent reads only the first bytes).
                 if (out.size() < arena_min_response) out.shrink_if_above(arena_min_response);
             } else {
-                answer(*status, out.data(), out.size());
+                frame_header h;
+                std::memcpy(&h, out.data(), sizeof h);
+                answer(*status, h, out.data(), out.size());
             }
         } catch (...) {
             break;  // the parent is gone

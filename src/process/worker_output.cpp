@@ -132,14 +132,15 @@ void worker_output::shut(stream& s) noexcept {
     s.fd = -1;
 }
 
-void worker_output::drain() noexcept {
-    // One poll for both: most batches print nothing, and this runs for every response.
-    pollfd p[2] = {{out_.fd, POLLIN, 0}, {err_.fd, POLLIN, 0}};
-    if (::poll(p, 2, 0) <= 0) return;
+bool worker_output::drain(int also) noexcept {
+    // One poll for all: most batches print nothing, and this runs for every response.
+    pollfd p[3] = {{out_.fd, POLLIN, 0}, {err_.fd, POLLIN, 0}, {also, POLLIN, 0}};
+    if (::poll(p, 3, 0) <= 0) return false;
     for (int i = 0; i < 2; ++i) {
         stream& s = i == 0 ? out_ : err_;
         if (s.fd >= 0 && p[i].revents != 0 && !read(s)) shut(s);
     }
+    return also >= 0 && (p[2].revents & POLLIN) != 0;
 }
 
 void worker_output::close() noexcept {

@@ -36,8 +36,10 @@ public:
     /// Relays what comes, as it comes, from the I/O thread.
     void start();
     /// Relays what the pipes hold now, without waiting: a worker writes what its tasks printed
-    /// before it answers, so this keeps their output before their results.
-    void drain() noexcept;
+    /// before it answers, so this keeps their output before their results. `also`, another
+    /// descriptor of the worker's (or -1), is polled with them, in the same system call:
+    /// returns whether it has bytes to read.
+    bool drain(int also = -1) noexcept;
     /// Drains, relays a last unfinished line (with a newline), and closes both pipes.
     void close() noexcept;
     /// The last lines the worker wrote to standard error, an unfinished one included.
