@@ -4,15 +4,14 @@
 
 #include "../wire.hpp"
 #include "../worker.hpp"
+#include "futex_word.hpp"
 #include "spawn.hpp"
 
 #include <cojob/errors.hpp>
 
-#include <linux/futex.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,10 +34,6 @@ std::size_t round_up(std::size_t n) { return (n + granule - 1) / granule * granu
 
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
-long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value, const timespec* timeout) noexcept {
-    // Not FUTEX_PRIVATE_FLAG: the word is shared between processes.
-    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), op, value, timeout, nullptr, 0);
-}
 
 }  // namespace
 
@@ -206,13 +201,13 @@ void wait_released(std::atomic<std::uint32_t>& held) noexcept {
         // fails the exchange, and the loop sees it.
         if (v == 1 && !held.compare_exchange_strong(v, 2, std::memory_order_acq_rel)) continue;
         const timespec limit{0, 100'000'000};  // re-check now and then, whatever happens to wakes
-        (void)futex(held, FUTEX_WAIT, 2, &limit);
+        process::futex_wait(held, 2, limit);
     }
 }
 
 void release(std::atomic<std::uint32_t>& held) noexcept {
     // A system call only when the worker sleeps on it.
-    if (held.exchange(0, std::memory_order_acq_rel) == 2) (void)futex(held, FUTEX_WAKE, 1, nullptr);
+    if (held.exchange(0, std::memory_order_acq_rel) == 2) process::futex_wake(held);
 }
 
 }  // namespace arena_flag

@@ -9,6 +9,7 @@
 #include "../wire.hpp"
 #include "../worker.hpp"
 #include "failure_text.hpp"
+#include "futex_word.hpp"
 
 #include <cojob/errors.hpp>
 
@@ -122,9 +123,29 @@ void channel::send(job j, array_placer* placer) {
     ring_for_answers(true);
     j.request = ++requests_;
     jobs_.push_back(std::move(j));
-    if (!was_writing) write_more();
-    if (status_) status_->sent.store(requests_, std::memory_order_release);  // after the bytes
+    if (!to_slot(before) && !was_writing) write_more();
+    if (status_) tell_sent();
     if (was_idle) wait_readable();
+}
+
+bool channel::to_slot(std::size_t at) noexcept {
+    const std::size_t n = out_.size() - at;
+    // Free once the worker has copied out the last request put there.
+    if (!status_ || n > request_slot_bytes ||
+        status_->slot_taken.load(std::memory_order_acquire) != status_->slot_request.load(std::memory_order_relaxed))
+        return false;
+    std::memcpy(status_->request_slot, out_.data() + at, n);
+    status_->slot_request.store(requests_, std::memory_order_release);
+    out_.resize(at);
+    return true;
+}
+
+void channel::tell_sent() noexcept {
+    // After the bytes; then the worker's sleep, read after it (the worker sets it first).
+    status_->sent.store(requests_, std::memory_order_seq_cst);
+    if (status_->asleep.load(std::memory_order_seq_cst) == 0) return;
+    status_->wake.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(status_->wake);
 }
 
 std::optional<job> channel::take_back() noexcept {

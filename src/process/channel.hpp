@@ -1,5 +1,6 @@
 // src/process/channel.hpp - private: the parent's end of one worker process. Requests go out as
-// frames (src/wire.hpp) on the worker's request pipe; responses come back in its result arena,
+// frames (src/wire.hpp), through the status page's request slot when one fits and the slot is
+// free, else through the worker's request pipe; responses come back in its result arena,
 // their headers in its status page (channel_answer.cpp), or, for a worker without a doorbell, as
 // frames on its response pipe. The parent drives the pipes through Asio on the pool's own I/O
 // thread: it waits for readiness with async_wait and does the reads and writes itself, through
@@ -147,6 +148,11 @@ private:
     [[nodiscard]] bool started(const job& j) const noexcept;
     /// Lets go of the pipes' registration with the I/O thread's io_context.
     void unbind() noexcept;
+    /// Moves the request frame that starts at `at` in out_ into the status page's request slot
+    /// when it fits and the slot is free: no pipe then. Returns whether it did.
+    bool to_slot(std::size_t at) noexcept;
+    /// Counts the request just sent in the status page, and wakes the worker if it sleeps.
+    void tell_sent() noexcept;
     void write_more();
     void wait_readable();
     void wait_exit();

@@ -33,7 +33,11 @@ inline constexpr int worker_bell_fd = 7;   ///< the doorbell (worker_status::doo
 inline constexpr const char* worker_memory_env = "COJOB_WORKER_MEMORY_LIMIT";
 inline constexpr int memory_limit_exit = 111;
 
-/// Written by the worker, read by the parent: the task running in the current batch.
+/// The largest request frame (header included) that goes through the status page's request slot.
+inline constexpr std::size_t request_slot_bytes = 16 * 1024;
+
+/// The status page a worker and its parent both map: the task it runs, and the words by which
+/// each side tells the other what it sent, answered or holds.
 struct worker_status {
     std::atomic<std::uint64_t> running{0};       ///< index inside the batch
     std::atomic<std::int64_t> running_since{0};  ///< steady ns when tracked, else 0
@@ -52,11 +56,23 @@ struct worker_status {
     /// With a doorbell: the header of the last answer counted, written before the count moves
     /// and not again before the parent released the arena (a payload read in place).
     frame_header answer{};
-    /// Requests the parent has sent, counted once each is in the pipe (or queued behind a full
-    /// one): a worker waiting for its next request watches this instead of the pipe, a load
-    /// instead of a system call per turn of its spin. A line of its own, since the worker reads
-    /// it in a loop while the parent writes the fields above.
+    /// Requests the parent has sent, counted once each is in the request slot or the pipe (or
+    /// queued behind a full one): a worker waiting for its next request watches this, a load
+    /// per turn of its spin. A line of its own, since the worker reads it in a loop while the
+    /// parent writes the fields above.
     alignas(64) std::atomic<std::uint64_t> sent{0};
+    /// Set by a worker about to sleep until `sent` moves; the parent, having moved it, then
+    /// bumps `wake` and wakes it (a futex on `wake`). Each side sets its word, then reads the
+    /// other's.
+    std::atomic<std::uint32_t> asleep{0};
+    std::atomic<std::uint32_t> wake{0};
+    /// The request slot: a request frame small enough comes here instead of through the pipe.
+    /// `slot_request` is the number of the request it holds (src/request_gate.hpp numbering),
+    /// `slot_taken` the last one the worker copied out; the parent writes the slot only when
+    /// they are equal. A request not in the slot is in the pipe, in order.
+    alignas(64) std::atomic<std::uint64_t> slot_request{0};
+    std::atomic<std::uint64_t> slot_taken{0};
+    alignas(64) char request_slot[request_slot_bytes];
     /// Set by the parent while no thread of its reads this worker's answers as they come (an
     /// asynchronous call or a stream, whose answers the pool's I/O thread reads; a blocking
     /// caller about to sleep): the worker then rings its doorbell, an eventfd the I/O thread

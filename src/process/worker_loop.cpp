@@ -1,5 +1,6 @@
 // src/process/worker_loop.cpp - a worker process serving its parent: it says hello, then reads
-// a request, runs its batch and answers, in a loop, until the parent closes the request pipe or
+// a request (from the status page's request slot when it fits there, else from the request
+// pipe), runs its batch and answers, in a loop, until the parent closes the request pipe or
 // dies. Responses are written into the result arena and, with a doorbell, stay there, their
 // headers in the status page; without one a large one stays there and only its header crosses
 // the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
@@ -11,6 +12,7 @@
 #include "../worker.hpp"
 #include "arena.hpp"
 #include "frame_reader.hpp"
+#include "futex_word.hpp"
 #include "spawn.hpp"
 
 #include <fcntl.h>
@@ -99,20 +101,38 @@ void answer(worker_status& status, const frame_header& h, const void* data, std:
     std::_Exit(3);
 }
 
-/// Spins briefly before blocking: the next request often follows the last response closely,
-/// and waking a sleeping process costs tens of microseconds. The spin watches how many
-/// requests the parent has sent (worker_status::sent) against the `taken` this worker has
-/// read, not the pipe: a load per turn instead of a system call.
-void wait_for_request(int fd, const std::atomic<std::uint64_t>& sent, std::uint64_t taken) {
+/// Spins briefly before sleeping: the next request often follows the last response closely,
+/// and waking a sleeping process costs tens of microseconds. It watches how many requests the
+/// parent has sent (worker_status::sent) against the `taken` this worker has read: a load per
+/// turn, no system call. Asleep, it waits on the status page's `wake` word, which the parent
+/// bumps when it sees `asleep` after sending; the parent's end reaches it by the hang-up watch.
+void wait_for_request(worker_status& status, std::uint64_t taken) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
     while (std::chrono::steady_clock::now() < until) {
-        if (sent.load(std::memory_order_acquire) > taken) return;
+        if (status.sent.load(std::memory_order_acquire) > taken) return;
         // On a busy machine the parent may need this CPU to read the answer just written.
         ::sched_yield();
     }
-    pollfd p{fd, POLLIN, 0};
-    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    for (;;) {
+        status.asleep.store(1, std::memory_order_seq_cst);
+        const std::uint32_t seen = status.wake.load(std::memory_order_seq_cst);
+        if (status.sent.load(std::memory_order_seq_cst) > taken) break;
+        futex_wait(status.wake, seen, timespec{1, 0});  // a second: re-checked whatever happens to wakes
     }
+    status.asleep.store(0, std::memory_order_relaxed);
+}
+
+/// Copies request `number` out of the status page's request slot, when it is there (else it is
+/// in the pipe), into `in`; returns its header. @throws wire_error when it makes no sense.
+bool take_from_slot(worker_status& status, std::uint64_t number, frame_header& h, byte_buffer& in) {
+    if (status.slot_request.load(std::memory_order_acquire) != number) return false;
+    h = parse_header(status.request_slot);
+    if (h.length > request_slot_bytes - sizeof h) throw wire_error("cojob: a request overruns the request slot");
+    in.clear();
+    in.resize(static_cast<std::size_t>(h.length));
+    std::memcpy(in.data(), status.request_slot + sizeof h, in.size());
+    status.slot_taken.store(number, std::memory_order_release);  // the parent may write it again
+    return true;
 }
 
 [[noreturn]] void serve_parent(int parent) {
@@ -191,15 +211,17 @@ void wait_for_request(int fd, const std::atomic<std::uint64_t>& sent, std::uint6
 
     frame_reader requests_in(worker_request_fd);
     for (;;) {
-        char head[frame_reader::header_bytes];
-        if (!requests_in.header_ready()) wait_for_request(worker_request_fd, status->sent, requests);
+        if (!requests_in.header_ready()) wait_for_request(*status, requests);
         frame_header h;
         try {
-            if (!requests_in.read_header(head)) break;  // the parent closed: done
-            h = parse_header(head);
+            if (!take_from_slot(*status, requests + 1, h, in)) {
+                char head[frame_reader::header_bytes];
+                if (!requests_in.read_header(head)) break;  // the parent closed: done
+                h = parse_header(head);
+                requests_in.read_payload(h.length, in);
+            }
             if (h.kind != static_cast<std::uint16_t>(frame_kind::request))
                 throw wire_error("cojob: worker got a frame that is not a request");
-            requests_in.read_payload(h.length, in);
             check_payload(h, in.data());
         } catch (const std::exception& e) {
             fault(std::string("cojob: worker could not read a request: ") + e.what());

@@ -1,6 +1,7 @@
 // tests/process/pool_test.cpp - backend=processes at scale and at its edges: pools created and
 // destroyed a thousand times without leaking a descriptor or a process, a million tasks, 1, 2
-// and 4 workers, and large results handed over through the workers' result arenas.
+// and 4 workers, large results handed over through the workers' result arenas, and requests of
+// every size through the request slot and the pipe.
 #include <catch2/catch.hpp>
 
 #include <cojob/cojob.hpp>
@@ -32,6 +33,12 @@ std::vector<double> fraction_block(int i, std::int64_t n) {
     std::vector<double> v(static_cast<std::size_t>(n));
     for (std::int64_t k = 0; k < n; ++k) v[static_cast<std::size_t>(k)] = i + static_cast<double>(k) / static_cast<double>(n);
     return v;
+}
+/// The checksum of `text`'s bytes, and its length: a request's argument arrived whole.
+std::uint64_t digest(int i, const std::string& text) {
+    std::uint64_t h = static_cast<std::uint64_t>(i) * 1'000'003u + text.size();
+    for (const unsigned char c : text) h = h * 31 + c;
+    return h;
 }
 std::vector<double> block_or_crash(int i, std::int64_t n) {
     if (i == 3) ::raise(SIGSEGV);
@@ -157,4 +164,21 @@ TEST_CASE("processes: a worker that crashes between large results is replaced an
     const auto r = par(blocks(6, n));
     for (int i = 0; i < 6; ++i) CHECK(block_is_right(r[static_cast<std::size_t>(i)], i, n));
     CHECK(child_processes() == 2);
+}
+
+TEST_CASE("processes: small and large requests run in order through the request slot and the pipe", "[process]") {
+    // One task per request: small ones fit the status page's slot, the 40 KiB and 200 KiB ones
+    // go through the pipe, and with two requests held per worker the two ways interleave.
+    const auto text = [](int i) {
+        const std::size_t sizes[] = {8, 40 * 1024, 100, 200 * 1024, 3000};
+        return std::string(sizes[static_cast<std::size_t>(i) % 5], static_cast<char>('a' + i % 26));
+    };
+    std::vector<std::uint64_t> expected;
+    for (int i = 0; i < 200; ++i) expected.push_back(digest(i, text(i)));
+    cojob::parallel par{{.n_jobs = 2, .backend = processes, .batch_size = 1}};
+    for (int round = 0; round < 3; ++round) {
+        INFO("round " << round);
+        CHECK(par(kit::iota(200) | std::views::transform([&](int i) { return cojob::delayed(digest)(i, text(i)); })) ==
+              expected);
+    }
 }
