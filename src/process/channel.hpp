@@ -171,7 +171,8 @@ private:
     /// true when reading must stop, as take_frames.
     bool take_answers();
     /// Takes the response headed `h`, its payload at `payload`, of which `pipe_bytes` came
-    /// through the pipe (0: all in the arena), and gives its batch back; true when reading
+    /// through the pipe (0: an answer counted in the status page, its payload in the answer
+    /// slot or, an arena_response, in the arena), and gives its batch back; true when reading
     /// must stop. @throws wire_error (or lent_result_lost) when it makes no sense.
     bool take_response(const frame_header& h, const char* payload, std::size_t pipe_bytes);
     /// Reading broke with `e`: the worker is lost, and how is told. Returns true.

@@ -1,8 +1,9 @@
 // src/process/channel_answer.cpp - what a worker's answers mean, wherever they came from: the
 // frames read from its response pipe (hello, fault, and, without a doorbell, responses), and,
-// with a doorbell, the answers it left in its arena, counted in the status page, whose headers
-// wait there too. A response gives its batch back, or, a stream's large one, stays in the
-// arena until the stream's consumer takes its results.
+// with a doorbell, the answers counted in its status page, whose headers wait there too and
+// whose payloads wait in its answer slot or, large ones, in its arena. A response gives its
+// batch back, or, a stream's large one, stays in the arena until the stream's consumer takes
+// its results.
 #include "channel.hpp"
 
 #include "../task_events.hpp"
@@ -98,7 +99,9 @@ bool channel::take_answers() {
             const bool kept = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
             if (!kept && h.kind != static_cast<std::uint16_t>(frame_kind::response))
                 throw wire_error("cojob: a worker answered with a frame that is not a response");
-            const char* payload = arena_->view(sizeof h + h.length) + sizeof h;
+            if (!kept && h.length > sizeof status_->answer_slot)
+                throw wire_error("cojob: a worker's answer overruns its answer slot");
+            const char* payload = kept ? arena_->view(sizeof h + h.length) + sizeof h : status_->answer_slot;
             if (!kept) check_payload(h, payload);  // a small one: the check costs little
             if (take_response(h, payload, 0)) return true;
         } catch (...) {
@@ -133,7 +136,11 @@ bool channel::take_response(const frame_header& h, const char* payload, std::siz
         // RSS made the next response fault them all in again, a fifth of the parent's time on
         // 16 MB results. They are the worker's pages, shared, not a second copy (PSS counts
         // them once).
-        if (kept || pipe_bytes == 0) arena_flag::release(status_->arena_held);  // the worker may write it again
+        // The worker may write it again.
+        if (kept)
+            arena_flag::release(status_->arena_held);
+        else if (pipe_bytes == 0)
+            arena_flag::release(status_->answer_held);
     }
     in_.consume(pipe_bytes);
     job j = std::move(jobs_.front());

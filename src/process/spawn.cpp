@@ -187,7 +187,8 @@ spawned_worker spawn_worker(int inner_threads, std::size_t memory_limit) {
     if (::ftruncate(mem.fd, static_cast<off_t>(sizeof(worker_status))) != 0) throw_errno("cojob: ftruncate");
     void* page = ::mmap(nullptr, sizeof(worker_status), PROT_READ | PROT_WRITE, MAP_SHARED, mem.fd, 0);
     if (page == MAP_FAILED) throw_errno("cojob: mmap");
-    auto* status = new (page) worker_status();
+    // Default-initialized: the slots stay untouched (the memfd's pages are zero until used).
+    auto* status = new (page) worker_status;
     struct unmap {
         void* p;
         ~unmap() {

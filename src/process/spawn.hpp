@@ -54,8 +54,12 @@ struct worker_status {
     /// answers are frames on the response pipe, counted once written whole.
     std::atomic<std::uint64_t> answers{0};
     /// With a doorbell: the header of the last answer counted, written before the count moves
-    /// and not again before the parent released the arena (a payload read in place).
+    /// and not again before the parent released the answer (a payload read in place). A
+    /// response, smaller than arena_min_response, has its payload in `answer_slot`, held until
+    /// the parent has decoded it (`answer_held`, the arena's flag protocol); an arena_response
+    /// has it in the arena, held by `arena_held`.
     frame_header answer{};
+    std::atomic<std::uint32_t> answer_held{0};
     /// Requests the parent has sent, counted once each is in the request slot or the pipe (or
     /// queued behind a full one): a worker waiting for its next request watches this, a load
     /// per turn of its spin. A line of its own, since the worker reads it in a loop while the
@@ -76,9 +80,13 @@ struct worker_status {
     /// Set by the parent while no thread of its reads this worker's answers as they come (an
     /// asynchronous call or a stream, whose answers the pool's I/O thread reads; a blocking
     /// caller about to sleep): the worker then rings its doorbell, an eventfd the I/O thread
-    /// waits on, after each frame. Clear while a blocking caller reads them itself, so that
+    /// waits on, after each answer. Clear while a blocking caller reads them itself, so that
     /// an answer wakes nobody but that caller (channel.hpp).
     std::atomic<std::uint32_t> doorbell{1};
+    /// With a doorbell: the payload of a response smaller than arena_min_response. Copied here
+    /// out of the arena, so that the worker's next batch may write the arena while the parent
+    /// decodes this one.
+    alignas(64) char answer_slot[arena_min_response];
 };
 
 /// A worker just started, and the parent's ends of what it was given.

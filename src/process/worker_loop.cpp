@@ -68,19 +68,25 @@ void ring() noexcept {
 void send_frame(const void* data, std::size_t n) { write_all(worker_response_fd, data, n, &ring); }
 
 /// Sends an answer and counts it (worker_status::answers), then rings when the parent asks.
-/// With arena answers the frame `h` heads, its payload in the arena after the header's place,
-/// crosses no pipe: its header goes into the status page (`data` is not read). Without them,
-/// the `n` bytes at `data` are written to the pipe.
+/// With arena answers the frame `h` heads, whose payload follows the header's place in the
+/// arena at `frame`, crosses no pipe: its header goes into the status page, and its payload
+/// stays in the arena (an arena_response) or, smaller, is copied into the answer slot. Without
+/// them, the `n` bytes at `frame` are written to the pipe.
 /// @throws std::system_error when the parent is gone.
-void answer(worker_status& status, const frame_header& h, const void* data, std::size_t n) {
+void answer(worker_status& status, const frame_header& h, const char* frame, std::size_t n) {
     if (arena_answers) {
-        // The batch waited for the arena before its first result (ctx.acquire); the header
-        // must not change under the parent's copy of the last one either: checked again.
-        arena_flag::wait_released(status.arena_held);
+        // The parent has decoded the last answer long ago, as a rule: the header and the slot
+        // must not change under it.
+        arena_flag::wait_released(status.answer_held);
+        if (h.kind == static_cast<std::uint16_t>(frame_kind::arena_response)) {
+            status.arena_held.store(1, std::memory_order_release);
+        } else {
+            std::memcpy(status.answer_slot, frame + sizeof h, static_cast<std::size_t>(h.length));
+            status.answer_held.store(1, std::memory_order_release);
+        }
         status.answer = h;
-        status.arena_held.store(1, std::memory_order_release);
     } else {
-        send_frame(data, n);
+        send_frame(frame, n);
     }
     status.answers.fetch_add(1, std::memory_order_seq_cst);
     if (status.doorbell.load(std::memory_order_seq_cst) != 0) ring();
@@ -243,8 +249,7 @@ bool take_from_slot(worker_status& status, std::uint64_t number, frame_header& h
             run_request(in.data(), in.size(), out, ctx, arrays);
             // Every batch passes ctx.acquire(), which empties `lent`: what it holds now this
             // response lent, and the response must be handed over even when it is small.
-            // (With arena answers every response is read in the arena; `stays` says whether
-            // a stream's consumer may keep it there: an arena_response.)
+            // (`stays`: an arena_response, which a stream's consumer may keep there.)
             stays = has_arena && (out.size() >= arena_min_response || !lent.empty());
             // A response that stays in the arena gets its header below, without a checksum.
             if (!stays) end_frame(out, 0, frame_kind::response);
@@ -257,8 +262,9 @@ bool take_from_slot(worker_status& status, std::uint64_t number, frame_header& h
             if (stays) {
                 // The payload stays in the arena until the parent has decoded it.
                 const frame_header h = arena_header(out, ctx.failed);
+                std::memcpy(out.data(), &h, sizeof h);  // through the pipe, without a doorbell
                 if (!arena_answers) status->arena_held.store(1, std::memory_order_release);
-                answer(*status, h, &h, sizeof h);
+                answer(*status, h, out.data(), sizeof h);
                 // A small response that lent its results needs no more than the arena's first
                 // step: pages an earlier response grew it by would sit beside the lent
                 // vectors. Given back now (the parent reads only the first bytes).
