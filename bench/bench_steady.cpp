@@ -6,7 +6,8 @@
 // Figures (median of `runs` alternated runs unless said otherwise):
 //   threads   1e6 tiny tasks, n_jobs=2 threads, warm   / two plain threads filling fresh storage
 //   jitter    max / median over `calls` consecutive calls of one new object (first included),
-//             the worst of three objects
+//             the worst of three objects; and the same for each threads floor, run between
+//             those calls: the machine's own jitter on that work, at the same moments
 //   seq       1e6 tiny tasks, n_jobs=1, new object      / a plain loop filling a fresh vector
 //   proc_call one trivial task, processes, warm pool    / a one-byte pipe round trip between two
 //             processes (quiet, and beside the busy neighbour)
@@ -279,6 +280,30 @@ std::vector<double> alternated(int runs, const std::vector<std::function<double(
     return medians;
 }
 
+/// The slowest of a series' runs and the series' median.
+struct spread {
+    double slowest = 0, median = 1;
+};
+
+/// Three series of `calls` steps; each step runs every case once, in turn, so that all see the
+/// same moments of the machine (a burst of another tenant, the first page faults of fresh
+/// memory). `make` gives a series its cases. Returns each case's worst series (slowest ÷ median).
+std::vector<spread> worst_series(int calls, const std::function<std::vector<std::function<double()>>()>& make) {
+    std::vector<spread> worst;
+    for (int series = 0; series < 3; ++series) {
+        const std::vector<std::function<double()>> cases = make();
+        std::vector<std::vector<double>> v(cases.size());
+        for (int i = 0; i < calls; ++i)
+            for (std::size_t k = 0; k < cases.size(); ++k) v[k].push_back(cases[k]());
+        worst.resize(cases.size());
+        for (std::size_t k = 0; k < cases.size(); ++k) {
+            const spread s{*std::max_element(v[k].begin(), v[k].end()), median(v[k])};
+            if (s.slowest / s.median > worst[k].slowest / worst[k].median) worst[k] = s;
+        }
+    }
+    return worst;
+}
+
 void per_task_figures(const config& c, std::vector<figure>& out) {
     cojob::parallel warm{{.n_jobs = 2, .backend = cojob::backend::threads}};
     const auto medians = alternated(c.runs, {[&] { return cojob_call(warm, c.n, "threads"); },
@@ -290,20 +315,22 @@ void per_task_figures(const config& c, std::vector<figure>& out) {
                    "the same (floor: the caller's thread reads the range into batches two plain threads run)",
                    threads, handoff, "ns/task", 0, 0});
 
-    double worst = 0, at_worst = 1;  // the slowest call and its object's median, of the worst object
-    for (int object = 0; object < 3; ++object) {
-        cojob::parallel fresh{{.n_jobs = 2, .backend = cojob::backend::threads}};
-        std::vector<double> v;
-        for (int i = 0; i < c.calls; ++i) v.push_back(cojob_call(fresh, c.n, "threads, new object"));
-        const double slowest = *std::max_element(v.begin(), v.end()), m = median(v);
-        if (slowest / m > worst / at_worst) {
-            worst = slowest;
-            at_worst = m;
-        }
-    }
-    out.push_back({"jitter", "slowest of " + std::to_string(c.calls) +
-                                 " consecutive calls of a new threads object (floor: their median; worst of 3)",
-                   worst, at_worst, "ns/task", 2.0, 0});
+    // A new object per series; between its calls the floors run on the same data, for the
+    // machine's own jitter on that work at the same moments.
+    const auto spreads = worst_series(c.calls, [&c] {
+        auto fresh = std::make_shared<cojob::parallel>(cojob::options{.n_jobs = 2, .backend = cojob::backend::threads});
+        return std::vector<std::function<double()>>{
+            [fresh, &c] { return cojob_call(*fresh, c.n, "threads, new object"); },
+            [&c] { return plain_threads(c.n); }, [&c] { return handoff_threads(c.n); }};
+    });
+    const std::string consecutive = "slowest of " + std::to_string(c.calls) + " consecutive ";
+    out.push_back({"jitter", consecutive + "calls of a new threads object (floor: their median; worst of 3)",
+                   spreads[0].slowest, spreads[0].median, "ns/task", 2.0, 0});
+    out.push_back({"jitter_plain",
+                   "the same for two plain threads filling fresh storage, run between those calls (worst of 3)",
+                   spreads[1].slowest, spreads[1].median, "ns/task", 0, 0});
+    out.push_back({"jitter_handoff", "the same for the hand-off floor, run between those calls (worst of 3)",
+                   spreads[2].slowest, spreads[2].median, "ns/task", 0, 0});
 
     const auto sl = alternated(c.runs, {[&] { return fresh_sequential(c.n); }, [&] { return plain_loop(c.n); }});
     const double seq = sl[0], loop = sl[1];

@@ -84,7 +84,8 @@ bool channel::take_answers() {
         const std::uint64_t counted = status_->answers.load(std::memory_order_seq_cst);
         if (counted == answers_taken_) return false;
         try {
-            // The worker writes no answer before the parent has released the last one's arena.
+            // The worker answers again only once the parent has taken the last answer (it
+            // waits for the slot, or for the arena before its next batch's results).
             if (counted != answers_taken_ + 1) throw wire_error("cojob: a worker answered again before its last answer was read");
             // What its tasks printed comes before their results, and what came through its
             // pipe before the answer (its hello; anything else breaks the protocol): one poll.
@@ -132,11 +133,10 @@ bool channel::take_response(const frame_header& h, const char* payload, std::siz
         if (b.record_times) read_trailing_times(payload, static_cast<std::size_t>(h.length), b.completed, b.times);
     } else {
         timed_step(b, b.decoded, [&] { b.decode(ar); });
-        // The arena stays mapped here: unmapping it to keep its pages out of this process's
-        // RSS made the next response fault them all in again, a fifth of the parent's time on
-        // 16 MB results. They are the worker's pages, shared, not a second copy (PSS counts
-        // them once).
-        // The worker may write it again.
+        // Handed back: the worker may write it again. The arena stays mapped here: unmapping
+        // it to keep its pages out of this process's RSS made the next response fault them
+        // all in again, a fifth of the parent's time on 16 MB results. They are the worker's
+        // pages, shared, not a second copy (PSS counts them once).
         if (kept)
             arena_flag::release(status_->arena_held);
         else if (pipe_bytes == 0)
