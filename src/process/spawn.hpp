@@ -49,9 +49,9 @@ struct worker_status {
     /// Whether the parent may take back the batch it holds (src/request_gate.hpp).
     request_gate gate;
     /// Answers the worker has given. With a doorbell, an answer crosses no pipe: its header is
-    /// `answer` below and its payload waits in the arena, which the worker holds (arena_held)
-    /// until the parent has read it; the parent takes it when this count moves. Without one,
-    /// answers are frames on the response pipe, counted once written whole.
+    /// `answer` below and its payload waits in `answer_slot` or the arena until the parent has
+    /// read it; the parent takes it when this count moves. Without one, answers are frames on
+    /// the response pipe, counted once written whole.
     std::atomic<std::uint64_t> answers{0};
     /// With a doorbell: the header of the last answer counted, written before the count moves
     /// and not again before the parent released the answer (a payload read in place). A

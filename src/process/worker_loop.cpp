@@ -1,9 +1,10 @@
 // src/process/worker_loop.cpp - a worker process serving its parent: it says hello, then reads
 // a request (from the status page's request slot when it fits there, else from the request
 // pipe), runs its batch and answers, in a loop, until the parent closes the request pipe or
-// dies. Responses are written into the result arena and, with a doorbell, stay there, their
-// headers in the status page; without one a large one stays there and only its header crosses
-// the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
+// dies. Responses are written into the result arena. With a doorbell none crosses the pipe: a
+// large one stays in the arena, a smaller one is copied into the status page's answer slot, and
+// the header goes into the status page; without one a large one stays in the arena with only
+// its header crossing the pipe (arena.hpp). A request it cannot read ends it with a fault frame.
 #include "worker_loop.hpp"
 
 #include "../sharing.hpp"
@@ -51,8 +52,9 @@ void flush_output() {
 /// go out non-blocking.
 bool has_bell = false;
 
-/// Whether its answers stay in the arena, their headers in the status page (answer): with a
-/// doorbell and an arena, as the parent expects of a worker it gave both.
+/// Whether its answers cross no pipe (headers and small payloads in the status page, large
+/// payloads in the arena): with a doorbell and an arena, as the parent expects of a worker it
+/// gave both.
 bool arena_answers = false;
 
 /// Rings the parent's doorbell, when this worker has one.
@@ -128,8 +130,9 @@ void wait_for_request(worker_status& status, std::uint64_t taken) {
     status.asleep.store(0, std::memory_order_relaxed);
 }
 
-/// Copies request `number` out of the status page's request slot, when it is there (else it is
-/// in the pipe), into `in`; returns its header. @throws wire_error when it makes no sense.
+/// Copies request `number` out of the status page's request slot into `in`, its header into
+/// `h`; false when the slot does not hold it (it is in the pipe then).
+/// @throws wire_error when it makes no sense.
 bool take_from_slot(worker_status& status, std::uint64_t number, frame_header& h, byte_buffer& in) {
     if (status.slot_request.load(std::memory_order_acquire) != number) return false;
     h = parse_header(status.request_slot);
