@@ -323,8 +323,8 @@ void per_task_figures(const config& c, std::vector<figure>& out) {
             [fresh, &c] { return cojob_call(*fresh, c.n, "threads, new object"); },
             [&c] { return plain_threads(c.n); }, [&c] { return handoff_threads(c.n); }};
     });
-    const std::string consecutive = "slowest of " + std::to_string(c.calls) + " consecutive ";
-    out.push_back({"jitter", consecutive + "calls of a new threads object (floor: their median; worst of 3)",
+    out.push_back({"jitter", "slowest of " + std::to_string(c.calls) +
+                                 " consecutive calls of a new threads object (floor: their median; worst of 3)",
                    spreads[0].slowest, spreads[0].median, "ns/task", 2.0, 0});
     out.push_back({"jitter_plain",
                    "the same for two plain threads filling fresh storage, run between those calls (worst of 3)",

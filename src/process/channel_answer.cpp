@@ -34,10 +34,25 @@ bool channel::take_frames() {
             const frame_header h = parse_header(in_.data());
             const std::size_t total = sizeof(frame_header) + static_cast<std::size_t>(bytes_on_pipe(h.kind, h.length));
             if (in_.size() < total) return false;
+            const char* body = in_.data() + sizeof h;
+            if (h.kind == static_cast<std::uint16_t>(frame_kind::response) ||
+                h.kind == static_cast<std::uint16_t>(frame_kind::arena_response)) {
+                if (arena_answers_) throw wire_error("cojob: a worker sent a response through its pipe");
+                const bool in_arena = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
+                if (in_arena && !arena_) throw wire_error("cojob: a worker without an arena sent an arena response");
+                const char* payload = in_arena ? arena_->view(sizeof h + h.length) + sizeof h : body;
+                // The checksum guards bytes that crossed the pipe. An arena payload did not: it is
+                // memory the worker wrote before it sent the header, and hashing 16 MiB twice
+                // would cost more than the rest of the hand-over.
+                if (!in_arena) check_payload(h, payload);
+                output_->drain();  // what its tasks printed comes before their results
+                if (take_response(h, payload, total)) return true;
+                continue;
+            }
+            check_payload(h, body);
+            wire_in ar(body, static_cast<std::size_t>(h.length), memory_.get());
             switch (static_cast<frame_kind>(h.kind)) {
                 case frame_kind::hello: {
-                    check_payload(h, in_.data() + sizeof h);
-                    wire_in ar(in_.data() + sizeof h, static_cast<std::size_t>(h.length), memory_.get());
                     const hello_facts hi = read_hello(ar);
                     if (hi.identity != build_identity())
                         throw wire_error("cojob: worker process " + std::to_string(hi.pid) + " is another build (" +
@@ -47,24 +62,7 @@ bool channel::take_frames() {
                     greeted_ = true;
                     break;
                 }
-                case frame_kind::response:
-                case frame_kind::arena_response: {
-                    if (arena_answers_) throw wire_error("cojob: a worker sent a response through its pipe");
-                    const bool in_arena = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
-                    if (in_arena && !arena_) throw wire_error("cojob: a worker without an arena sent an arena response");
-                    const char* payload = in_arena ? arena_->view(sizeof(frame_header) + h.length) + sizeof(frame_header)
-                                                   : in_.data() + sizeof(frame_header);
-                    // The checksum guards bytes that crossed the pipe. An arena payload did not: it
-                    // is memory the worker wrote before it sent the header, and hashing 16 MiB
-                    // twice would cost more than the rest of the hand-over.
-                    if (!in_arena) check_payload(h, payload);
-                    output_->drain();  // what its tasks printed comes before their results
-                    if (take_response(h, payload, total)) return true;
-                    continue;
-                }
                 case frame_kind::fault: {
-                    check_payload(h, in_.data() + sizeof h);
-                    wire_in ar(in_.data() + sizeof h, static_cast<std::size_t>(h.length), memory_.get());
                     std::string message;
                     ar(message);
                     throw wire_error(message);
@@ -94,9 +92,9 @@ bool channel::take_answers() {
                 if (dead_) return true;
             }
             ++answers_taken_;
-            // A copy, checked once: the worker may write the page again after the release.
-            const frame_header copied = status_->answer;
-            const frame_header h = parse_header(reinterpret_cast<const char*>(&copied));
+            // Read once, into the copy parse_header checks: the worker writes the page again
+            // after the release.
+            const frame_header h = parse_header(reinterpret_cast<const char*>(&status_->answer));
             const bool kept = h.kind == static_cast<std::uint16_t>(frame_kind::arena_response);
             if (!kept && h.kind != static_cast<std::uint16_t>(frame_kind::response))
                 throw wire_error("cojob: a worker answered with a frame that is not a response");
