@@ -166,7 +166,7 @@ struct typed_batch final : batch_base {
     void run(const std::atomic<bool>& stop, bool track) noexcept override {
         started_ns = now_ns();
         try {
-            if constexpr (!std::is_void_v<result>) results.reserve(tasks.size());
+            if constexpr (!std::is_void_v<result>) reserve_present(results, tasks.size());
             if (record_times) times.reserve(2 * tasks.size());  // no allocation between tasks
         } catch (...) {
             error = std::current_exception();
@@ -275,15 +275,12 @@ struct list_sink final : sink_base {
     [[no_unique_address]] std::conditional_t<std::is_void_v<result>, std::monostate, std::vector<result>> out;
 
     void expect(std::size_t results) override {
-        if constexpr (!std::is_void_v<result>) {
-            out.reserve(results);
-            // Filled as batches come, on the caller's thread: fewer page faults there.
-            if (results * sizeof(result) >= huge_fill_bytes) advise_huge_pages(out.data(), results * sizeof(result));
-        }
+        if constexpr (!std::is_void_v<result>) reserve_huge(out, results);  // filled as batches come
     }
     void accept(batch_base& b) override {
         if constexpr (!std::is_void_v<result>) {
             auto& r = static_cast<typed_batch<Task>&>(b).results;
+            ahead_.room(out, r.size());
             if constexpr (std::is_trivially_copyable_v<result> && std::is_copy_assignable_v<result>) {
                 out.insert(out.end(), r.begin(), r.end());  // one copy of the whole run
             } else {
@@ -292,6 +289,9 @@ struct list_sink final : sink_base {
             }
         }
     }
+
+private:
+    present_ahead ahead_;
 };
 
 /// Everything one call needs, kept alive together: its source (a range_source or an

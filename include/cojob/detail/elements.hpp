@@ -3,6 +3,7 @@
 // the cache archive's vectors (dumps, memory's entries) are read this way.
 #pragma once
 
+#include <algorithm>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +20,70 @@ void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
 /// Storage this large is worth the advice (a system call) before it is filled.
 inline constexpr std::size_t huge_fill_bytes = std::size_t{4} << 20;
+
+/// Makes the pages of [p, p + bytes) that are not in memory yet present and writable, a run of
+/// them per system call, without changing what the range holds. Fresh heap memory otherwise
+/// costs a page fault per 4 KiB when first written, and a fault costs far more than the
+/// system call's share of a page (on a virtual machine, about 20 times more). Finding which
+/// pages are absent costs a few microseconds for megabytes, so it is worth calling on any
+/// buffer that may be fresh before it is filled; ranges under populate_bytes are left alone.
+/// Best effort: a kernel without MADV_POPULATE_WRITE (before 5.14) leaves the faults.
+void populate_absent(const void* p, std::size_t bytes) noexcept;
+inline constexpr std::size_t populate_bytes = std::size_t{64} << 10;
+
+/// A container that keeps its elements in one array (std::vector<bool> does not).
+template <class V>
+concept one_array = requires(V& v) { v.data(); };
+
+/// v.reserve(n), and the spare capacity made present (populate_absent) when that moved v's
+/// storage: a buffer about to be filled.
+template <class V>
+void reserve_present(V& v, std::size_t n) {
+    if constexpr (one_array<V>) {
+        const auto* before = v.data();
+        v.reserve(n);
+        if (v.data() != before && v.capacity() > v.size())
+            populate_absent(v.data() + v.size(), (v.capacity() - v.size()) * sizeof(*v.data()));
+    } else {
+        v.reserve(n);
+    }
+}
+
+/// Keeps the reserved storage of a vector that is appended to in runs made present
+/// (populate_absent) ahead of its end: at least an eighth of its capacity at a time, so that a
+/// run costs a system call only now and then.
+class present_ahead {
+public:
+    /// The next n elements of v, as far as its capacity reaches, are present.
+    template <class V>
+    void room(V& v, std::size_t n) noexcept {
+        if constexpr (one_array<V>) {
+            if (v.data() != data_) {  // other storage: nothing of it is known yet
+                data_ = v.data();
+                ready_ = 0;
+            }
+            const std::size_t want = std::min(v.size() + n, v.capacity());
+            if (want <= ready_) return;
+            const std::size_t from = std::max(ready_, v.size());
+            const std::size_t to = std::min(std::max(want, from + v.capacity() / 8), v.capacity());
+            populate_absent(v.data() + from, (to - from) * sizeof(*v.data()));
+            ready_ = to;
+        }
+    }
+
+private:
+    const void* data_ = nullptr;
+    std::size_t ready_ = 0;  ///< elements from data_ on that are present
+};
+
+/// v.reserve(n), with huge pages asked for when that is large (advise_huge_pages): a vector of
+/// results about to be filled.
+template <class V>
+void reserve_huge(V& v, std::size_t n) {
+    v.reserve(n);
+    if constexpr (one_array<V>)
+        if (n * sizeof(*v.data()) >= huge_fill_bytes) advise_huge_pages(v.data(), n * sizeof(*v.data()));
+}
 
 /// While it lives, the fresh storage [p, p + bytes) that the caller is about to fill from its
 /// front is made cheaper to fill (how is compiled in src/elements.cpp). Best effort.

@@ -29,9 +29,12 @@ void append_outcomes(batch_base& b, Results& results, std::vector<outcome<R>>& o
         (void)results;
         for (std::size_t i = b.error ? 1 : 0; i < b.size; ++i) out.emplace_back(retried);
     } else if (retried) {
-        for (auto& v : results) out.emplace_back(retried, &v);
+        for (auto&& v : results) {  // auto&&: a vector<bool> hands out proxies
+            R value(std::move(v));
+            out.emplace_back(retried, &value);
+        }
     } else {
-        for (auto& v : results) out.emplace_back(std::move(v));
+        for (auto&& v : results) out.emplace_back(std::move(v));
     }
     if (b.error) {
         auto r = boost::intrusive_ptr<outcome_record>(new outcome_record);
@@ -52,14 +55,14 @@ struct outcome_sink final : sink_base {
     outcome_sink() noexcept : sink_base(delivery::list, true) {}
     std::vector<outcome<result>> out;
 
-    void expect(std::size_t results) override {
-        out.reserve(results);
-        if (results * sizeof(outcome<result>) >= huge_fill_bytes)
-            advise_huge_pages(out.data(), results * sizeof(outcome<result>));
-    }
+    void expect(std::size_t results) override { reserve_huge(out, results); }
     void accept(batch_base& b) override {
+        ahead_.room(out, b.size);
         append_outcomes<result>(b, static_cast<typed_batch<Task>&>(b).results, out);
     }
+
+private:
+    present_ahead ahead_;
 };
 
 /// A keep_going list call: its source and its outcomes.

@@ -67,7 +67,7 @@ public:
         } else {
             // One by one, not insert: tasks (lambdas with captures) need not be assignable.
             auto& staged_tasks = staging_->tasks;
-            b->tasks.reserve(k);
+            reserve_present(b->tasks, k);
             for (std::size_t i = 0; i < k; ++i) b->tasks.emplace_back(std::move(staged_tasks[head_ + i]));
             head_ += k;
         }
@@ -106,7 +106,7 @@ protected:
         ++pulled;
     }
     /// Room for n more tasks, in one allocation instead of regrowth per task.
-    void reserve_more(std::size_t n) { staging_->tasks.reserve(staging_->tasks.size() + n); }
+    void reserve_more(std::size_t n) { reserve_present(staging_->tasks, staging_->tasks.size() + n); }
     /// Counts what fill staged.
     void staged_now() noexcept { staged = staging_->tasks.size() - head_; }
 
