@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cojob/delayed.hpp>
+#include <cojob/detail/elements.hpp>
 #include <cojob/detail/wire_archive.hpp>
 #include <cojob/detail/wire_traits.hpp>
 #include <cojob/errors.hpp>
@@ -245,7 +246,7 @@ struct remote {
         in(completed);
         if (completed > sent) answered_too_many();
         if constexpr (!std::is_void_v<R>) {
-            results.reserve(static_cast<std::size_t>(completed));
+            reserve_present(results, static_cast<std::size_t>(completed));
             for (std::uint64_t i = 0; i < completed; ++i) {
                 R r{};
                 read_result(in, r);
