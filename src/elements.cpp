@@ -6,6 +6,7 @@
 #include "fresh_storage.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,7 +26,7 @@ void advise_huge_pages(void* p, std::size_t bytes) noexcept {
 
 void populate_absent(const void* p, std::size_t bytes) noexcept {
     if (bytes < populate_bytes) return;
-    constexpr std::uintptr_t page = 4096;
+    static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));  // mincore's unit
     static std::atomic<bool> refused{false};  // the kernel has no MADV_POPULATE_WRITE
     if (refused.load(std::memory_order_relaxed)) return;
     auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
