@@ -34,7 +34,6 @@ std::size_t round_up(std::size_t n) { return (n + granule - 1) / granule * granu
 
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
-
 }  // namespace
 
 shared_arena::~shared_arena() {

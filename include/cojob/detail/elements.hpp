@@ -1,6 +1,7 @@
-// cojob/detail/elements.hpp - appending elements of a vector of numbers from raw bytes without
-// zeroing them first, into storage made ready for it: the process backend's large results and
-// the cache archive's vectors (dumps, memory's entries) are read this way.
+// cojob/detail/elements.hpp - storage made ready before it is filled: absent pages made present
+// in one system call (a call's task lists, batch results and result vector), huge pages, and
+// appending elements of a vector of numbers from raw bytes without zeroing them first (the
+// process backend's large results and the cache archive's vectors are read this way).
 #pragma once
 
 #include <algorithm>
@@ -42,7 +43,7 @@ void reserve_present(V& v, std::size_t n) {
     if constexpr (one_array<V>) {
         const auto* before = v.data();
         v.reserve(n);
-        if (v.data() != before && v.capacity() > v.size())
+        if (v.data() != before)
             populate_absent(v.data() + v.size(), (v.capacity() - v.size()) * sizeof(*v.data()));
     } else {
         v.reserve(n);
