@@ -5,13 +5,14 @@
 //
 // Figures (median of `runs` alternated runs unless said otherwise):
 //   threads   1e6 tiny tasks, n_jobs=2 threads, warm   / two plain threads filling fresh storage
-//   jitter    max / median over `calls` consecutive calls of one new object (first included),
-//             the worst of three objects; and the same for each threads floor, run between
-//             those calls: the machine's own jitter on that work, at the same moments
+//   jitter    max / median over `calls` consecutive calls of one new object (first included):
+//             the median of `series` objects, and the worst; and the same for each threads
+//             floor, run between those calls: the machine's own jitter on that work, at the
+//             same moments
 //   seq       1e6 tiny tasks, n_jobs=1, new object      / a plain loop filling a fresh vector
 //   proc_call one trivial task, processes, warm pool    / a one-byte pipe round trip between two
 //             processes (quiet, and beside the busy neighbour)
-// Arguments, key=value: n=1000000 runs=9 calls=25 one_task=2000 busy=both|on|off tsv=FILE
+// Arguments, key=value: n=1000000 runs=9 calls=25 series=7 one_task=2000 busy=both|on|off tsv=FILE
 #include <cojob/cojob.hpp>
 
 #include "bench_kit.hpp"
@@ -238,7 +239,7 @@ struct figure {
 };
 
 struct config {
-    int n = 1'000'000, runs = 9, calls = 25, one_task = 2000;
+    int n = 1'000'000, runs = 9, calls = 25, series = 7, one_task = 2000;
     std::string busy = "both", tsv;
 };
 
@@ -260,8 +261,9 @@ config parse(int argc, char** argv) {
             if (key == "n") c.n = v;
             else if (key == "runs") c.runs = v;
             else if (key == "calls") c.calls = v;
+            else if (key == "series") c.series = v;
             else if (key == "one_task") c.one_task = v;
-            else throw std::invalid_argument("unknown argument " + key + " (known: n, runs, calls, one_task, busy, tsv)");
+            else throw std::invalid_argument("unknown argument " + key + " (known: n, runs, calls, series, one_task, busy, tsv)");
         }
     }
     return c;
@@ -283,25 +285,39 @@ std::vector<double> alternated(int runs, const std::vector<std::function<double(
 /// The slowest of a series' runs and the series' median.
 struct spread {
     double slowest = 0, median = 1;
+    [[nodiscard]] double ratio() const { return slowest / median; }
 };
 
-/// Three series of `calls` steps; each step runs every case once, in turn, so that all see the
+/// One case's series, ordered by their ratio.
+struct spreads {
+    std::vector<spread> by_ratio;
+    /// The series at the middle (the upper one of the two for an even count), and the worst.
+    [[nodiscard]] const spread& middle() const { return by_ratio[by_ratio.size() / 2]; }
+    [[nodiscard]] const spread& worst() const { return by_ratio.back(); }
+};
+
+/// `count` series of `calls` steps; each step runs every case once, in turn, so that all see the
 /// same moments of the machine (a burst of another tenant, the first page faults of fresh
-/// memory). `make` gives a series its cases. Returns each case's worst series (slowest ÷ median).
-std::vector<spread> worst_series(int calls, const std::function<std::vector<std::function<double()>>()>& make) {
-    std::vector<spread> worst;
-    for (int series = 0; series < 3; ++series) {
+/// memory). `make` gives a series its cases. Each series' ratios go to stderr as it ends.
+std::vector<spreads> series_spreads(int count, int calls,
+                                    const std::function<std::vector<std::function<double()>>()>& make) {
+    std::vector<spreads> all;
+    for (int series = 0; series < count; ++series) {
         const std::vector<std::function<double()>> cases = make();
         std::vector<std::vector<double>> v(cases.size());
         for (int i = 0; i < calls; ++i)
             for (std::size_t k = 0; k < cases.size(); ++k) v[k].push_back(cases[k]());
-        worst.resize(cases.size());
+        all.resize(cases.size());
+        std::fprintf(stderr, "series %d, slowest / median:", series + 1);
         for (std::size_t k = 0; k < cases.size(); ++k) {
-            const spread s{*std::max_element(v[k].begin(), v[k].end()), median(v[k])};
-            if (s.slowest / s.median > worst[k].slowest / worst[k].median) worst[k] = s;
+            all[k].by_ratio.push_back({*std::max_element(v[k].begin(), v[k].end()), median(v[k])});
+            std::fprintf(stderr, " %.2f", all[k].by_ratio.back().ratio());
         }
+        std::fprintf(stderr, "\n");
     }
-    return worst;
+    for (auto& s : all)
+        std::sort(s.by_ratio.begin(), s.by_ratio.end(), [](const spread& a, const spread& b) { return a.ratio() < b.ratio(); });
+    return all;
 }
 
 void per_task_figures(const config& c, std::vector<figure>& out) {
@@ -317,20 +333,21 @@ void per_task_figures(const config& c, std::vector<figure>& out) {
 
     // A new object per series; between its calls the floors run on the same data, for the
     // machine's own jitter on that work at the same moments.
-    const auto spreads = worst_series(c.calls, [&c] {
+    const auto spread_of = series_spreads(c.series, c.calls, [&c] {
         auto fresh = std::make_shared<cojob::parallel>(cojob::options{.n_jobs = 2, .backend = cojob::backend::threads});
         return std::vector<std::function<double()>>{
             [fresh, &c] { return cojob_call(*fresh, c.n, "threads, new object"); },
             [&c] { return plain_threads(c.n); }, [&c] { return handoff_threads(c.n); }};
     });
-    out.push_back({"jitter", "slowest of " + std::to_string(c.calls) +
-                                 " consecutive calls of a new threads object (floor: their median; worst of 3)",
-                   spreads[0].slowest, spreads[0].median, "ns/task", 2.0, 0});
-    out.push_back({"jitter_plain",
-                   "the same for two plain threads filling fresh storage, run between those calls (worst of 3)",
-                   spreads[1].slowest, spreads[1].median, "ns/task", 0, 0});
-    out.push_back({"jitter_handoff", "the same for the hand-off floor, run between those calls (worst of 3)",
-                   spreads[2].slowest, spreads[2].median, "ns/task", 0, 0});
+    const std::string of = " (floor: their median; the median of " + std::to_string(c.series) + " objects)";
+    out.push_back({"jitter", "slowest of " + std::to_string(c.calls) + " consecutive calls of a new threads object" + of,
+                   spread_of[0].middle().slowest, spread_of[0].middle().median, "ns/task", 2.0, 0});
+    out.push_back({"jitter_worst", "the same, the worst of the " + std::to_string(c.series) + " objects",
+                   spread_of[0].worst().slowest, spread_of[0].worst().median, "ns/task", 0, 0});
+    out.push_back({"jitter_plain", "the same for two plain threads filling fresh storage, run between those calls" + of,
+                   spread_of[1].middle().slowest, spread_of[1].middle().median, "ns/task", 0, 0});
+    out.push_back({"jitter_handoff", "the same for the hand-off floor, run between those calls" + of,
+                   spread_of[2].middle().slowest, spread_of[2].middle().median, "ns/task", 0, 0});
 
     const auto sl = alternated(c.runs, {[&] { return fresh_sequential(c.n); }, [&] { return plain_loop(c.n); }});
     const double seq = sl[0], loop = sl[1];
