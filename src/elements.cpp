@@ -17,25 +17,40 @@
 
 namespace cojob::detail {
 
+namespace {
+
+/// The whole units (a power of two) inside [p, p + bytes): what madvise and mincore take.
+struct aligned_span {
+    std::uintptr_t begin = 0, end = 0;
+    aligned_span(const void* p, std::size_t bytes, std::uintptr_t unit) noexcept
+        : begin((reinterpret_cast<std::uintptr_t>(p) + unit - 1) & ~(unit - 1)),
+          end((reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(unit - 1)) {}
+    [[nodiscard]] bool empty() const noexcept { return end <= begin; }
+};
+
+std::uintptr_t page_size() noexcept {
+    static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    return page;
+}
+
+}  // namespace
+
 void advise_huge_pages(void* p, std::size_t bytes) noexcept {
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(huge - 1);
-    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+    const aligned_span huge(p, bytes, std::uintptr_t{2} << 20);
+    if (!huge.empty()) (void)::madvise(reinterpret_cast<void*>(huge.begin), huge.end - huge.begin, MADV_HUGEPAGE);
 }
 
 void populate_absent(const void* p, std::size_t bytes) noexcept {
     if (bytes < populate_bytes) return;
-    static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));  // mincore's unit
     static std::atomic<bool> refused{false};  // the kernel has no MADV_POPULATE_WRITE
     if (refused.load(std::memory_order_relaxed)) return;
-    auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
+    const std::uintptr_t page = page_size();  // mincore's unit
+    const aligned_span range(p, bytes, page);
     // Which pages are present, a window at a time; each run of absent ones populated at once.
     constexpr std::size_t window = 1024;
     unsigned char present[window];
-    while (begin < end) {
-        const std::size_t pages = std::min<std::size_t>(window, (end - begin) / page);
+    for (auto begin = range.begin; begin < range.end;) {
+        const std::size_t pages = std::min<std::size_t>(window, (range.end - begin) / page);
         if (::mincore(reinterpret_cast<void*>(begin), pages * page, present) != 0) return;
         for (std::size_t i = 0; i < pages;) {
             if (present[i] & 1) {
@@ -56,10 +71,9 @@ void populate_absent(const void* p, std::size_t bytes) noexcept {
 
 back_half_faulting::back_half_faulting(void* p, std::size_t bytes) noexcept {
     if (bytes < fresh_fill_bytes) return;
-    constexpr std::uintptr_t page = 4096;
-    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + bytes / 2 + page - 1) & ~(page - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
-    if (end <= begin) return;
+    const aligned_span back(static_cast<char*>(p) + bytes / 2, bytes - bytes / 2, page_size());
+    if (back.empty()) return;
+    const auto begin = back.begin, end = back.end;
     try {
         // A kernel before 5.14 refuses the advice (EINVAL): the copy then faults the pages
         // itself, as without the helper.
